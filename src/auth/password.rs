@@ -1,0 +1,236 @@
+//! Password hashing (argon2id), verification of stored hashes old and new, and the policy for
+//! new passwords.
+//!
+//! Hashing is deliberately slow, so it runs on the blocking pool behind a semaphore: a burst of
+//! sign-ins queues for CPU instead of starving the async workers that move proxy traffic.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use super::{common_passwords, legacy};
+use crate::config::{Argon2Params, Secret};
+
+/// Longest password accepted; long enough for any passphrase, short enough to bound hashing cost.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("password hashing task failed")]
+    Join,
+}
+
+/// Why a new password is refused. The messages are shown to the person choosing it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("password must be at least {0} characters long")]
+    TooShort(usize),
+    #[error("password must be at most {MAX_PASSWORD_CHARS} characters long")]
+    TooLong,
+    #[error("password is one of the most commonly used passwords; choose another")]
+    Common,
+    #[error("password must not be the same as the username or email")]
+    SameAsIdentity,
+}
+
+/// Checks a new password: length only (no composition rules), not a common password, not the
+/// account's own name.
+pub fn check_policy(password: &str, min_chars: usize, identities: &[&str]) -> Result<(), PolicyError> {
+    let n = password.chars().count();
+    if n < min_chars {
+        return Err(PolicyError::TooShort(min_chars));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(PolicyError::TooLong);
+    }
+    if common_passwords::is_common(password) {
+        return Err(PolicyError::Common);
+    }
+    if identities.iter().any(|i| !i.is_empty() && i.eq_ignore_ascii_case(password)) {
+        return Err(PolicyError::SameAsIdentity);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Correct. `upgrade` says the stored hash should be replaced by a fresh argon2id hash
+    /// (legacy format or outdated parameters).
+    Match { upgrade: bool },
+    Mismatch,
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified for unknown users so that "no such user"
+    /// takes as long as "wrong password".
+    dummy: Arc<String>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish()
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(p: Argon2Params, concurrency: usize) -> Result<Self, PasswordError> {
+        let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+            .map_err(|e| PasswordError::Params(e.to_string()))?;
+        let dummy = hash_with(&params, &super::tokens::random_token())?;
+        Ok(PasswordHasher {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: Arc::new(dummy),
+        })
+    }
+
+    pub async fn hash(&self, password: &Secret<String>) -> Result<String, PasswordError> {
+        let params = self.params.clone();
+        let pw = password.clone();
+        self.run(move || hash_with(&params, pw.expose())).await?
+    }
+
+    /// Verifies `password` against a stored hash. A missing or unrecognisable hash verifies
+    /// the dummy instead and reports a mismatch, so the caller cannot tell the cases apart.
+    pub async fn verify(
+        &self,
+        stored: Option<&str>,
+        password: &Secret<String>,
+    ) -> Result<Verified, PasswordError> {
+        let params = self.params.clone();
+        let dummy = self.dummy.clone();
+        let stored = stored.map(str::to_string);
+        let pw = password.clone();
+        self.run(move || verify_blocking(&params, &dummy, stored.as_deref(), pw.expose()))
+            .await
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Join)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Join)
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_with(params: &Params, password: &str) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2(params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+fn verify_blocking(params: &Params, dummy: &str, stored: Option<&str>, password: &str) -> Verified {
+    let burn_dummy = || {
+        if let Ok(h) = PasswordHash::new(dummy) {
+            let _ = argon2(params).verify_password(password.as_bytes(), &h);
+        }
+        Verified::Mismatch
+    };
+    let Some(stored) = stored else {
+        return burn_dummy();
+    };
+    if stored.starts_with("$argon2") {
+        let Ok(h) = PasswordHash::new(stored) else {
+            tracing::warn!("stored argon2 hash is malformed");
+            return burn_dummy();
+        };
+        // Verify with the parameters recorded in the hash itself, not the current ones.
+        return match Argon2::default().verify_password(password.as_bytes(), &h) {
+            Ok(()) => Verified::Match {
+                upgrade: outdated(&h, params),
+            },
+            Err(_) => Verified::Mismatch,
+        };
+    }
+    if legacy::is_werkzeug_hash(stored) {
+        return match legacy::verify_werkzeug(stored, password) {
+            Ok(true) => Verified::Match { upgrade: true },
+            Ok(false) => Verified::Mismatch,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored legacy hash cannot be verified");
+                burn_dummy()
+            }
+        };
+    }
+    burn_dummy()
+}
+
+fn outdated(h: &PasswordHash<'_>, want: &Params) -> bool {
+    if h.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    match Params::try_from(h) {
+        Ok(p) => p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost(),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> PasswordHasher {
+        PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn argon2id_round_trip() {
+        let h = fast();
+        let pw = Secret::new("correct horse battery staple".to_string());
+        let stored = h.hash(&pw).await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(h.verify(Some(&stored), &pw).await.unwrap(), Verified::Match { upgrade: false });
+        let wrong = Secret::new("wrong".to_string());
+        assert_eq!(h.verify(Some(&stored), &wrong).await.unwrap(), Verified::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn outdated_params_ask_for_upgrade() {
+        let old = fast();
+        let pw = Secret::new("correct horse battery staple".to_string());
+        let stored = old.hash(&pw).await.unwrap();
+        let new = PasswordHasher::new(Argon2Params { memory_kib: 128, iterations: 1, parallelism: 1 }, 1).unwrap();
+        assert_eq!(new.verify(Some(&stored), &pw).await.unwrap(), Verified::Match { upgrade: true });
+    }
+
+    #[tokio::test]
+    async fn missing_and_garbage_hashes_mismatch() {
+        let h = fast();
+        let pw = Secret::new("anything at all".to_string());
+        for stored in [None, Some(""), Some("$argon2id$garbage"), Some("pbkdf2:sha256:x$y$z"), Some("nonsense")] {
+            assert_eq!(h.verify(stored, &pw).await.unwrap(), Verified::Mismatch, "{stored:?}");
+        }
+    }
+
+    #[test]
+    fn policy() {
+        assert_eq!(check_policy("short", 12, &[]), Err(PolicyError::TooShort(12)));
+        assert_eq!(check_policy(&"x".repeat(2000), 12, &[]), Err(PolicyError::TooLong));
+        assert!(check_policy(&"y".repeat(128), 12, &[]).is_ok());
+        assert_eq!(check_policy("alice-the-great", 12, &["Alice-The-Great"]), Err(PolicyError::SameAsIdentity));
+        assert!(check_policy("correct horse battery staple", 12, &["alice"]).is_ok());
+        // Composition rules are not imposed: a long lowercase phrase is fine.
+        assert!(check_policy("ilikeeatingsoupinwinter", 12, &[]).is_ok());
+    }
+}

@@ -1,0 +1,152 @@
+//! serde structs that mirror the TOML file. Nothing outside `config/` reads them; they are
+//! turned into [`super::Settings`] by one `TryFrom`, which reports every problem at once.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub security: RawSecurity,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub portal: RawPortal,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: S<String>,
+    pub data_dir: S<String>,
+    pub public_url: S<String>,
+    pub tls_cert: S<String>,
+    pub tls_key: S<String>,
+    pub behind_tls_proxy: Option<bool>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub max_header_bytes: S<i64>,
+    pub header_read_timeout: S<String>,
+    pub shutdown_grace: S<String>,
+    pub default_access: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: S<String>,
+    pub ca_file: S<String>,
+    pub connect_timeout: S<String>,
+    pub response_timeout: S<String>,
+    pub preserve_host: Option<bool>,
+    pub pool_max_idle_per_host: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: S<String>,
+    pub max_connections: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub cookie_name: S<String>,
+    pub idle_timeout: S<String>,
+    pub absolute_timeout: S<String>,
+    pub remember_me: Option<bool>,
+    pub remember_me_timeout: S<String>,
+    pub cache_capacity: S<i64>,
+    pub touch_interval: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    pub lockout_threshold: S<i64>,
+    pub lockout_duration: S<String>,
+    pub argon2_memory_kib: S<i64>,
+    pub argon2_iterations: S<i64>,
+    pub argon2_parallelism: S<i64>,
+    pub hash_concurrency: S<i64>,
+    pub min_password_length: S<i64>,
+    pub secret_key: S<String>,
+    pub secret_key_file: S<String>,
+    pub require_2fa_for_admins: Option<bool>,
+    pub login_attempts_per_ip: S<i64>,
+    pub login_throttle_window: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub user_id: S<String>,
+    pub user: S<String>,
+    pub email: S<String>,
+    pub name: S<String>,
+    pub roles: S<String>,
+    pub tier: S<String>,
+    pub admin: S<String>,
+    pub verified: S<String>,
+    pub request_id: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub queue_capacity: S<i64>,
+    pub batch_size: S<i64>,
+    pub flush_interval: S<String>,
+    pub on_full: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub from: S<String>,
+    pub outbox_dir: S<String>,
+    pub smtp_host: S<String>,
+    pub smtp_port: S<i64>,
+    pub smtp_tls: S<String>,
+    pub smtp_username: S<String>,
+    pub smtp_password: S<String>,
+    pub smtp_password_file: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortal {
+    pub product_name: S<String>,
+    pub logo_url: S<String>,
+    pub accent_color: S<String>,
+    pub registration: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: Spanned<String>,
+    pub access: S<String>,
+    pub roles: Option<Vec<Spanned<String>>>,
+    pub tiers: Option<Vec<Spanned<String>>>,
+    pub methods: Option<Vec<Spanned<String>>>,
+    pub require_verified: Option<bool>,
+    pub require_2fa: Option<bool>,
+}

@@ -1,0 +1,279 @@
+//! Typed, validated settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use http::Method;
+use ipnet::IpNet;
+
+use super::Secret;
+use crate::store::Tier;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub upstream: UpstreamSettings,
+    pub database: DatabaseSettings,
+    pub session: SessionSettings,
+    pub security: SecuritySettings,
+    pub headers: HeaderNames,
+    pub audit: AuditSettings,
+    pub mail: MailSettings,
+    pub portal: PortalSettings,
+    pub routes: Vec<RouteRule>,
+    /// Problems that do not stop the server (for example a shadowed route).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Base for links in mail; never taken from the Host header.
+    pub public_url: url::Url,
+    pub tls: Option<TlsFiles>,
+    /// A TLS terminator in front of Gatehouse: cookies get `Secure` and the `__Host-` prefix.
+    pub behind_tls_proxy: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub default_access: Access,
+}
+
+impl ServerSettings {
+    /// Whether browsers reach us over TLS, directly or through a terminator.
+    pub fn secure_cookies(&self) -> bool {
+        self.tls.is_some() || self.behind_tls_proxy
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub url: url::Url,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub preserve_host: bool,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// Longer absolute lifetime offered by a "remember me" box; `None` hides the box.
+    pub remember_me_timeout: Option<Duration>,
+    pub cache_capacity: u64,
+    /// `last_activity` is written back at most this often per session.
+    pub touch_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommendation for argon2id.
+    fn default() -> Self {
+        Argon2Params {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    pub argon2: Argon2Params,
+    pub hash_concurrency: usize,
+    pub min_password_length: usize,
+    /// Key for encrypting TOTP secrets at rest.
+    pub secret_key: Option<Secret<String>>,
+    pub secret_key_file: Option<PathBuf>,
+    pub require_2fa_for_admins: bool,
+    pub login_attempts_per_ip: u32,
+    pub login_throttle_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    pub user_id: http::HeaderName,
+    pub user: http::HeaderName,
+    pub email: http::HeaderName,
+    pub name: http::HeaderName,
+    pub roles: http::HeaderName,
+    pub tier: http::HeaderName,
+    pub admin: http::HeaderName,
+    pub verified: http::HeaderName,
+    pub request_id: http::HeaderName,
+}
+
+impl HeaderNames {
+    /// The identity headers, which clients may never send.
+    pub fn identity(&self) -> [&http::HeaderName; 8] {
+        [
+            &self.user_id,
+            &self.user,
+            &self.email,
+            &self.name,
+            &self.roles,
+            &self.tier,
+            &self.admin,
+            &self.verified,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// The request waits for room in the queue (back-pressure).
+    Wait,
+    /// The row is dropped and counted.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub on_full: QueueFullPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Implicit,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: String,
+    pub outbox_dir: PathBuf,
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Closed,
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    pub product_name: String,
+    pub logo_url: Option<String>,
+    pub accent_color: String,
+    pub registration: Registration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Authenticated,
+    Deny,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Authenticated => "authenticated",
+            Access::Deny => "deny",
+        }
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub pattern: String,
+    pub matcher: PathMatcher,
+    pub access: Access,
+    pub roles: Vec<String>,
+    pub tiers: Vec<Tier>,
+    pub methods: Vec<Method>,
+    pub require_verified: bool,
+    pub require_2fa: bool,
+    /// Line in the config file, for messages.
+    pub line: usize,
+}
+
+impl RouteRule {
+    pub fn matches(&self, method: &Method, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.contains(method)) && self.matcher.is_match(path)
+    }
+}
+
+/// A route's path: exact, or a glob where `*` is one segment and `**` any depth.
+#[derive(Debug, Clone)]
+pub enum PathMatcher {
+    Exact(String),
+    Glob {
+        glob: GlobMatcher,
+        /// `/x/**` also covers `/x` itself.
+        bare_prefix: Option<String>,
+    },
+}
+
+impl PathMatcher {
+    pub fn new(pattern: &str) -> Result<PathMatcher, String> {
+        if !pattern.starts_with('/') {
+            return Err(format!("route path {pattern:?} must start with '/'"));
+        }
+        if !pattern.contains(['*', '?', '[', '{']) {
+            return Ok(PathMatcher::Exact(pattern.to_string()));
+        }
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("bad glob {pattern:?}: {}", e.kind()))?
+            .compile_matcher();
+        let bare_prefix = pattern
+            .strip_suffix("/**")
+            .filter(|p| !p.contains(['*', '?', '[', '{']))
+            .map(|p| if p.is_empty() { "/".to_string() } else { p.to_string() });
+        Ok(PathMatcher::Glob { glob, bare_prefix })
+    }
+
+    pub fn is_match(&self, path: &str) -> bool {
+        match self {
+            PathMatcher::Exact(p) => p == path,
+            PathMatcher::Glob { glob, bare_prefix } => {
+                glob.is_match(path) || bare_prefix.as_deref() == Some(path)
+            }
+        }
+    }
+}

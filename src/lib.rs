@@ -1,0 +1,16 @@
+//! Gatehouse: an authentication reverse proxy.
+//!
+//! Put it in front of an unchanged web app and the app gains accounts, two-factor sign-in,
+//! sessions, roles and an audit trail. Gatehouse serves its own pages under `/_auth/` and
+//! forwards everything else to the app with identity headers (`X-Auth-*`) it can trust.
+//!
+//! Dependencies point one way: `cli`/`server` → `gateway`/`portal`/`admin` →
+//! `accounts`/`session`/`audit` → `store`.
+
+pub mod clock;
+pub mod config;
+pub mod auth;
+pub mod audit;
+pub mod accounts;
+pub mod cli;
+pub mod store;

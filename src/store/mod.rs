@@ -1,0 +1,185 @@
+//! Persistence: one sqlx pool per process, SQLite (embedded default) or PostgreSQL.
+//!
+//! Every query is written once with `$n` placeholders, which both backends accept, and run
+//! through [`on_pool!`], which expands the same code for each backend. Where the backends
+//! really differ (DDL, a few functions) the migrations and a few `match` arms branch.
+//!
+//! The store counts the queries it runs ([`Store::query_count`]); the proxy's promise that its
+//! hot path makes no database query in steady state is checked against that counter.
+
+mod activity;
+mod error;
+pub mod ids;
+mod roles;
+mod sessions;
+mod ts;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use error::StoreError;
+pub use ids::{SessionId, UserId};
+pub use roles::RoleRow;
+pub use sessions::{NewSession, SessionRow};
+pub use ts::Ts;
+pub use users::{full_name as users_full_name, NewUser, Tier, UnknownTier, UserFilter, UserPatch, UserRow, TIERS};
+
+/// Expands `$body` once per backend with `$p` bound to that backend's pool, counting the query.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {{
+        let store: &$crate::store::Store = $store;
+        store.count_query();
+        match &store.pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    }};
+}
+pub(crate) use on_pool;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database engine a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Handle to the account database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    queries: Arc<AtomicU64>,
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Replaces a password in a database URL so the URL can be shown in errors and logs.
+pub fn mask_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens a pool. A `sqlite://` file that does not exist yet is created, in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let masked = mask_url(url);
+        let connect_err = |source: sqlx::Error| StoreError::Connect {
+            url: masked.clone(),
+            source,
+        };
+        let pool = match Backend::of_url(url) {
+            Some(Backend::Sqlite) => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .map_err(connect_err)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                if let Some(parent) = opts.get_filename().parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
+                            url: masked.clone(),
+                            source: sqlx::Error::Io(e),
+                        })?;
+                    }
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?;
+                Pool::Sqlite(pool)
+            }
+            Some(Backend::Postgres) => {
+                let opts = PgConnectOptions::from_str(url).map_err(connect_err)?;
+                // One direct connection first: its error says why (refused, auth, no such
+                // database) where the pool would only report a timeout.
+                let probe = sqlx::ConnectOptions::connect(&opts).await.map_err(connect_err)?;
+                sqlx::Connection::close(probe).await.map_err(connect_err)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?;
+                Pool::Postgres(pool)
+            }
+            None => return Err(StoreError::UnsupportedUrl(masked)),
+        };
+        Ok(Store {
+            pool,
+            queries: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// How many queries this store has run since it was opened.
+    pub fn query_count(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+    }
+}
