@@ -7,10 +7,10 @@
 //! Dependencies point one way: `cli`/`server` → `gateway`/`portal`/`admin` →
 //! `accounts`/`session`/`audit` → `store`.
 
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod auth;
-pub mod audit;
-pub mod accounts;
-pub mod cli;
 pub mod store;

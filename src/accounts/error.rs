@@ -4,7 +4,10 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{field} is already taken")]
     Duplicate { field: &'static str },
     #[error("{0}")]

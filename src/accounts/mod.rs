@@ -11,14 +11,14 @@ use std::sync::Arc;
 use chrono::Duration as ChronoDuration;
 
 use crate::audit::{ActivityEvent, ActivityKind, AuditLog};
-use crate::auth::password::{check_policy, PasswordHasher, Verified};
+use crate::auth::password::{PasswordHasher, Verified, check_policy};
 use crate::clock::SharedClock;
 use crate::config::{Secret, SecuritySettings};
 use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, UserRow};
 
 pub use error::{AccountError, AuthFailure};
 pub use validate::{validate_email, validate_username};
-pub use view::{effective_roles, UserView};
+pub use view::{UserView, effective_roles};
 
 /// Where a request came from, for the activity log and `last_login_ip`.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,11 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    pub fn new(username: impl Into<String>, email: impl Into<String>, password: Option<Secret<String>>) -> Self {
+    pub fn new(
+        username: impl Into<String>,
+        email: impl Into<String>,
+        password: Option<Secret<String>>,
+    ) -> Self {
         NewAccount {
             username: username.into(),
             email: email.into(),
@@ -133,12 +137,24 @@ impl Accounts {
     }
 
     /// Checks a new password against the policy, naming the account's identities.
-    pub fn check_password(&self, password: &Secret<String>, identities: &[&str]) -> Result<(), AccountError> {
-        check_policy(password.expose(), self.inner.security.min_password_length, identities)
-            .map_err(AccountError::Policy)
+    pub fn check_password(
+        &self,
+        password: &Secret<String>,
+        identities: &[&str],
+    ) -> Result<(), AccountError> {
+        check_policy(
+            password.expose(),
+            self.inner.security.min_password_length,
+            identities,
+        )
+        .map_err(AccountError::Policy)
     }
 
-    pub async fn create_user(&self, a: NewAccount, actor: Option<UserId>) -> Result<UserRow, AccountError> {
+    pub async fn create_user(
+        &self,
+        a: NewAccount,
+        actor: Option<UserId>,
+    ) -> Result<UserRow, AccountError> {
         let username = validate_username(&a.username)?;
         let email = validate_email(&a.email)?;
         let password_hash = match &a.password {
@@ -211,17 +227,33 @@ impl Accounts {
         };
         if user.is_locked(now) || !user.is_active {
             self.inner.hasher.verify(None, password).await?;
-            let why = if user.is_locked(now) { "account locked" } else { "account inactive" };
+            let why = if user.is_locked(now) {
+                "account locked"
+            } else {
+                "account inactive"
+            };
             self.record(failed(why)).await;
             return Err(AuthFailure::InvalidCredentials);
         }
-        match self.inner.hasher.verify(user.password_hash.as_deref(), password).await? {
+        match self
+            .inner
+            .hasher
+            .verify(user.password_hash.as_deref(), password)
+            .await?
+        {
             Verified::Match { upgrade } => {
-                let rehash = if upgrade { Some(self.inner.hasher.hash(password).await?) } else { None };
+                let rehash = if upgrade {
+                    Some(self.inner.hasher.hash(password).await?)
+                } else {
+                    None
+                };
                 store
                     .record_login_success(user.id, now, client.ip.as_deref(), rehash.as_deref())
                     .await?;
-                let refreshed = store.user_by_id(user.id).await?.ok_or(AuthFailure::InvalidCredentials)?;
+                let refreshed = store
+                    .user_by_id(user.id)
+                    .await?
+                    .ok_or(AuthFailure::InvalidCredentials)?;
                 Ok(refreshed)
             }
             Verified::Mismatch => {
@@ -229,7 +261,11 @@ impl Accounts {
                     .unwrap_or(ChronoDuration::minutes(30));
                 let until = Ts(now.0 + lock_for);
                 let locked = store
-                    .record_login_failure(user.id, i64::from(self.inner.security.lockout_threshold), until)
+                    .record_login_failure(
+                        user.id,
+                        i64::from(self.inner.security.lockout_threshold),
+                        until,
+                    )
                     .await?;
                 self.record(failed("wrong password")).await;
                 if locked {
@@ -263,10 +299,10 @@ impl Accounts {
     /// Finds a user by numeric id, username or email, in that order.
     pub async fn find(&self, key: &str) -> Result<UserRow, AccountError> {
         let key = key.trim();
-        if let Ok(id) = key.parse::<i64>() {
-            if let Some(u) = self.inner.store.user_by_id(UserId(id)).await? {
-                return Ok(u);
-            }
+        if let Ok(id) = key.parse::<i64>()
+            && let Some(u) = self.inner.store.user_by_id(UserId(id)).await?
+        {
+            return Ok(u);
         }
         if let Some(u) = self.inner.store.user_by_login(key).await? {
             return Ok(u);
@@ -275,26 +311,35 @@ impl Accounts {
     }
 
     /// Applies a patch after validating the fields it touches; records which fields changed.
-    pub async fn update(&self, id: UserId, mut patch: UserPatch, actor: Option<UserId>) -> Result<UserRow, AccountError> {
+    pub async fn update(
+        &self,
+        id: UserId,
+        mut patch: UserPatch,
+        actor: Option<UserId>,
+    ) -> Result<UserRow, AccountError> {
         let current = self.get(id).await?.ok_or(AccountError::NotFound)?;
         if let Some(e) = &patch.email {
             patch.email = Some(validate_email(e)?);
         }
         if patch.first_name.is_some() || patch.last_name.is_some() {
-            let first = patch.first_name.clone().unwrap_or(current.first_name.clone());
+            let first = patch
+                .first_name
+                .clone()
+                .unwrap_or(current.first_name.clone());
             let last = patch.last_name.clone().unwrap_or(current.last_name.clone());
-            patch.full_name = Some(crate::store::users_full_name(first.as_deref(), last.as_deref()));
+            patch.full_name = Some(crate::store::users_full_name(
+                first.as_deref(),
+                last.as_deref(),
+            ));
         }
         if let Some(tz) = &patch.timezone {
             validate::timezone(tz)?;
         }
-        if let Some(c) = patch.credits_balance {
-            if c < 0 {
-                return Err(AccountError::Invalid {
-                    field: "credits_balance",
-                    message: "must not be negative".into(),
-                });
-            }
+        if patch.credits_balance.is_some_and(|c| c < 0) {
+            return Err(AccountError::Invalid {
+                field: "credits_balance",
+                message: "must not be negative".into(),
+            });
         }
         let fields = view::patch_fields(&patch);
         let now = self.now();
@@ -325,10 +370,16 @@ impl Accounts {
         let user = self.get(id).await?.ok_or(AccountError::NotFound)?;
         self.check_password(password, &[&user.username, &user.email])?;
         let hash = self.inner.hasher.hash(password).await?;
-        self.inner.store.set_password_hash(id, Some(&hash), self.now()).await?;
+        self.inner
+            .store
+            .set_password_hash(id, Some(&hash), self.now())
+            .await?;
         let ended = self.inner.store.end_sessions_of(id, keep).await?;
-        self.record(self.event(ActivityKind::PasswordChange, Some(id)).describe("Password changed"))
-            .await;
+        self.record(
+            self.event(ActivityKind::PasswordChange, Some(id))
+                .describe("Password changed"),
+        )
+        .await;
         Ok(ended)
     }
 
@@ -337,8 +388,18 @@ impl Accounts {
     }
 
     /// Locks an account until `until` (by hand, e.g. from the CLI or console).
-    pub async fn lock(&self, id: UserId, until: Ts, actor: Option<UserId>) -> Result<(), AccountError> {
-        if !self.inner.store.set_lock(id, Some(until), self.now()).await? {
+    pub async fn lock(
+        &self,
+        id: UserId,
+        until: Ts,
+        actor: Option<UserId>,
+    ) -> Result<(), AccountError> {
+        if !self
+            .inner
+            .store
+            .set_lock(id, Some(until), self.now())
+            .await?
+        {
             return Err(AccountError::NotFound);
         }
         self.record(
@@ -365,7 +426,11 @@ impl Accounts {
 
     /// Soft delete: the row stays (restorable), sign-in stops and all sessions end.
     /// Returns the ended sessions' token hashes so a cache can drop them.
-    pub async fn soft_delete(&self, id: UserId, actor: Option<UserId>) -> Result<Vec<String>, AccountError> {
+    pub async fn soft_delete(
+        &self,
+        id: UserId,
+        actor: Option<UserId>,
+    ) -> Result<Vec<String>, AccountError> {
         let now = self.now();
         if !self.inner.store.set_deleted(id, true, now).await? {
             return match self.get(id).await? {
@@ -415,7 +480,11 @@ impl Accounts {
             });
         }
         self.get(id).await?.ok_or(AccountError::NotFound)?;
-        let row = self.inner.store.grant_role(id, &role, granted_by, expires_at, now).await?;
+        let row = self
+            .inner
+            .store
+            .grant_role(id, &role, granted_by, expires_at, now)
+            .await?;
         self.record(
             self.event(ActivityKind::RoleGranted, Some(id))
                 .describe(format!("Role {role} granted"))
@@ -425,7 +494,12 @@ impl Accounts {
         Ok(row)
     }
 
-    pub async fn revoke_role(&self, id: UserId, role: &str, actor: Option<UserId>) -> Result<(), AccountError> {
+    pub async fn revoke_role(
+        &self,
+        id: UserId,
+        role: &str,
+        actor: Option<UserId>,
+    ) -> Result<(), AccountError> {
         if !self.inner.store.revoke_role(id, role).await? {
             return Err(AccountError::Invalid {
                 field: "role",

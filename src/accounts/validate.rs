@@ -16,7 +16,10 @@ pub fn validate_username(u: &str) -> Result<String, AccountError> {
     if u.chars().count() > 64 {
         return Err(bad("must be at most 64 characters"));
     }
-    if !u.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    if !u
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         return Err(bad("may contain only letters, digits, '.', '_' and '-'"));
     }
     Ok(u.to_string())
@@ -39,9 +42,12 @@ pub fn validate_email(e: &str) -> Result<String, AccountError> {
     }
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2
-        || labels
-            .iter()
-            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-') || !l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        || labels.iter().any(|l| {
+            l.is_empty()
+                || l.starts_with('-')
+                || l.ends_with('-')
+                || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
     {
         return Err(bad());
     }
@@ -50,10 +56,17 @@ pub fn validate_email(e: &str) -> Result<String, AccountError> {
 
 pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
     let r = r.trim();
-    if r.is_empty() || r.len() > 64 || !r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
+    if r.is_empty()
+        || r.len() > 64
+        || !r
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
         return Err(AccountError::Invalid {
             field: "role",
-            message: format!("{r:?} is not a role name (letters, digits, '_', '-', '.', ':'; at most 64)"),
+            message: format!(
+                "{r:?} is not a role name (letters, digits, '_', '-', '.', ':'; at most 64)"
+            ),
         });
     }
     Ok(r.to_string())
@@ -62,7 +75,9 @@ pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
 pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
     let ok = !tz.is_empty()
         && tz.len() <= 64
-        && tz.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+        && tz
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
     if ok {
         Ok(())
     } else {
@@ -81,7 +96,16 @@ mod tests {
     fn emails() {
         assert!(validate_email("john@example.com").is_ok());
         assert!(validate_email(" John.Doe+x@sub.example.co ").is_ok());
-        for bad in ["", "john", "john@", "@example.com", "john@localhost", "jo hn@example.com", "a@b@c.com", "x@-a.com"] {
+        for bad in [
+            "",
+            "john",
+            "john@",
+            "@example.com",
+            "john@localhost",
+            "jo hn@example.com",
+            "a@b@c.com",
+            "x@-a.com",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }

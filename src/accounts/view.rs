@@ -88,7 +88,11 @@ impl UserView {
 /// Active, unexpired roles plus the implicit ones: `is_admin` → `admin`; `is_superuser` →
 /// `superuser` and `admin`. Sorted and unique.
 pub fn effective_roles(user: &UserRow, rows: &[RoleRow], now: Ts) -> Vec<String> {
-    let mut roles: Vec<String> = rows.iter().filter(|r| r.in_force(now)).map(|r| r.role_name.clone()).collect();
+    let mut roles: Vec<String> = rows
+        .iter()
+        .filter(|r| r.in_force(now))
+        .map(|r| r.role_name.clone())
+        .collect();
     if user.is_admin || user.is_superuser {
         roles.push("admin".into());
     }

@@ -107,7 +107,10 @@ impl AuditLog {
                     let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     // Log the first drop and then every 1000th, so a flood does not flood the log too.
                     if n == 1 || n.is_multiple_of(1000) {
-                        tracing::warn!(dropped_total = n, "activity queue full or closed: row dropped");
+                        tracing::warn!(
+                            dropped_total = n,
+                            "activity queue full or closed: row dropped"
+                        );
                     }
                 }
             }

@@ -41,7 +41,11 @@ pub enum PolicyError {
 
 /// Checks a new password: length only (no composition rules), not a common password, not the
 /// account's own name.
-pub fn check_policy(password: &str, min_chars: usize, identities: &[&str]) -> Result<(), PolicyError> {
+pub fn check_policy(
+    password: &str,
+    min_chars: usize,
+    identities: &[&str],
+) -> Result<(), PolicyError> {
     let n = password.chars().count();
     if n < min_chars {
         return Err(PolicyError::TooShort(min_chars));
@@ -52,7 +56,10 @@ pub fn check_policy(password: &str, min_chars: usize, identities: &[&str]) -> Re
     if common_passwords::is_common(password) {
         return Err(PolicyError::Common);
     }
-    if identities.iter().any(|i| !i.is_empty() && i.eq_ignore_ascii_case(password)) {
+    if identities
+        .iter()
+        .any(|i| !i.is_empty() && i.eq_ignore_ascii_case(password))
+    {
         return Err(PolicyError::SameAsIdentity);
     }
     Ok(())
@@ -62,7 +69,9 @@ pub fn check_policy(password: &str, min_chars: usize, identities: &[&str]) -> Re
 pub enum Verified {
     /// Correct. `upgrade` says the stored hash should be replaced by a fresh argon2id hash
     /// (legacy format or outdated parameters).
-    Match { upgrade: bool },
+    Match {
+        upgrade: bool,
+    },
     Mismatch,
 }
 
@@ -77,7 +86,9 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.params).finish()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish()
     }
 }
 
@@ -114,9 +125,18 @@ impl PasswordHasher {
             .await
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Join)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Join)
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Join)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| PasswordError::Join)
     }
 }
 
@@ -173,7 +193,11 @@ fn outdated(h: &PasswordHash<'_>, want: &Params) -> bool {
         return true;
     }
     match Params::try_from(h) {
-        Ok(p) => p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost(),
+        Ok(p) => {
+            p.m_cost() != want.m_cost()
+                || p.t_cost() != want.t_cost()
+                || p.p_cost() != want.p_cost()
+        }
         Err(_) => true,
     }
 }
@@ -200,9 +224,15 @@ mod tests {
         let pw = Secret::new("correct horse battery staple".to_string());
         let stored = h.hash(&pw).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert_eq!(h.verify(Some(&stored), &pw).await.unwrap(), Verified::Match { upgrade: false });
+        assert_eq!(
+            h.verify(Some(&stored), &pw).await.unwrap(),
+            Verified::Match { upgrade: false }
+        );
         let wrong = Secret::new("wrong".to_string());
-        assert_eq!(h.verify(Some(&stored), &wrong).await.unwrap(), Verified::Mismatch);
+        assert_eq!(
+            h.verify(Some(&stored), &wrong).await.unwrap(),
+            Verified::Mismatch
+        );
     }
 
     #[tokio::test]
@@ -210,25 +240,55 @@ mod tests {
         let old = fast();
         let pw = Secret::new("correct horse battery staple".to_string());
         let stored = old.hash(&pw).await.unwrap();
-        let new = PasswordHasher::new(Argon2Params { memory_kib: 128, iterations: 1, parallelism: 1 }, 1).unwrap();
-        assert_eq!(new.verify(Some(&stored), &pw).await.unwrap(), Verified::Match { upgrade: true });
+        let new = PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 128,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            new.verify(Some(&stored), &pw).await.unwrap(),
+            Verified::Match { upgrade: true }
+        );
     }
 
     #[tokio::test]
     async fn missing_and_garbage_hashes_mismatch() {
         let h = fast();
         let pw = Secret::new("anything at all".to_string());
-        for stored in [None, Some(""), Some("$argon2id$garbage"), Some("pbkdf2:sha256:x$y$z"), Some("nonsense")] {
-            assert_eq!(h.verify(stored, &pw).await.unwrap(), Verified::Mismatch, "{stored:?}");
+        for stored in [
+            None,
+            Some(""),
+            Some("$argon2id$garbage"),
+            Some("pbkdf2:sha256:x$y$z"),
+            Some("nonsense"),
+        ] {
+            assert_eq!(
+                h.verify(stored, &pw).await.unwrap(),
+                Verified::Mismatch,
+                "{stored:?}"
+            );
         }
     }
 
     #[test]
     fn policy() {
-        assert_eq!(check_policy("short", 12, &[]), Err(PolicyError::TooShort(12)));
-        assert_eq!(check_policy(&"x".repeat(2000), 12, &[]), Err(PolicyError::TooLong));
+        assert_eq!(
+            check_policy("short", 12, &[]),
+            Err(PolicyError::TooShort(12))
+        );
+        assert_eq!(
+            check_policy(&"x".repeat(2000), 12, &[]),
+            Err(PolicyError::TooLong)
+        );
         assert!(check_policy(&"y".repeat(128), 12, &[]).is_ok());
-        assert_eq!(check_policy("alice-the-great", 12, &["Alice-The-Great"]), Err(PolicyError::SameAsIdentity));
+        assert_eq!(
+            check_policy("alice-the-great", 12, &["Alice-The-Great"]),
+            Err(PolicyError::SameAsIdentity)
+        );
         assert!(check_policy("correct horse battery staple", 12, &["alice"]).is_ok());
         // Composition rules are not imposed: a long lowercase phrase is fine.
         assert!(check_policy("ilikeeatingsoupinwinter", 12, &[]).is_ok());

@@ -22,7 +22,9 @@ pub fn hash_token(token: &str) -> String {
 
 /// Whether a string has the shape of one of our tokens (cheap pre-check before any lookup).
 pub fn looks_like_token(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

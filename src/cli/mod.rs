@@ -20,16 +20,31 @@ use crate::config::Settings;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "Authentication reverse proxy: accounts, 2FA, sessions, roles and an audit trail in front of an unchanged web app")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Authentication reverse proxy: accounts, 2FA, sessions, roles and an audit trail in front of an unchanged web app"
+)]
 pub struct Cli {
     /// Config file [default: ./gatehouse.toml if present, else built-in defaults]
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Database URL (sqlite://PATH or postgres://...), overriding [database] url
-    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     /// Log filter, e.g. "info" or "gatehouse=debug"
-    #[arg(long, global = true, env = "GATEHOUSE_LOG", default_value = "info,sqlx=warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_LOG",
+        default_value = "info,sqlx=warn"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -64,7 +79,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => check_config(&cli),
         Command::Migrate => {
             let ctx = Ctx::open(&cli).await?;
-            println!("database {} is up to date", crate::store::mask_url(&ctx.settings.database.url));
+            println!(
+                "database {} is up to date",
+                crate::store::mask_url(&ctx.settings.database.url)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => user::run(&Ctx::open(&cli).await?, cmd).await,
@@ -77,7 +95,10 @@ pub fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     let mut settings = crate::config::load(cli.config.as_deref())?;
     if let Some(url) = &cli.database {
         if crate::store::Backend::of_url(url).is_none() {
-            anyhow::bail!("--database {} is not a sqlite:// or postgres:// URL", crate::store::mask_url(url));
+            anyhow::bail!(
+                "--database {} is not a sqlite:// or postgres:// URL",
+                crate::store::mask_url(url)
+            );
         }
         settings.database.url = url.clone();
     }
@@ -90,10 +111,18 @@ fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("warning: {w}");
     }
     println!("configuration is valid");
-    println!("  listen:    {}{}", s.server.listen, if s.server.tls.is_some() { " (TLS)" } else { "" });
+    println!(
+        "  listen:    {}{}",
+        s.server.listen,
+        if s.server.tls.is_some() { " (TLS)" } else { "" }
+    );
     println!("  upstream:  {}", s.upstream.url);
     println!("  database:  {}", crate::store::mask_url(&s.database.url));
-    println!("  routes:    {} (unmatched paths: {})", s.routes.len(), s.server.default_access.as_str());
+    println!(
+        "  routes:    {} (unmatched paths: {})",
+        s.routes.len(),
+        s.server.default_access.as_str()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -108,11 +137,14 @@ impl Ctx {
     pub async fn open(cli: &Cli) -> anyhow::Result<Ctx> {
         let settings = load_settings(cli)?;
         let store = Store::connect(&settings.database.url, 2).await?;
-        store
-            .migrate()
-            .await
-            .with_context(|| format!("migrating {}", crate::store::mask_url(&settings.database.url)))?;
-        let hasher = PasswordHasher::new(settings.security.argon2, settings.security.hash_concurrency)?;
+        store.migrate().await.with_context(|| {
+            format!(
+                "migrating {}",
+                crate::store::mask_url(&settings.database.url)
+            )
+        })?;
+        let hasher =
+            PasswordHasher::new(settings.security.argon2, settings.security.hash_concurrency)?;
         let accounts = Accounts::new(
             store.clone(),
             hasher,

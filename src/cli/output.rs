@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Read};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 use crate::config::Secret;
 
@@ -11,7 +11,9 @@ use crate::config::Secret;
 pub fn read_password(from_stdin: bool) -> anyhow::Result<Secret<String>> {
     if from_stdin {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the password from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the password from stdin")?;
         if s.ends_with('\n') {
             s.pop();
             if s.ends_with('\r') {

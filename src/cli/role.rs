@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::output::{print_json, table};
 use super::Ctx;
+use super::output::{print_json, table};
 use crate::store::Ts;
 
 #[derive(Debug, Subcommand)]
@@ -33,8 +33,9 @@ fn parse_expiry(s: &str, now: Ts) -> anyhow::Result<Ts> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(Ts(t.with_timezone(&chrono::Utc)));
     }
-    let d = humantime::parse_duration(s)
-        .map_err(|_| anyhow::anyhow!("--expires {s:?} is neither an RFC 3339 time nor a duration like 30d"))?;
+    let d = humantime::parse_duration(s).map_err(|_| {
+        anyhow::anyhow!("--expires {s:?} is neither an RFC 3339 time nor a duration like 30d")
+    })?;
     let d = chrono::Duration::from_std(d).context("--expires is too far away")?;
     Ok(Ts(now.0 + d))
 }
@@ -42,9 +43,16 @@ fn parse_expiry(s: &str, now: Ts) -> anyhow::Result<Ts> {
 pub async fn run(ctx: &Ctx, cmd: &RoleCommand) -> anyhow::Result<ExitCode> {
     let acc = &ctx.accounts;
     match cmd {
-        RoleCommand::Grant { user, role, expires } => {
+        RoleCommand::Grant {
+            user,
+            role,
+            expires,
+        } => {
             let u = acc.find(user).await?;
-            let expires_at = expires.as_deref().map(|e| parse_expiry(e, acc.now())).transpose()?;
+            let expires_at = expires
+                .as_deref()
+                .map(|e| parse_expiry(e, acc.now()))
+                .transpose()?;
             let r = acc.grant_role(u.id, role, expires_at, None).await?;
             match r.expires_at {
                 Some(t) => println!("granted {} to {} until {t}", r.role_name, u.username),
@@ -74,14 +82,20 @@ pub async fn run(ctx: &Ctx, cmd: &RoleCommand) -> anyhow::Result<ExitCode> {
                         })
                     })
                     .collect();
-                print_json(&serde_json::json!({ "user_id": u.id, "roles": v, "effective": acc.effective_roles(&u).await? }))?;
+                print_json(
+                    &serde_json::json!({ "user_id": u.id, "roles": v, "effective": acc.effective_roles(&u).await? }),
+                )?;
             } else {
                 let t: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| {
                         vec![
                             r.role_name.clone(),
-                            if r.in_force(now) { "yes".into() } else { "no".into() },
+                            if r.in_force(now) {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
                             r.granted_at.to_string(),
                             r.expires_at.map_or_else(|| "-".into(), |t| t.to_string()),
                         ]

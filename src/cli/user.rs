@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::output::{print_json, read_password, table};
 use super::Ctx;
+use super::output::{print_json, read_password, table};
 use crate::accounts::{NewAccount, UserView};
 use crate::store::{Tier, Ts, UserFilter};
 
@@ -119,7 +119,8 @@ pub struct ListArgs {
 }
 
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30m, 2h or 7d: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 30m, 2h or 7d: {e}"))
 }
 
 pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
@@ -168,7 +169,10 @@ pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
                 }))?;
             } else {
                 let rows: Vec<Vec<String>> = views.iter().map(summary_row).collect();
-                table(&["ID", "USERNAME", "EMAIL", "TIER", "STATUS", "ROLES"], &rows);
+                table(
+                    &["ID", "USERNAME", "EMAIL", "TIER", "STATUS", "ROLES"],
+                    &rows,
+                );
                 println!("{} of {total} shown", views.len());
             }
         }
@@ -181,11 +185,18 @@ pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
                 print_user(&v);
             }
         }
-        UserCommand::SetPassword { user, password_stdin } => {
+        UserCommand::SetPassword {
+            user,
+            password_stdin,
+        } => {
             let u = acc.find(user).await?;
             let pw = read_password(*password_stdin)?;
             let ended = acc.change_password(u.id, &pw, None).await?;
-            println!("password set for {}; {} session(s) ended", u.username, ended.len());
+            println!(
+                "password set for {}; {} session(s) ended",
+                u.username,
+                ended.len()
+            );
         }
         UserCommand::Lock { user, duration } => {
             let u = acc.find(user).await?;
@@ -202,7 +213,11 @@ pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Delete { user } => {
             let u = acc.find(user).await?;
             let ended = acc.soft_delete(u.id, None).await?;
-            println!("{} is deleted (restorable); {} session(s) ended", u.username, ended.len());
+            println!(
+                "{} is deleted (restorable); {} session(s) ended",
+                u.username,
+                ended.len()
+            );
         }
         UserCommand::Restore { user } => {
             let u = acc.find(user).await?;
@@ -255,9 +270,19 @@ fn print_user(v: &UserView) {
     println!("company:       {}", opt(&v.company_name));
     println!("phone:         {}", opt(&v.phone));
     println!("status:        {}", status(v));
-    println!("tier:          {} ({})", v.subscription_tier, v.subscription_status);
+    println!(
+        "tier:          {} ({})",
+        v.subscription_tier, v.subscription_status
+    );
     println!("credits:       {}", v.credits_balance);
-    println!("roles:         {}", if v.roles.is_empty() { "-".into() } else { v.roles.join(", ") });
+    println!(
+        "roles:         {}",
+        if v.roles.is_empty() {
+            "-".into()
+        } else {
+            v.roles.join(", ")
+        }
+    );
     println!("created:       {}", v.created_at);
     println!("last login:    {}", ts(&v.last_login));
     if let Some(t) = v.account_locked_until {

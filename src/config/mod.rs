@@ -74,7 +74,9 @@ impl Document {
 
     /// Takes overrides from `GATEHOUSE_*` variables of this process.
     pub fn with_process_env(mut self) -> Self {
-        self.env = std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")).collect();
+        self.env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GATEHOUSE_"))
+            .collect();
         self
     }
 

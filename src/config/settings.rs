@@ -264,7 +264,13 @@ impl PathMatcher {
         let bare_prefix = pattern
             .strip_suffix("/**")
             .filter(|p| !p.contains(['*', '?', '[', '{']))
-            .map(|p| if p.is_empty() { "/".to_string() } else { p.to_string() });
+            .map(|p| {
+                if p.is_empty() {
+                    "/".to_string()
+                } else {
+                    p.to_string()
+                }
+            });
         Ok(PathMatcher::Glob { glob, bare_prefix })
     }
 

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::raw::{RawRoute, S};
 use super::settings::*;
-use super::{line_of, ConfigError, Document, Problem, Secret};
+use super::{ConfigError, Document, Problem, Secret, line_of};
 use crate::store::Tier;
 
 struct Ctx<'a> {
@@ -34,7 +34,10 @@ impl Ctx<'_> {
     }
 
     fn env(&self, var: &str) -> Option<String> {
-        self.env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+        self.env
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.clone())
     }
 
     /// A string value with an optional `GATEHOUSE_*` override; returns (value, line).
@@ -42,29 +45,32 @@ impl Ctx<'_> {
         if let Some(var) = env.and_then(|e| self.env(e)) {
             return Some((var, None));
         }
-        v.as_ref().map(|s| (s.get_ref().clone(), Some(self.line(s))))
+        v.as_ref()
+            .map(|s| (s.get_ref().clone(), Some(self.line(s))))
     }
 
     fn duration(&mut self, key: &str, v: &S<String>, default: Duration) -> Duration {
         match v {
             None => default,
-            Some(s) => match humantime::parse_duration(s.get_ref()) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    let line = self.line(s);
-                    self.problem(key, Some(line), "must be longer than zero");
-                    default
-                }
-                Err(e) => {
-                    let line = self.line(s);
-                    self.problem(
+            Some(s) => {
+                match humantime::parse_duration(s.get_ref()) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        let line = self.line(s);
+                        self.problem(key, Some(line), "must be longer than zero");
+                        default
+                    }
+                    Err(e) => {
+                        let line = self.line(s);
+                        self.problem(
                         key,
                         Some(line),
                         format!("{:?} is not a duration ({e}); write e.g. \"30m\", \"12h\", \"250ms\"", s.get_ref()),
                     );
-                    default
+                        default
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -74,14 +80,20 @@ impl Ctx<'_> {
             Some(s) if (min..=max).contains(s.get_ref()) => *s.get_ref(),
             Some(s) => {
                 let line = self.line(s);
-                self.problem(key, Some(line), format!("must be between {min} and {max}, got {}", s.get_ref()));
+                self.problem(
+                    key,
+                    Some(line),
+                    format!("must be between {min} and {max}, got {}", s.get_ref()),
+                );
                 default
             }
         }
     }
 
     fn path(&self, v: &S<String>, env: Option<&str>) -> Option<PathBuf> {
-        self.text(v, env).map(|(p, _)| PathBuf::from(p)).filter(|p| !p.as_os_str().is_empty())
+        self.text(v, env)
+            .map(|(p, _)| PathBuf::from(p))
+            .filter(|p| !p.as_os_str().is_empty())
     }
 
     fn header(&mut self, key: &str, v: &S<String>, default: &'static str) -> HeaderName {
@@ -91,7 +103,11 @@ impl Ctx<'_> {
                 Ok(h) => h,
                 Err(_) => {
                     let line = self.line(s);
-                    self.problem(key, Some(line), format!("{:?} is not a valid header name", s.get_ref()));
+                    self.problem(
+                        key,
+                        Some(line),
+                        format!("{:?} is not a valid header name", s.get_ref()),
+                    );
                     HeaderName::from_static_lower(default)
                 }
             },
@@ -106,7 +122,8 @@ trait FromStaticLower {
 impl FromStaticLower for HeaderName {
     fn from_static_lower(s: &'static str) -> HeaderName {
         // Defaults are compile-time constants written in canonical case; HeaderName wants lowercase.
-        HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).unwrap_or(HeaderName::from_static("x-auth"))
+        HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes())
+            .unwrap_or(HeaderName::from_static("x-auth"))
     }
 }
 
@@ -123,16 +140,26 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let listen = match c.text(&s.listen, Some("GATEHOUSE_LISTEN")) {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         Some((v, line)) => v.parse().unwrap_or_else(|_| {
-            c.problem("server.listen", line, format!("{v:?} is not an address like \"127.0.0.1:8080\""));
+            c.problem(
+                "server.listen",
+                line,
+                format!("{v:?} is not an address like \"127.0.0.1:8080\""),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         }),
     };
-    let data_dir = c.path(&s.data_dir, Some("GATEHOUSE_DATA_DIR")).unwrap_or_else(|| PathBuf::from("gatehouse-data"));
+    let data_dir = c
+        .path(&s.data_dir, Some("GATEHOUSE_DATA_DIR"))
+        .unwrap_or_else(|| PathBuf::from("gatehouse-data"));
     let tls = match (c.path(&s.tls_cert, None), c.path(&s.tls_key, None)) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,
         _ => {
-            c.problem("server.tls_cert", None, "tls_cert and tls_key must be set together");
+            c.problem(
+                "server.tls_cert",
+                None,
+                "tls_cert and tls_key must be set together",
+            );
             None
         }
     };
@@ -142,7 +169,11 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
         Some((v, line)) => match url::Url::parse(&v) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             _ => {
-                c.problem("server.public_url", line, format!("{v:?} is not an http(s) URL"));
+                c.problem(
+                    "server.public_url",
+                    line,
+                    format!("{v:?} is not an http(s) URL"),
+                );
                 None
             }
         },
@@ -150,17 +181,38 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let mut trusted_proxies = Vec::new();
     for p in s.trusted_proxies.iter().flatten() {
         let v = p.get_ref();
-        match v.parse::<IpNet>().or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from)) {
+        match v
+            .parse::<IpNet>()
+            .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
             Ok(n) => trusted_proxies.push(n),
             Err(_) => {
                 let line = c.line(p);
-                c.problem("server.trusted_proxies", Some(line), format!("{v:?} is not an IP address or CIDR"));
+                c.problem(
+                    "server.trusted_proxies",
+                    Some(line),
+                    format!("{v:?} is not an IP address or CIDR"),
+                );
             }
         }
     }
-    let max_header_bytes = c.int("server.max_header_bytes", &s.max_header_bytes, 16 * 1024, 1024, 1024 * 1024) as usize;
-    let header_read_timeout = c.duration("server.header_read_timeout", &s.header_read_timeout, Duration::from_secs(10));
-    let shutdown_grace = c.duration("server.shutdown_grace", &s.shutdown_grace, Duration::from_secs(10));
+    let max_header_bytes = c.int(
+        "server.max_header_bytes",
+        &s.max_header_bytes,
+        16 * 1024,
+        1024,
+        1024 * 1024,
+    ) as usize;
+    let header_read_timeout = c.duration(
+        "server.header_read_timeout",
+        &s.header_read_timeout,
+        Duration::from_secs(10),
+    );
+    let shutdown_grace = c.duration(
+        "server.shutdown_grace",
+        &s.shutdown_grace,
+        Duration::from_secs(10),
+    );
     let default_access = match &s.default_access {
         None => Access::Authenticated,
         Some(a) => parse_access(&mut c, "server.default_access", a),
@@ -171,16 +223,36 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let upstream_url = match c.text(&u.url, Some("GATEHOUSE_UPSTREAM_URL")) {
         None => url::Url::parse("http://127.0.0.1:3000/").ok(),
         Some((v, line)) => match url::Url::parse(&v) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
             _ => {
-                c.problem("upstream.url", line, format!("{v:?} is not an http:// or https:// URL"));
+                c.problem(
+                    "upstream.url",
+                    line,
+                    format!("{v:?} is not an http:// or https:// URL"),
+                );
                 None
             }
         },
     };
-    let connect_timeout = c.duration("upstream.connect_timeout", &u.connect_timeout, Duration::from_secs(5));
-    let response_timeout = c.duration("upstream.response_timeout", &u.response_timeout, Duration::from_secs(60));
-    let pool_max_idle_per_host = c.int("upstream.pool_max_idle_per_host", &u.pool_max_idle_per_host, 256, 0, 65_536) as usize;
+    let connect_timeout = c.duration(
+        "upstream.connect_timeout",
+        &u.connect_timeout,
+        Duration::from_secs(5),
+    );
+    let response_timeout = c.duration(
+        "upstream.response_timeout",
+        &u.response_timeout,
+        Duration::from_secs(60),
+    );
+    let pool_max_idle_per_host = c.int(
+        "upstream.pool_max_idle_per_host",
+        &u.pool_max_idle_per_host,
+        256,
+        0,
+        65_536,
+    ) as usize;
 
     // [database]
     let d = &raw.database;
@@ -191,7 +263,10 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
                 c.problem(
                     "database.url",
                     line,
-                    format!("{} is not a sqlite:// or postgres:// URL", crate::store::mask_url(&v)),
+                    format!(
+                        "{} is not a sqlite:// or postgres:// URL",
+                        crate::store::mask_url(&v)
+                    ),
                 );
             }
             v
@@ -201,46 +276,132 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
 
     // [session]
     let se = &raw.session;
-    let idle_timeout = c.duration("session.idle_timeout", &se.idle_timeout, Duration::from_secs(30 * 60));
-    let absolute_timeout = c.duration("session.absolute_timeout", &se.absolute_timeout, Duration::from_secs(12 * 3600));
+    let idle_timeout = c.duration(
+        "session.idle_timeout",
+        &se.idle_timeout,
+        Duration::from_secs(30 * 60),
+    );
+    let absolute_timeout = c.duration(
+        "session.absolute_timeout",
+        &se.absolute_timeout,
+        Duration::from_secs(12 * 3600),
+    );
     if idle_timeout > absolute_timeout {
         let line = se.idle_timeout.as_ref().map(|s| c.line(s));
-        c.problem("session.idle_timeout", line, "must not be longer than session.absolute_timeout");
+        c.problem(
+            "session.idle_timeout",
+            line,
+            "must not be longer than session.absolute_timeout",
+        );
     }
     let remember_me_timeout = se.remember_me.unwrap_or(false).then(|| {
-        c.duration("session.remember_me_timeout", &se.remember_me_timeout, Duration::from_secs(30 * 24 * 3600))
+        c.duration(
+            "session.remember_me_timeout",
+            &se.remember_me_timeout,
+            Duration::from_secs(30 * 24 * 3600),
+        )
     });
     let cookie_name = match c.text(&se.cookie_name, None) {
         None => "gatehouse_session".to_string(),
         Some((v, line)) => {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                c.problem("session.cookie_name", line, "use letters, digits, '_' and '-' only");
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                c.problem(
+                    "session.cookie_name",
+                    line,
+                    "use letters, digits, '_' and '-' only",
+                );
             }
             v
         }
     };
-    let cache_capacity = c.int("session.cache_capacity", &se.cache_capacity, 100_000, 1, 100_000_000) as u64;
-    let touch_interval = c.duration("session.touch_interval", &se.touch_interval, Duration::from_secs(60));
+    let cache_capacity = c.int(
+        "session.cache_capacity",
+        &se.cache_capacity,
+        100_000,
+        1,
+        100_000_000,
+    ) as u64;
+    let touch_interval = c.duration(
+        "session.touch_interval",
+        &se.touch_interval,
+        Duration::from_secs(60),
+    );
 
     // [security]
     let sec = &raw.security;
     let argon2 = Argon2Params {
-        memory_kib: c.int("security.argon2_memory_kib", &sec.argon2_memory_kib, 19_456, 8, 4 * 1024 * 1024) as u32,
-        iterations: c.int("security.argon2_iterations", &sec.argon2_iterations, 2, 1, 100) as u32,
-        parallelism: c.int("security.argon2_parallelism", &sec.argon2_parallelism, 1, 1, 64) as u32,
+        memory_kib: c.int(
+            "security.argon2_memory_kib",
+            &sec.argon2_memory_kib,
+            19_456,
+            8,
+            4 * 1024 * 1024,
+        ) as u32,
+        iterations: c.int(
+            "security.argon2_iterations",
+            &sec.argon2_iterations,
+            2,
+            1,
+            100,
+        ) as u32,
+        parallelism: c.int(
+            "security.argon2_parallelism",
+            &sec.argon2_parallelism,
+            1,
+            1,
+            64,
+        ) as u32,
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
     let security = SecuritySettings {
-        lockout_threshold: c.int("security.lockout_threshold", &sec.lockout_threshold, 5, 1, 1000) as u32,
-        lockout_duration: c.duration("security.lockout_duration", &sec.lockout_duration, Duration::from_secs(30 * 60)),
+        lockout_threshold: c.int(
+            "security.lockout_threshold",
+            &sec.lockout_threshold,
+            5,
+            1,
+            1000,
+        ) as u32,
+        lockout_duration: c.duration(
+            "security.lockout_duration",
+            &sec.lockout_duration,
+            Duration::from_secs(30 * 60),
+        ),
         argon2,
-        hash_concurrency: c.int("security.hash_concurrency", &sec.hash_concurrency, cores, 1, 1024) as usize,
-        min_password_length: c.int("security.min_password_length", &sec.min_password_length, 12, 8, 128) as usize,
-        secret_key: c.text(&sec.secret_key, Some("GATEHOUSE_SECRET_KEY")).map(|(v, _)| Secret::new(v)),
+        hash_concurrency: c.int(
+            "security.hash_concurrency",
+            &sec.hash_concurrency,
+            cores,
+            1,
+            1024,
+        ) as usize,
+        min_password_length: c.int(
+            "security.min_password_length",
+            &sec.min_password_length,
+            12,
+            8,
+            128,
+        ) as usize,
+        secret_key: c
+            .text(&sec.secret_key, Some("GATEHOUSE_SECRET_KEY"))
+            .map(|(v, _)| Secret::new(v)),
         secret_key_file: c.path(&sec.secret_key_file, Some("GATEHOUSE_SECRET_KEY_FILE")),
         require_2fa_for_admins: sec.require_2fa_for_admins.unwrap_or(false),
-        login_attempts_per_ip: c.int("security.login_attempts_per_ip", &sec.login_attempts_per_ip, 20, 1, 1_000_000) as u32,
-        login_throttle_window: c.duration("security.login_throttle_window", &sec.login_throttle_window, Duration::from_secs(15 * 60)),
+        login_attempts_per_ip: c.int(
+            "security.login_attempts_per_ip",
+            &sec.login_attempts_per_ip,
+            20,
+            1,
+            1_000_000,
+        ) as u32,
+        login_throttle_window: c.duration(
+            "security.login_throttle_window",
+            &sec.login_throttle_window,
+            Duration::from_secs(15 * 60),
+        ),
     };
 
     // [headers]
@@ -260,9 +421,19 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     // [audit]
     let a = &raw.audit;
     let audit = AuditSettings {
-        queue_capacity: c.int("audit.queue_capacity", &a.queue_capacity, 65_536, 1, 10_000_000) as usize,
+        queue_capacity: c.int(
+            "audit.queue_capacity",
+            &a.queue_capacity,
+            65_536,
+            1,
+            10_000_000,
+        ) as usize,
         batch_size: c.int("audit.batch_size", &a.batch_size, 512, 1, 100_000) as usize,
-        flush_interval: c.duration("audit.flush_interval", &a.flush_interval, Duration::from_millis(200)),
+        flush_interval: c.duration(
+            "audit.flush_interval",
+            &a.flush_interval,
+            Duration::from_millis(200),
+        ),
         on_full: match &a.on_full {
             None => QueueFullPolicy::Wait,
             Some(s) => match s.get_ref().as_str() {
@@ -270,7 +441,11 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
                 "drop" => QueueFullPolicy::Drop,
                 other => {
                     let line = c.line(s);
-                    c.problem("audit.on_full", Some(line), format!("{other:?} is not \"wait\" or \"drop\""));
+                    c.problem(
+                        "audit.on_full",
+                        Some(line),
+                        format!("{other:?} is not \"wait\" or \"drop\""),
+                    );
                     QueueFullPolicy::Wait
                 }
             },
@@ -282,12 +457,20 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let smtp = match c.text(&m.smtp_host, None) {
         None => None,
         Some((host, _)) => {
-            let tls = match m.smtp_tls.as_ref().map(|s| (s.get_ref().as_str(), c.line(s))) {
+            let tls = match m
+                .smtp_tls
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), c.line(s)))
+            {
                 None | Some(("starttls", _)) => SmtpTls::StartTls,
                 Some(("implicit", _)) | Some(("tls", _)) => SmtpTls::Implicit,
                 Some(("none", _)) => SmtpTls::None,
                 Some((other, line)) => {
-                    c.problem("mail.smtp_tls", Some(line), format!("{other:?} is not \"starttls\", \"implicit\" or \"none\""));
+                    c.problem(
+                        "mail.smtp_tls",
+                        Some(line),
+                        format!("{other:?} is not \"starttls\", \"implicit\" or \"none\""),
+                    );
                     SmtpTls::StartTls
                 }
             };
@@ -296,12 +479,19 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
                 SmtpTls::StartTls => 587,
                 SmtpTls::None => 25,
             };
-            let password = match (c.text(&m.smtp_password, None), c.path(&m.smtp_password_file, None)) {
+            let password = match (
+                c.text(&m.smtp_password, None),
+                c.path(&m.smtp_password_file, None),
+            ) {
                 (Some((p, _)), _) => Some(Secret::new(p)),
                 (None, Some(path)) => match std::fs::read_to_string(&path) {
                     Ok(p) => Some(Secret::new(p.trim_end().to_string())),
                     Err(e) => {
-                        c.problem("mail.smtp_password_file", None, format!("cannot read {}: {e}", path.display()));
+                        c.problem(
+                            "mail.smtp_password_file",
+                            None,
+                            format!("cannot read {}: {e}", path.display()),
+                        );
                         None
                     }
                 },
@@ -317,22 +507,34 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
         }
     };
     let mail = MailSettings {
-        from: c.text(&m.from, None).map_or_else(|| "Gatehouse <gatehouse@localhost>".to_string(), |(v, _)| v),
-        outbox_dir: c.path(&m.outbox_dir, None).unwrap_or_else(|| data_dir.join("outbox")),
+        from: c
+            .text(&m.from, None)
+            .map_or_else(|| "Gatehouse <gatehouse@localhost>".to_string(), |(v, _)| v),
+        outbox_dir: c
+            .path(&m.outbox_dir, None)
+            .unwrap_or_else(|| data_dir.join("outbox")),
         smtp,
     };
 
     // [portal]
     let p = &raw.portal;
     let portal = PortalSettings {
-        product_name: c.text(&p.product_name, None).map_or_else(|| "Gatehouse".to_string(), |(v, _)| v),
+        product_name: c
+            .text(&p.product_name, None)
+            .map_or_else(|| "Gatehouse".to_string(), |(v, _)| v),
         logo_url: c.text(&p.logo_url, None).map(|(v, _)| v),
         accent_color: match c.text(&p.accent_color, None) {
             None => "#2457c5".to_string(),
             Some((v, line)) => {
-                let ok = v.len() == 7 && v.starts_with('#') && v[1..].bytes().all(|b| b.is_ascii_hexdigit());
+                let ok = v.len() == 7
+                    && v.starts_with('#')
+                    && v[1..].bytes().all(|b| b.is_ascii_hexdigit());
                 if !ok {
-                    c.problem("portal.accent_color", line, format!("{v:?} is not a colour like \"#2457c5\""));
+                    c.problem(
+                        "portal.accent_color",
+                        line,
+                        format!("{v:?} is not a colour like \"#2457c5\""),
+                    );
                 }
                 v
             }
@@ -343,7 +545,11 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
                 "closed" => Registration::Closed,
                 "open" => Registration::Open,
                 _ => {
-                    c.problem("portal.registration", line, format!("{v:?} is not \"closed\" or \"open\""));
+                    c.problem(
+                        "portal.registration",
+                        line,
+                        format!("{v:?} is not \"closed\" or \"open\""),
+                    );
                     Registration::Closed
                 }
             },
@@ -426,7 +632,11 @@ fn parse_access(c: &mut Ctx<'_>, key: &str, a: &Spanned<String>) -> Access {
         "deny" => Access::Deny,
         other => {
             let line = c.line(a);
-            c.problem(key, Some(line), format!("{other:?} is not \"public\", \"authenticated\" or \"deny\""));
+            c.problem(
+                key,
+                Some(line),
+                format!("{other:?} is not \"public\", \"authenticated\" or \"deny\""),
+            );
             Access::Authenticated
         }
     }
@@ -443,10 +653,21 @@ fn route(c: &mut Ctx<'_>, i: usize, r: &RawRoute) -> Option<RouteRule> {
         }
     };
     if r.path.get_ref().starts_with("/_auth/") || r.path.get_ref() == "/_auth" {
-        c.problem(&key("path"), Some(line), "/_auth/ is reserved for Gatehouse's own pages");
+        c.problem(
+            &key("path"),
+            Some(line),
+            "/_auth/ is reserved for Gatehouse's own pages",
+        );
     }
-    let access = r.access.as_ref().map_or(Access::Authenticated, |a| parse_access(c, &key("access"), a));
-    let roles: Vec<String> = r.roles.iter().flatten().map(|s| s.get_ref().trim().to_string()).collect();
+    let access = r.access.as_ref().map_or(Access::Authenticated, |a| {
+        parse_access(c, &key("access"), a)
+    });
+    let roles: Vec<String> = r
+        .roles
+        .iter()
+        .flatten()
+        .map(|s| s.get_ref().trim().to_string())
+        .collect();
     if roles.iter().any(String::is_empty) {
         c.problem(&key("roles"), Some(line), "role names must not be empty");
     }
@@ -466,13 +687,19 @@ fn route(c: &mut Ctx<'_>, i: usize, r: &RawRoute) -> Option<RouteRule> {
             Ok(meth) => methods.push(meth),
             Err(_) => {
                 let l = c.line(m);
-                c.problem(&key("methods"), Some(l), format!("{:?} is not an HTTP method", m.get_ref()));
+                c.problem(
+                    &key("methods"),
+                    Some(l),
+                    format!("{:?} is not an HTTP method", m.get_ref()),
+                );
             }
         }
     }
     let require_verified = r.require_verified.unwrap_or(false);
     let require_2fa = r.require_2fa.unwrap_or(false);
-    if access != Access::Authenticated && (!roles.is_empty() || !tiers.is_empty() || require_verified || require_2fa) {
+    if access != Access::Authenticated
+        && (!roles.is_empty() || !tiers.is_empty() || require_verified || require_2fa)
+    {
         c.problem(
             &key("access"),
             Some(line),
@@ -501,8 +728,12 @@ fn shadow_warnings(routes: &[RouteRule]) -> Vec<String> {
         let sample = later.pattern.replace("**", "a/b/c").replace('*', "a");
         for earlier in &routes[..j] {
             let methods_cover = earlier.methods.is_empty()
-                || (!later.methods.is_empty() && later.methods.iter().all(|m| earlier.methods.contains(m)));
-            if methods_cover && earlier.matcher.is_match(&sample) && covers(&earlier.pattern, &later.pattern) {
+                || (!later.methods.is_empty()
+                    && later.methods.iter().all(|m| earlier.methods.contains(m)));
+            if methods_cover
+                && earlier.matcher.is_match(&sample)
+                && covers(&earlier.pattern, &later.pattern)
+            {
                 out.push(format!(
                     "route {:?} (line {}) is shadowed by {:?} (line {}), which comes first and matches all its paths",
                     later.pattern, later.line, earlier.pattern, earlier.line
@@ -519,10 +750,10 @@ fn covers(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    if let Some(prefix) = a.strip_suffix("/**") {
-        if !prefix.contains('*') {
-            return b == prefix || b.starts_with(&format!("{prefix}/"));
-        }
+    if let Some(prefix) = a.strip_suffix("/**")
+        && !prefix.contains('*')
+    {
+        return b == prefix || b.starts_with(&format!("{prefix}/"));
     }
     !b.contains('*')
 }
@@ -548,12 +779,18 @@ mod tests {
         let err = from_toml(src).unwrap_err().to_string();
         assert!(err.contains("session.idle_timeout (line 2)"), "{err}");
         assert!(err.contains("routes[0].path (line 5)"), "{err}");
-        assert!(err.contains("routes[1].tiers (line 9)") && err.contains("free, beta, premium, enterprise"), "{err}");
+        assert!(
+            err.contains("routes[1].tiers (line 9)")
+                && err.contains("free, beta, premium, enterprise"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_key_names_its_line() {
-        let err = from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err().to_string();
+        let err = from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 3") && err.contains("lisen"), "{err}");
     }
 
@@ -562,7 +799,12 @@ mod tests {
         let one = PathMatcher::new("/a/*").unwrap();
         assert!(one.is_match("/a/b") && !one.is_match("/a/b/c"));
         let deep = PathMatcher::new("/a/**").unwrap();
-        assert!(deep.is_match("/a/b/c") && deep.is_match("/a") && deep.is_match("/a/") && !deep.is_match("/ab"));
+        assert!(
+            deep.is_match("/a/b/c")
+                && deep.is_match("/a")
+                && deep.is_match("/a/")
+                && !deep.is_match("/ab")
+        );
         let exact = PathMatcher::new("/x").unwrap();
         assert!(exact.is_match("/x") && !exact.is_match("/x/"));
     }
@@ -578,7 +820,10 @@ mod tests {
     fn env_overrides_file() {
         let doc = Document::parse("t", "[database]\nurl = \"sqlite://a.db\"\n")
             .unwrap()
-            .with_env(vec![("GATEHOUSE_DATABASE_URL".into(), "postgres://u:pw@h/db".into())]);
+            .with_env(vec![(
+                "GATEHOUSE_DATABASE_URL".into(),
+                "postgres://u:pw@h/db".into(),
+            )]);
         let s = Settings::try_from(doc).unwrap();
         assert_eq!(s.database.url, "postgres://u:pw@h/db");
     }

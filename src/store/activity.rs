@@ -3,8 +3,8 @@
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::users::{bind_vals, SqlParts, Val};
-use super::{on_pool, Store, StoreError, Ts, UserId};
+use super::users::{SqlParts, Val, bind_vals};
+use super::{Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone)]
 pub struct NewActivity {
@@ -100,9 +100,12 @@ impl Store {
             wh.join(" AND ")
         ));
         let vals = parts.vals;
-        let rows = on_pool!(self, |p| bind_vals!(sqlx::query_as::<_, ActivityRow>(sql), &vals)
-            .fetch_all(p)
-            .await)?;
+        let rows = on_pool!(self, |p| bind_vals!(
+            sqlx::query_as::<_, ActivityRow>(sql),
+            &vals
+        )
+        .fetch_all(p)
+        .await)?;
         Ok(rows)
     }
 

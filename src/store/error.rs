@@ -2,7 +2,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("cannot open database {url}: {source}")]
+    #[error("cannot open database {url}")]
     Connect {
         url: String,
         #[source]
@@ -27,7 +27,10 @@ impl StoreError {
             self,
             StoreError::Connect { .. }
                 | StoreError::Db(
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+                    sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
                 )
         )
     }
@@ -35,19 +38,21 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                let msg = db.message().to_ascii_lowercase();
-                let c = db.constraint().unwrap_or_default().to_ascii_lowercase();
-                if c.contains("username") || msg.contains("username") {
-                    return StoreError::Duplicate { field: "username" };
-                }
-                if c.contains("email") || msg.contains("email") {
-                    return StoreError::Duplicate { field: "email" };
-                }
-                if c.contains("legacy") || msg.contains("legacy_lead_id") {
-                    return StoreError::Duplicate { field: "legacy_lead_id" };
-                }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            let msg = db.message().to_ascii_lowercase();
+            let c = db.constraint().unwrap_or_default().to_ascii_lowercase();
+            if c.contains("username") || msg.contains("username") {
+                return StoreError::Duplicate { field: "username" };
+            }
+            if c.contains("email") || msg.contains("email") {
+                return StoreError::Duplicate { field: "email" };
+            }
+            if c.contains("legacy") || msg.contains("legacy_lead_id") {
+                return StoreError::Duplicate {
+                    field: "legacy_lead_id",
+                };
             }
         }
         StoreError::Db(e)

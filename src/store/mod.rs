@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use error::StoreError;
@@ -29,7 +31,9 @@ pub use ids::{SessionId, UserId};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};
 pub use ts::Ts;
-pub use users::{full_name as users_full_name, NewUser, Tier, UnknownTier, UserFilter, UserPatch, UserRow, TIERS};
+pub use users::{
+    NewUser, TIERS, Tier, UnknownTier, UserFilter, UserPatch, UserRow, full_name as users_full_name,
+};
 
 /// Expands `$body` once per backend with `$p` bound to that backend's pool, counting the query.
 macro_rules! on_pool {
@@ -107,13 +111,13 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                if let Some(parent) = opts.get_filename().parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
-                            url: masked.clone(),
-                            source: sqlx::Error::Io(e),
-                        })?;
-                    }
+                if let Some(parent) = opts.get_filename().parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
+                        url: masked.clone(),
+                        source: sqlx::Error::Io(e),
+                    })?;
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
@@ -127,7 +131,9 @@ impl Store {
                 let opts = PgConnectOptions::from_str(url).map_err(connect_err)?;
                 // One direct connection first: its error says why (refused, auth, no such
                 // database) where the pool would only report a timeout.
-                let probe = sqlx::ConnectOptions::connect(&opts).await.map_err(connect_err)?;
+                let probe = sqlx::ConnectOptions::connect(&opts)
+                    .await
+                    .map_err(connect_err)?;
                 sqlx::Connection::close(probe).await.map_err(connect_err)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
@@ -163,7 +169,10 @@ impl Store {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{on_pool, Store, StoreError, Ts, UserId};
+use super::{Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RoleRow {
@@ -30,7 +30,8 @@ impl Store {
         expires_at: Option<Ts>,
         now: Ts,
     ) -> Result<RoleRow, StoreError> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, RoleRow>(
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, RoleRow>(
             "INSERT INTO user_roles (user_id, role_name, granted_at, granted_by, expires_at, is_active) \
              VALUES ($1, $2, $3, $4, $5, TRUE) \
              ON CONFLICT (user_id, role_name) DO UPDATE SET granted_at = excluded.granted_at, \
@@ -43,32 +44,37 @@ impl Store {
         .bind(granted_by)
         .bind(expires_at)
         .fetch_one(p)
-        .await)?;
+        .await
+        })?;
         Ok(row)
     }
 
     /// Deactivates a role; returns whether the user held it.
     pub async fn revoke_role(&self, user: UserId, role: &str) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE user_roles SET is_active = FALSE WHERE user_id = $1 AND role_name = $2 AND is_active"
         )
         .bind(user)
         .bind(role)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(n > 0)
     }
 
     /// Every role row of a user, active or not, by name.
     pub async fn roles_of(&self, user: UserId) -> Result<Vec<RoleRow>, StoreError> {
-        let rows = on_pool!(self, |p| sqlx::query_as::<_, RoleRow>(
+        let rows = on_pool!(self, |p| {
+            sqlx::query_as::<_, RoleRow>(
             "SELECT user_id, role_name, granted_at, granted_by, expires_at, is_active FROM user_roles \
              WHERE user_id = $1 ORDER BY role_name"
         )
         .bind(user)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         Ok(rows)
     }
 }

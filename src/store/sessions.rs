@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{on_pool, SessionId, Store, StoreError, Ts, UserId};
+use super::{SessionId, Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SessionRow {
@@ -56,7 +56,10 @@ impl Store {
     }
 
     /// The active session with this token hash, if any (expiry is the caller's to judge).
-    pub async fn session_by_token_hash(&self, hash: &str) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn session_by_token_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<SessionRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM user_sessions WHERE session_token = $1 AND is_active"
         ));
@@ -92,12 +95,14 @@ impl Store {
 
     /// Ends one session; returns its token hash when it was active.
     pub async fn end_session(&self, id: SessionId) -> Result<Option<String>, StoreError> {
-        let hash: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
+        let hash: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
             "UPDATE user_sessions SET is_active = FALSE WHERE id = $1 AND is_active RETURNING session_token"
         )
         .bind(id)
         .fetch_optional(p)
-        .await)?;
+        .await
+        })?;
         Ok(hash)
     }
 
@@ -108,14 +113,16 @@ impl Store {
         keep: Option<SessionId>,
     ) -> Result<Vec<String>, StoreError> {
         let keep = keep.map_or(-1, |k| k.0);
-        let hashes: Vec<String> = on_pool!(self, |p| sqlx::query_scalar(
+        let hashes: Vec<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
             "UPDATE user_sessions SET is_active = FALSE WHERE user_id = $1 AND is_active AND id <> $2 \
              RETURNING session_token"
         )
         .bind(user)
         .bind(keep)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         Ok(hashes)
     }
 
@@ -124,7 +131,8 @@ impl Store {
         if touches.is_empty() {
             return Ok(());
         }
-        on_pool!(self, |p| async {
+        on_pool!(self, |p| {
+            async {
             let mut tx = p.begin().await?;
             for (id, at) in touches {
                 sqlx::query("UPDATE user_sessions SET last_activity = $1 WHERE id = $2 AND last_activity < $1")
@@ -135,7 +143,8 @@ impl Store {
             }
             tx.commit().await
         }
-        .await)?;
+        .await
+        })?;
         Ok(())
     }
 

@@ -27,7 +27,11 @@ impl Ts {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Some(Ts(t.with_timezone(&Utc)));
         }
-        for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S",
+        ] {
             if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
                 return Some(Ts(t.and_utc()));
             }
@@ -118,7 +122,12 @@ mod tests {
     #[test]
     fn parses_the_forms_sqlite_may_hold() {
         let want = Ts(Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap());
-        for s in ["2024-05-06T07:08:09Z", "2024-05-06 07:08:09", "2024-05-06T07:08:09.000", "2024-05-06 07:08:09+00:00"] {
+        for s in [
+            "2024-05-06T07:08:09Z",
+            "2024-05-06 07:08:09",
+            "2024-05-06T07:08:09.000",
+            "2024-05-06 07:08:09+00:00",
+        ] {
             assert_eq!(Ts::parse_text(s), Some(want), "{s}");
         }
         assert_eq!(Ts::parse_text("yesterday"), None);

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{on_pool, Store, StoreError, Ts, UserId};
+use super::{Store, StoreError, Ts, UserId, on_pool};
 
 /// Subscription tiers, in the spec's order.
 pub const TIERS: [&str; 4] = ["free", "beta", "premium", "enterprise"];
@@ -263,10 +263,12 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRow>, StoreError> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
+        let row = on_pool!(self, |p| sqlx::query_as::<_, UserRow>(
+            "SELECT * FROM users WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
         Ok(row)
     }
 
@@ -354,23 +356,38 @@ impl Store {
             }
         }
         if let Some(t) = patch.subscription_tier {
-            set("subscription_tier", Val::Text(Some(t.as_str().into())), &mut parts);
+            set(
+                "subscription_tier",
+                Val::Text(Some(t.as_str().into())),
+                &mut parts,
+            );
         }
         if let Some(c) = patch.credits_balance {
             set("credits_balance", Val::I64(c), &mut parts);
         }
         set("updated_at", Val::Ts(Some(now)), &mut parts);
         let id_ph = parts.push_val(Val::I64(id.0));
-        parts.sql = format!("UPDATE users SET {} WHERE id = {id_ph} RETURNING *", sets.join(", "));
+        parts.sql = format!(
+            "UPDATE users SET {} WHERE id = {id_ph} RETURNING *",
+            sets.join(", ")
+        );
         let sql = sqlx::AssertSqlSafe(parts.sql);
         let vals = parts.vals;
-        let row = on_pool!(self, |p| bind_vals!(sqlx::query_as::<_, UserRow>(sql), &vals)
-            .fetch_optional(p)
-            .await)?;
+        let row = on_pool!(self, |p| bind_vals!(
+            sqlx::query_as::<_, UserRow>(sql),
+            &vals
+        )
+        .fetch_optional(p)
+        .await)?;
         Ok(row)
     }
 
-    pub async fn set_password_hash(&self, id: UserId, hash: Option<&str>, now: Ts) -> Result<bool, StoreError> {
+    pub async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: Option<&str>,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
         let r = on_pool!(self, |p| sqlx::query(
             "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2, \
              password_reset_token = NULL, password_reset_expires_at = NULL WHERE id = $3"
@@ -392,18 +409,21 @@ impl Store {
         threshold: i64,
         lock_until: Ts,
     ) -> Result<bool, StoreError> {
-        let locked: Option<Option<Ts>> = on_pool!(self, |p| sqlx::query_scalar(
+        // The count restarts at 0 only in the update that locks, so 0 here means "just locked".
+        let attempts: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
             "UPDATE users SET \
                account_locked_until = CASE WHEN failed_login_attempts + 1 >= $1 THEN $2 ELSE account_locked_until END, \
                failed_login_attempts = CASE WHEN failed_login_attempts + 1 >= $1 THEN 0 ELSE failed_login_attempts + 1 END \
-             WHERE id = $3 RETURNING account_locked_until"
+             WHERE id = $3 RETURNING failed_login_attempts"
         )
         .bind(threshold)
         .bind(lock_until)
         .bind(id)
         .fetch_optional(p)
-        .await)?;
-        Ok(locked.flatten() == Some(lock_until))
+        .await
+        })?;
+        Ok(attempts == Some(0))
     }
 
     /// Records a successful sign-in; `rehash` replaces the stored hash (legacy or outdated).
@@ -414,7 +434,8 @@ impl Store {
         ip: Option<&str>,
         rehash: Option<&str>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE users SET failed_login_attempts = 0, account_locked_until = NULL, last_login = $1, \
              last_login_ip = $2, login_count = login_count + 1, \
              password_hash = COALESCE($3, password_hash) WHERE id = $4"
@@ -425,13 +446,20 @@ impl Store {
         .bind(id)
         .execute(p)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
     /// Locks (`Some(until)`) or unlocks (`None`) an account by hand.
-    pub async fn set_lock(&self, id: UserId, until: Option<Ts>, now: Ts) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
+    pub async fn set_lock(
+        &self,
+        id: UserId,
+        until: Option<Ts>,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, updated_at = $2 WHERE id = $3"
         )
         .bind(until)
@@ -439,14 +467,21 @@ impl Store {
         .bind(id)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(n > 0)
     }
 
     /// Soft delete (`true`) or restore (`false`). Returns whether a row changed state.
-    pub async fn set_deleted(&self, id: UserId, deleted: bool, now: Ts) -> Result<bool, StoreError> {
+    pub async fn set_deleted(
+        &self,
+        id: UserId,
+        deleted: bool,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
         let deleted_at = deleted.then_some(now);
-        let n = on_pool!(self, |p| sqlx::query(
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE users SET is_deleted = $1, deleted_at = $2, updated_at = $3 WHERE id = $4 AND is_deleted <> $1"
         )
         .bind(deleted)
@@ -455,12 +490,17 @@ impl Store {
         .bind(id)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(n > 0)
     }
 
     /// Lists users matching `f`, ordered by id, with the total count of matches.
-    pub async fn list_users(&self, f: &UserFilter, now: Ts) -> Result<(Vec<UserRow>, i64), StoreError> {
+    pub async fn list_users(
+        &self,
+        f: &UserFilter,
+        now: Ts,
+    ) -> Result<(Vec<UserRow>, i64), StoreError> {
         let mut parts = SqlParts::default();
         let mut wh: Vec<String> = Vec::new();
         let deleted = parts.push_val(Val::Bool(f.deleted.unwrap_or(false)));
@@ -499,7 +539,8 @@ impl Store {
             ));
         }
         let where_sql = wh.join(" AND ");
-        let count_sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM users WHERE {where_sql}"));
+        let count_sql =
+            sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM users WHERE {where_sql}"));
         let count_vals = parts.vals.clone();
         let limit = parts.push_val(Val::I64(f.limit.clamp(0, 10_000)));
         let offset = parts.push_val(Val::I64(f.offset.max(0)));
@@ -507,12 +548,18 @@ impl Store {
             "SELECT * FROM users WHERE {where_sql} ORDER BY id LIMIT {limit} OFFSET {offset}"
         ));
         let vals = parts.vals;
-        let total: i64 = on_pool!(self, |p| bind_vals!(sqlx::query_scalar::<_, i64>(count_sql), &count_vals)
-            .fetch_one(p)
-            .await)?;
-        let rows = on_pool!(self, |p| bind_vals!(sqlx::query_as::<_, UserRow>(list_sql), &vals)
-            .fetch_all(p)
-            .await)?;
+        let total: i64 = on_pool!(self, |p| bind_vals!(
+            sqlx::query_scalar::<_, i64>(count_sql),
+            &count_vals
+        )
+        .fetch_one(p)
+        .await)?;
+        let rows = on_pool!(self, |p| bind_vals!(
+            sqlx::query_as::<_, UserRow>(list_sql),
+            &vals
+        )
+        .fetch_all(p)
+        .await)?;
         Ok((rows, total))
     }
 }

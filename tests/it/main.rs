@@ -1,0 +1,10 @@
+//! The integration suite: one binary, one harness. Store tests run on SQLite and, when
+//! `GATEHOUSE_TEST_POSTGRES_URL` is set, on PostgreSQL too (each test in a fresh schema).
+
+// Test code may unwrap: a failure here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod accounts;
+mod cli;
