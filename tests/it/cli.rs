@@ -36,7 +36,8 @@ impl Cli {
         {
             let mut input = child.stdin.take().unwrap();
             if let Some(s) = stdin {
-                input.write_all(s.as_bytes()).unwrap();
+                // The program may exit (usage error) before reading stdin.
+                let _ = input.write_all(s.as_bytes());
             }
         }
         child.wait_with_output().unwrap()
