@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error (clap's own, and ours for bad arguments).
 //! `--json` output is a stable contract documented in the README.
 
+mod import;
 mod output;
 mod role;
 mod user;
@@ -62,6 +63,8 @@ pub enum Command {
     Role(role::RoleCommand),
     /// Validate the configuration and print a summary
     CheckConfig,
+    /// Import users from an existing app's `leads` table
+    ImportLeads(import::ImportArgs),
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::User(cmd) => user::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Role(cmd) => role::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::ImportLeads(args) => import::run(&cli, args).await,
     }
 }
 

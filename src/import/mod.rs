@@ -1,0 +1,1 @@
+//! Importing users from an existing app's `leads` table (`gatehouse import-leads`).
