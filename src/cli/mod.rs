@@ -6,6 +6,7 @@
 mod import;
 mod output;
 mod role;
+mod serve;
 mod user;
 
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the proxy (applies migrations first)
+    Serve,
+    /// Run a self-contained demo: proxy, demo app, example routes and accounts
+    Demo(serve::DemoArgs),
     /// Create or update the database schema
     Migrate,
     /// Manage user accounts
@@ -80,6 +85,8 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => check_config(&cli),
+        Command::Serve => serve::serve(&cli).await,
+        Command::Demo(args) => serve::demo(&cli, args).await,
         Command::Migrate => {
             let ctx = Ctx::open(&cli).await?;
             println!(
