@@ -8,6 +8,7 @@
 //! `accounts`/`session`/`audit` → `store`.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -27,6 +27,12 @@ pub const TEMPLATES: &[TemplateSet] = &[&[
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if path.starts_with("/_auth/api/")
+        || path == "/_auth/admin"
+        || path.starts_with("/_auth/admin/")
+    {
+        return secure_headers(app, crate::admin::handle(app, req, ctx).await);
+    }
     let resp = match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/_auth/login") => login::show(app, &req, ctx).await,
         (Method::POST, "/_auth/login") => login::submit(app, req, ctx).await,

@@ -32,7 +32,11 @@ impl StripSet {
         self.folded.iter().any(|f| {
             f.len() == name.len()
                 && f.bytes().zip(name.bytes()).all(|(a, b)| {
-                    let b = if b == b'_' { b'-' } else { b.to_ascii_lowercase() };
+                    let b = if b == b'_' {
+                        b'-'
+                    } else {
+                        b.to_ascii_lowercase()
+                    };
                     a == b
                 })
         })
