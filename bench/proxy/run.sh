@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# Proxy benchmark: the same wrk load, in one run, against one upstream reached
+#   (a) directly, (b) through nginx, (c) through Gatehouse on a public route and
+#   (d) through Gatehouse on an authenticated route with a valid session cookie.
+# Prints req/s, p50 and p99 per case (median of REPEAT rounds) and the ratios the proxy issue
+# sets targets for; writes everything to bench/results/proxy-<time>/. See bench/README.md.
+#
+# Settings (environment):
+#   DURATION=10s  CONNECTIONS=64  WRK_THREADS=2   wrk load per measurement
+#   REPEAT=3                                      rounds; each round runs a, b, c, d in turn
+#   THREADS=<cores>                               Gatehouse tokio workers = nginx workers
+#   UPSTREAM_THREADS=<cores>                      tokio workers of the bench upstream
+#   PORT_BASE=18080                               ports PORT_BASE+1..+3 on 127.0.0.1
+#   SKIP_BUILD=1                                  use the existing release binaries
+#   LAT_DURATION=5s                               per-case run at 1 connection, for latency
+#                                                 without queueing (0 skips it)
+#   EXTRA_TOML='[audit]\non_full = "drop"'         appended to Gatehouse's config (experiments)
+#   PERF=1                                        also profile Gatehouse with `perf` during one
+#                                                 extra (c) and (d) run each
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+REPEAT=${REPEAT:-3}
+LAT_DURATION=${LAT_DURATION:-5s}
+CORES=$(nproc)
+THREADS=${THREADS:-$CORES}
+UPSTREAM_THREADS=${UPSTREAM_THREADS:-$CORES}
+PORT_BASE=${PORT_BASE:-18080}
+UP_PORT=$((PORT_BASE + 1))
+NGINX_PORT=$((PORT_BASE + 2))
+GH_PORT=$((PORT_BASE + 3))
+# Same length, same upstream answer; only Gatehouse's route rules tell them apart.
+PUBLIC_PATH=/pub/hello
+PRIVATE_PATH=/app/hello
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/bench/proxy"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT="$ROOT/bench/results/proxy-$STAMP"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+
+say() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- tools -------------------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null
+  }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  (cd "$ROOT" && cargo build --release --quiet --bin gatehouse --example bench_upstream)
+fi
+GATEHOUSE="$ROOT/target/release/gatehouse"
+UPSTREAM="$ROOT/target/release/examples/bench_upstream"
+[ -x "$GATEHOUSE" ] && [ -x "$UPSTREAM" ] || die "release binaries missing; run without SKIP_BUILD"
+
+# --- processes, cleaned up on any exit ------------------------------------------------------
+WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  # Keep the logs next to the results, then drop the temp dir (database included).
+  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+  cp "$WORK"/nginx/*.log "$OUT"/ 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$UP_PORT" "$NGINX_PORT" "$GH_PORT"; do
+  port_free "$p" || die "127.0.0.1:$p is in use; set PORT_BASE to another value"
+done
+
+wait_http() { # URL: until it answers at all, for up to 15 s
+  local i
+  for i in $(seq 1 150); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  die "nothing answers at $1"
+}
+
+# (a) the upstream
+TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
+UP_PID=$!
+PIDS+=("$UP_PID")
+wait_http "http://127.0.0.1:$UP_PORT/"
+
+# (b) nginx: plain reverse proxy, keepalive pool to the upstream, as many workers as
+# Gatehouse has threads. As root it is run as `nobody` so that it is an unprivileged process.
+mkdir -p "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes $THREADS;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    upstream bench_upstream {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+EOF
+AS_USER=()
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+  chown -R nobody "$WORK/nginx"
+  AS_USER=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+fi
+"${AS_USER[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/nginx-error.log" \
+  -g 'daemon off;' &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_http "http://127.0.0.1:$NGINX_PORT/"
+
+# (c, d) Gatehouse: one public and one authenticated route; SQLite in the temp dir; [audit]
+# left at its defaults.
+cat >"$WORK/gatehouse.toml" <<EOF
+[server]
+listen = "127.0.0.1:$GH_PORT"
+data_dir = "$WORK/gh-data"
+[upstream]
+url = "http://127.0.0.1:$UP_PORT"
+[database]
+url = "sqlite://$WORK/gh-data/gatehouse.db"
+
+[[routes]]
+path = "/pub/**"
+access = "public"
+[[routes]]
+path = "/app/**"
+EOF
+[ -z "${EXTRA_TOML:-}" ] || printf '\n%b\n' "$EXTRA_TOML" >>"$WORK/gatehouse.toml"
+PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn \
+  user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create.log" 2>&1 ||
+  die "user create failed: $(cat "$WORK/user-create.log")"
+TOKIO_WORKER_THREADS=$THREADS "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn serve \
+  >"$WORK/gatehouse.log" 2>&1 &
+GH_PID=$!
+PIDS+=("$GH_PID")
+GH="http://127.0.0.1:$GH_PORT"
+wait_http "$GH/_auth/health"
+
+# Sign in like a browser: the form gives a CSRF token and cookie, the POST a session cookie.
+JAR="$WORK/cookies.txt"
+CSRF=$(curl -s -c "$JAR" "$GH/_auth/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -n1)
+[ -n "$CSRF" ] || die "no csrf_token on $GH/_auth/login"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -b "$JAR" -c "$JAR" \
+  --data-urlencode "csrf_token=$CSRF" --data-urlencode "username=bench" \
+  --data-urlencode "password=$PASSWORD" --data-urlencode "next=$PRIVATE_PATH" "$GH/_auth/login")
+[ "$CODE" = 303 ] || die "sign-in answered $CODE, not 303"
+SESSION=$(awk '$6 == "gatehouse_session" { print $7 }' "$JAR")
+[ -n "$SESSION" ] || die "sign-in set no gatehouse_session cookie"
+COOKIE="Cookie: gatehouse_session=$SESSION"
+
+# --- the cases ----------------------------------------------------------------------------
+CASES=(a b c d)
+declare -A NAME URL HDR PROXY_PID
+NAME[a]="direct to upstream"
+URL[a]="http://127.0.0.1:$UP_PORT$PUBLIC_PATH"
+NAME[b]="nginx, reverse proxy"
+URL[b]="http://127.0.0.1:$NGINX_PORT$PUBLIC_PATH"
+NAME[c]="gatehouse, public route"
+URL[c]="$GH$PUBLIC_PATH"
+NAME[d]="gatehouse, signed in"
+URL[d]="$GH$PRIVATE_PATH"
+HDR[d]="$COOKIE"
+PROXY_PID[b]=$NGINX_PID
+PROXY_PID[c]=$GH_PID
+PROXY_PID[d]=$GH_PID
+
+curl_case() { # case → "status body"
+  local c=$1
+  local args=(-s -w ' %{http_code}')
+  [ -n "${HDR[$c]:-}" ] && args+=(-H "${HDR[$c]}")
+  curl "${args[@]}" "${URL[$c]}"
+}
+expected=$(curl_case a)
+for c in "${CASES[@]}"; do
+  got=$(curl_case "$c")
+  [ "$got" = "$expected" ] || die "case $c (${URL[$c]}) answered '$got', expected '$expected'"
+done
+denied=$(curl -s -o /dev/null -w '%{http_code}' "$GH$PRIVATE_PATH")
+[ "$denied" != 200 ] || die "$PRIVATE_PATH answered 200 without a session: the route is not protected"
+
+metric() { # name → value from /_auth/metrics
+  curl -s "$GH/_auth/metrics" | awk -v k="$1" '$1 == k { print $2 }'
+}
+
+# Waits until the activity writer has written every queued row (at most 60 s); prints seconds.
+# Called after every (d) run, so that no other case is measured while Gatehouse is still
+# writing (d)'s rows; the time it takes is (d)'s deferred cost and is reported.
+drain_audit() {
+  local start m q w
+  start=$(date +%s.%N)
+  for _ in $(seq 1 600); do
+    m=$(curl -s "$GH/_auth/metrics")
+    q=$(awk '$1 == "gatehouse_activity_queued_total" { print $2 }' <<<"$m")
+    w=$(awk '$1 == "gatehouse_activity_written_total" || $1 == "gatehouse_activity_dropped_total" { s += $2 } END { print s + 0 }' <<<"$m")
+    [ "$q" -le "$w" ] && break
+    sleep 0.1
+  done
+  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# CPU time (ms, user + system) used so far by a process and its children (nginx's workers).
+HZ=$(getconf CLK_TCK)
+cpu_ms() {
+  local pids pid total=0 t
+  pids="$1 $( (pgrep -P "$1" || true) | tr '\n' ' ')"
+  for pid in $pids; do
+    # Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo $((total * 1000 / HZ))
+}
+
+run_wrk() { # case duration logfile [threads connections]
+  local c=$1 d=$2 log=$3 t=${4:-$WRK_THREADS} n=${5:-$CONNECTIONS}
+  local args=(-t"$t" -c"$n" -d"$d" --latency -s "$HERE/report.lua")
+  [ -n "${HDR[$c]:-}" ] && args+=(-H "${HDR[$c]}")
+  wrk "${args[@]}" "${URL[$c]}" >"$log" 2>&1 || die "wrk failed for case $c: $(cat "$log")"
+}
+
+say "# Gatehouse proxy benchmark, $STAMP"
+say "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+say "load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, $REPEAT rounds of a,b,c,d; gatehouse threads = nginx workers = $THREADS; upstream threads $UPSTREAM_THREADS"
+[ -z "${EXTRA_TOML:-}" ] || say "extra gatehouse config: $(printf '%b' "$EXTRA_TOML" | tr '\n' ' ')"
+say ""
+
+# Warm-up: connection pools, session cache, allocator.
+for c in "${CASES[@]}"; do
+  run_wrk "$c" 2s "$OUT/warmup-$c.txt"
+done
+drain_audit >/dev/null
+sleep 1
+
+q_before_all=$(metric gatehouse_db_queries_total)
+d_queries=0 d_requests=0 d_proxied=0 d_misses=0
+declare -A RPS P50 P99 ERRS UPCPU PXCPU
+BACKLOG=""
+DRAIN=""
+for r in $(seq 1 "$REPEAT"); do
+  for c in "${CASES[@]}"; do
+    log="$OUT/run$r-$c.txt"
+    if [ "$c" = d ]; then
+      q0=$(metric gatehouse_db_queries_total)
+      p0=$(metric gatehouse_proxied_requests_total)
+      m0=$(metric gatehouse_session_cache_misses_total)
+    fi
+    up0=$(cpu_ms "$UP_PID")
+    px0=0
+    [ -n "${PROXY_PID[$c]:-}" ] && px0=$(cpu_ms "${PROXY_PID[$c]}")
+    run_wrk "$c" "$DURATION" "$log"
+    up1=$(cpu_ms "$UP_PID")
+    px1=0
+    [ -n "${PROXY_PID[$c]:-}" ] && px1=$(cpu_ms "${PROXY_PID[$c]}")
+    line=$(grep '^BENCH ' "$log") || die "no result line in $log"
+    get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+    RPS[$c]+="$(get rps) "
+    P50[$c]+="$(get p50_us) "
+    P99[$c]+="$(get p99_us) "
+    n=$(get requests)
+    UPCPU[$c]+="$(awk -v t="$((up1 - up0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }') "
+    PXCPU[$c]+="$(awk -v t="$((px1 - px0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }') "
+    errs=$(($(get connect_err) + $(get read_err) + $(get write_err) + $(get timeout_err) + $(get http_err)))
+    ERRS[$c]=$((${ERRS[$c]:-0} + errs))
+    if [ "$c" = d ]; then
+      q1=$(metric gatehouse_db_queries_total)
+      p1=$(metric gatehouse_proxied_requests_total)
+      m1=$(metric gatehouse_session_cache_misses_total)
+      d_queries=$((d_queries + q1 - q0))
+      d_proxied=$((d_proxied + p1 - p0))
+      d_misses=$((d_misses + m1 - m0))
+      d_requests=$((d_requests + $(get requests)))
+      backlog=$(($(metric gatehouse_activity_queued_total) - $(metric gatehouse_activity_written_total)))
+      BACKLOG+="$backlog "
+      DRAIN+="$(drain_audit) "
+    fi
+    printf '  round %s  %s  %-24s %9s req/s  p50 %6s us  p99 %6s us  proxy CPU %5s us/req  errors %s\n' \
+      "$r" "$c" "${NAME[$c]}" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
+      "$(awk -v t="$((px1 - px0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }')" "$errs" | tee -a "$SUMMARY"
+  done
+done
+
+# Latency without queueing: one connection, one request at a time.
+declare -A L50 L99
+if [ "$LAT_DURATION" != 0 ]; then
+  for r in $(seq 1 "$REPEAT"); do
+    for c in "${CASES[@]}"; do
+      log="$OUT/lat$r-$c.txt"
+      run_wrk "$c" "$LAT_DURATION" "$log" 1 1
+      line=$(grep '^BENCH ' "$log") || die "no result line in $log"
+      L50[$c]+="$(sed -n 's/.* p50_us=\([^ ]*\).*/\1/p' <<<"$line") "
+      L99[$c]+="$(sed -n 's/.* p99_us=\([^ ]*\).*/\1/p' <<<"$line") "
+    done
+  done
+fi
+
+if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  # System calls, futex calls (thread wake-ups and sleeps) and context switches per request,
+  # for each proxy, over one more 10 s run each.
+  say "perf stat, per request (proxy process and its threads/workers only):"
+  for c in b c d; do
+    pids=$(echo "${PROXY_PID[$c]} $(pgrep -P "${PROXY_PID[$c]}" || true)" | xargs | tr ' ' ',')
+    perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_futex,context-switches \
+      -p "$pids" -o "$OUT/perf-stat-$c.txt" &
+    perf_pid=$!
+    sleep 0.2
+    run_wrk "$c" 10s "$OUT/perf-stat-run-$c.txt"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    drain_audit >/dev/null
+    n=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$OUT/perf-stat-run-$c.txt")
+    say "  ($c) $(awk -F, -v n="$n" '$3 ~ /sys_enter$|futex|context/ { name = $3; sub(/.*:/, "", name); printf "%s %.2f  ", name, $1 / n }' "$OUT/perf-stat-$c.txt")"
+  done
+  # One more 10 s run each of (c) and (d) with perf sampling Gatehouse: where its CPU goes,
+  # by thread and by function (flat, self time).
+  for c in c d; do
+    perf record -F 999 -p "$GH_PID" -o "$OUT/perf-$c.data" -- sleep 8 >/dev/null 2>&1 &
+    perf_pid=$!
+    run_wrk "$c" 10s "$OUT/perf-run-$c.txt"
+    wait "$perf_pid" || true
+    drain_audit >/dev/null
+    perf report -i "$OUT/perf-$c.data" --no-children --sort comm --stdio \
+      >"$OUT/perf-$c-threads.txt" 2>/dev/null || true
+    perf report -i "$OUT/perf-$c.data" --no-children --sort dso,symbol --percent-limit 0.3 --stdio \
+      >"$OUT/perf-$c-symbols.txt" 2>/dev/null || true
+    say "perf ($c): CPU by thread, then the top functions (self time); full reports in $OUT"
+    grep -v '^#' "$OUT/perf-$c-threads.txt" | awk 'NF' | head -n 6 | tee -a "$SUMMARY"
+    grep -v '^#' "$OUT/perf-$c-symbols.txt" | awk 'NF { $1 = $1; print "    " $0 }' | head -n 30 | tee -a "$SUMMARY"
+  done
+fi
+
+drain_audit >/dev/null
+metrics_end=$(curl -s "$GH/_auth/metrics")
+printf '%s\n' "$metrics_end" >"$OUT/metrics-end.txt"
+mend() { awk -v k="$1" '$1 == k { print $2 }' <<<"$metrics_end"; }
+
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+spread() { tr ' ' '\n' | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f..%.0f", lo, hi }'; }
+declare -A MRPS MP50 MP99
+for c in "${CASES[@]}"; do
+  MRPS[$c]=$(median <<<"${RPS[$c]}")
+  MP50[$c]=$(median <<<"${P50[$c]}")
+  MP99[$c]=$(median <<<"${P99[$c]}")
+done
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
+
+say ""
+say "## Results (median of $REPEAT; range of req/s in brackets)"
+say ""
+say "| case | req/s | p50 ms | p99 ms | req/s range | proxy CPU µs/req | upstream CPU µs/req | errors |"
+say "|---|---:|---:|---:|---|---:|---:|---:|"
+for c in "${CASES[@]}"; do
+  px="-"
+  [ -n "${PROXY_PID[$c]:-}" ] && px=$(median <<<"${PXCPU[$c]}")
+  say "| ($c) ${NAME[$c]} | $(printf '%.0f' "${MRPS[$c]}") | $(ms "${MP50[$c]}") | $(ms "${MP99[$c]}") | $(spread <<<"${RPS[$c]}") | $px | $(median <<<"${UPCPU[$c]}") | ${ERRS[$c]} |"
+done
+d_over_b=$(ratio "${MRPS[d]}" "${MRPS[b]}")
+d_over_a=$(ratio "${MRPS[d]}" "${MRPS[a]}")
+added_p99=$(awk -v d="${MP99[d]}" -v a="${MP99[a]}" 'BEGIN { printf "%.2f", (d - a) / 1000 }')
+say ""
+say "ratios (req/s): d/b = $d_over_b   d/a = $d_over_a   c/b = $(ratio "${MRPS[c]}" "${MRPS[b]}")   c/a = $(ratio "${MRPS[c]}" "${MRPS[a]}")"
+say "p99 added by gatehouse over direct: (d) $added_p99 ms   (c) $(awk -v c="${MP99[c]}" -v a="${MP99[a]}" 'BEGIN { printf "%.2f", (c - a) / 1000 }') ms   (nginx: $(awk -v b="${MP99[b]}" -v a="${MP99[a]}" 'BEGIN { printf "%.2f", (b - a) / 1000 }') ms)"
+say "targets: (d) >= (b) req/s: $(awk -v r="$d_over_b" 'BEGIN { print (r >= 1) ? "met" : "MISSED" }');  p99 added < 1 ms: $(awk -v p="$added_p99" 'BEGIN { print (p < 1) ? "met" : "MISSED" }')"
+if [ "$LAT_DURATION" != 0 ]; then
+  say ""
+  say "## Latency at 1 connection (wrk -t1 -c1 -d$LAT_DURATION, median of $REPEAT)"
+  say ""
+  say "| case | p50 ms | p99 ms | p99 added over (a) ms |"
+  say "|---|---:|---:|---:|"
+  a99=$(median <<<"${L99[a]}")
+  for c in "${CASES[@]}"; do
+    l99=$(median <<<"${L99[$c]}")
+    say "| ($c) ${NAME[$c]} | $(ms "$(median <<<"${L50[$c]}")") | $(ms "$l99") | $(awk -v x="$l99" -v a="$a99" 'BEGIN { printf "%.2f", (x - a) / 1000 }') |"
+  done
+fi
+say ""
+say "## Gatehouse counters"
+say "during the (d) runs: $d_requests requests completed by wrk, $d_proxied proxied, session cache misses $d_misses, db queries $d_queries ($(awk -v q="$d_queries" -v n="$d_requests" 'BEGIN { printf "%.5f", (n ? q / n : 0) }') per request; activity rows are batch-inserted, one query per batch)"
+say "db queries: $q_before_all before the measured rounds, $(mend gatehouse_db_queries_total) at the end"
+say "activity: queued $(mend gatehouse_activity_queued_total), written $(mend gatehouse_activity_written_total), dropped $(mend gatehouse_activity_dropped_total); rows still queued at the end of each (d) run: ${BACKLOG% } (queue_capacity 65536), written in ${DRAIN% } s after it (the next case waited)"
+say "upstream errors: $(mend gatehouse_upstream_errors_total)"
+say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+say ""
+say "results: $OUT"
