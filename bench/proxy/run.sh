@@ -183,7 +183,7 @@ wait_http "$GH/_auth/health"
 
 # Sign in like a browser: the form gives a CSRF token and cookie, the POST a session cookie.
 JAR="$WORK/cookies.txt"
-CSRF=$(curl -s -c "$JAR" "$GH/_auth/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -n1)
+CSRF=$(curl -s -c "$JAR" "$GH/_auth/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | sed -n 1p)
 [ -n "$CSRF" ] || die "no csrf_token on $GH/_auth/login"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -b "$JAR" -c "$JAR" \
   --data-urlencode "csrf_token=$CSRF" --data-urlencode "username=bench" \
@@ -265,7 +265,7 @@ run_wrk() { # case duration logfile [threads connections]
 
 say "# Gatehouse proxy benchmark, $STAMP"
 say "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-say "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+say "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | sed -n 1p | cut -d' ' -f1-2)"
 say "load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, $REPEAT rounds of a,b,c,d; gatehouse threads = nginx workers = $THREADS; upstream threads $UPSTREAM_THREADS"
 [ -z "${EXTRA_TOML:-}" ] || say "extra gatehouse config: $(printf '%b' "$EXTRA_TOML" | tr '\n' ' ')"
 say ""
@@ -369,8 +369,8 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     perf report -i "$OUT/perf-$c.data" --no-children --sort dso,symbol --percent-limit 0.3 --stdio \
       >"$OUT/perf-$c-symbols.txt" 2>/dev/null || true
     say "perf ($c): CPU by thread, then the top functions (self time); full reports in $OUT"
-    grep -v '^#' "$OUT/perf-$c-threads.txt" | awk 'NF' | head -n 6 | tee -a "$SUMMARY"
-    grep -v '^#' "$OUT/perf-$c-symbols.txt" | awk 'NF { $1 = $1; print "    " $0 }' | head -n 30 | tee -a "$SUMMARY"
+    grep -v '^#' "$OUT/perf-$c-threads.txt" | awk 'NF' | sed -n 1,6p | tee -a "$SUMMARY"
+    grep -v '^#' "$OUT/perf-$c-symbols.txt" | awk 'NF { $1 = $1; print "    " $0 }' | sed -n 1,30p | tee -a "$SUMMARY"
   done
 fi
 
