@@ -223,8 +223,8 @@ done
 denied=$(curl -s -o /dev/null -w '%{http_code}' "$GH$PRIVATE_PATH")
 [ "$denied" != 200 ] || die "$PRIVATE_PATH answered 200 without a session: the route is not protected"
 
-metric() { # name → value from /_auth/metrics
-  curl -s "$GH/_auth/metrics" | awk -v k="$1" '$1 == k { print $2 }'
+metric() { # name → value from /_auth/metrics (0 when this version has no such counter)
+  curl -s "$GH/_auth/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
 }
 
 # Waits until the activity writer has written every queued row (at most 60 s); prints seconds.
@@ -278,7 +278,7 @@ drain_audit >/dev/null
 sleep 1
 
 q_before_all=$(metric gatehouse_db_queries_total)
-d_queries=0 d_requests=0 d_proxied=0 d_misses=0
+d_queries=0 d_background=0 d_requests=0 d_proxied=0 d_misses=0
 declare -A RPS P50 P99 ERRS UPCPU PXCPU
 BACKLOG=""
 DRAIN=""
@@ -287,6 +287,7 @@ for r in $(seq 1 "$REPEAT"); do
     log="$OUT/run$r-$c.txt"
     if [ "$c" = d ]; then
       q0=$(metric gatehouse_db_queries_total)
+      g0=$(metric gatehouse_db_background_queries_total)
       p0=$(metric gatehouse_proxied_requests_total)
       m0=$(metric gatehouse_session_cache_misses_total)
     fi
@@ -309,6 +310,8 @@ for r in $(seq 1 "$REPEAT"); do
     ERRS[$c]=$((${ERRS[$c]:-0} + errs))
     if [ "$c" = d ]; then
       q1=$(metric gatehouse_db_queries_total)
+      g1=$(metric gatehouse_db_background_queries_total)
+      d_background=$((d_background + g1 - g0))
       p1=$(metric gatehouse_proxied_requests_total)
       m1=$(metric gatehouse_session_cache_misses_total)
       d_queries=$((d_queries + q1 - q0))
@@ -421,8 +424,8 @@ if [ "$LAT_DURATION" != 0 ]; then
 fi
 say ""
 say "## Gatehouse counters"
-say "during the (d) runs: $d_requests requests completed by wrk, $d_proxied proxied, session cache misses $d_misses, db queries $d_queries ($(awk -v q="$d_queries" -v n="$d_requests" 'BEGIN { printf "%.5f", (n ? q / n : 0) }') per request; activity rows are batch-inserted, one query per batch)"
-say "db queries: $q_before_all before the measured rounds, $(mend gatehouse_db_queries_total) at the end"
+say "during the (d) runs: $d_requests requests completed by wrk, $d_proxied proxied, session cache misses $d_misses, db queries $d_queries ($(awk -v q="$d_queries" -v n="$d_requests" 'BEGIN { printf "%.5f", (n ? q / n : 0) }') per request), background-writer queries $d_background (batched activity rows and session touches; counted apart only by versions that have gatehouse_db_background_queries_total)"
+say "db queries: $q_before_all before the measured rounds, $(mend gatehouse_db_queries_total) at the end; background $(mend gatehouse_db_background_queries_total) at the end"
 say "activity: queued $(mend gatehouse_activity_queued_total), written $(mend gatehouse_activity_written_total), dropped $(mend gatehouse_activity_dropped_total); rows still queued at the end of each (d) run: ${BACKLOG% } (queue_capacity 65536), written in ${DRAIN% } s after it (the next case waited)"
 say "upstream errors: $(mend gatehouse_upstream_errors_total)"
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
