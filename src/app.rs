@@ -11,7 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::proxy::Upstream;
 use crate::proxy::headers::StripSet;
-use crate::session::SessionService;
+use crate::session::{ApiTokens, SessionService};
 use crate::store::Store;
 use crate::web::render::Templates;
 
@@ -56,6 +56,7 @@ pub struct AppInner {
     pub store: Store,
     pub accounts: Accounts,
     pub sessions: SessionService,
+    pub tokens: ApiTokens,
     pub audit: AuditLog,
     pub keys: Keys,
     pub templates: Templates,
@@ -93,8 +94,12 @@ impl App {
             settings.security.clone(),
         );
         let sessions = SessionService::new(store.clone(), clock.clone(), settings.session.clone());
+        let tokens = ApiTokens::new(store.clone(), clock.clone(), audit.clone());
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
-        let templates = Templates::new(&settings.portal, crate::portal::TEMPLATES)?;
+        let templates = Templates::new(
+            &settings.portal,
+            &[crate::portal::TEMPLATES, crate::admin::TEMPLATES].concat(),
+        )?;
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
         let app = App {
@@ -103,6 +108,7 @@ impl App {
                 store,
                 accounts,
                 sessions,
+                tokens,
                 audit,
                 keys,
                 templates,

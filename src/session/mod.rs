@@ -13,6 +13,7 @@
 //! [`SessionService::evict_token_hashes`] and [`SessionService::evict_user`] are the hooks a
 //! cross-instance event feed would call.
 
+pub mod api_tokens;
 mod identity;
 mod toucher;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
+pub use api_tokens::{ApiTokens, TokenPrincipal};
 pub use identity::Identity;
 
 use crate::accounts::ClientInfo;

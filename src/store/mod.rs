@@ -12,7 +12,9 @@ mod error;
 pub mod ids;
 mod roles;
 mod sessions;
+mod tokens;
 mod ts;
+mod user_ops;
 mod users;
 
 use std::str::FromStr;
@@ -27,10 +29,12 @@ use sqlx::sqlite::{
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use error::StoreError;
-pub use ids::{SessionId, UserId};
+pub use ids::{SessionId, TokenId, UserId};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};
+pub use tokens::{NewToken, TokenRow};
 pub use ts::Ts;
+pub use user_ops::CreditChange;
 pub use users::{
     NewUser, TIERS, Tier, UnknownTier, UserFilter, UserPatch, UserRow, full_name as users_full_name,
 };
