@@ -30,6 +30,10 @@ pub const TEMPLATES: &[TemplateSet] = &[&[
         include_str!("templates/activity.html"),
     ),
     ("admin/macros.html", include_str!("templates/macros.html")),
+    (
+        "admin/activity_table.html",
+        include_str!("templates/activity_table.html"),
+    ),
 ]];
 
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {

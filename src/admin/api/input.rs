@@ -154,6 +154,10 @@ pub fn query(uri: &http::Uri, allowed: &[&str]) -> Result<Query, ApiError> {
 pub struct Query(HashMap<String, String>);
 
 impl Query {
+    pub fn from_pairs<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Query {
+        Query(pairs.map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     pub fn text(&self, key: &str) -> Option<String> {
         self.0.get(key).cloned()
     }
