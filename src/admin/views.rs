@@ -77,15 +77,22 @@ pub enum TierName {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
+    #[schema(max_length = 100)]
     pub first_name: Option<Option<String>>,
+    #[schema(max_length = 100)]
     pub last_name: Option<Option<String>>,
+    #[schema(max_length = 40)]
     pub phone: Option<Option<String>>,
+    #[schema(max_length = 200)]
     pub company_name: Option<Option<String>>,
     pub email_notifications: Option<bool>,
     pub sms_notifications: Option<bool>,
+    /// A zone name like `Europe/Berlin`.
+    #[schema(pattern = "^[A-Za-z0-9/_+-]{1,64}$")]
     pub timezone: Option<String>,
     pub is_active: Option<bool>,
     pub is_verified: Option<bool>,
+    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
     pub subscription_status: Option<String>,
     #[schema(value_type = Option<TierName>)]
     pub subscription_tier: Option<String>,
@@ -108,12 +115,21 @@ pub struct UserUpdated {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
+    /// Letters, digits, `.`, `_`, `-`; at most 64.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub username: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// At least `security.min_password_length` characters, not a common password.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
+    #[schema(max_length = 200)]
     pub company_name: Option<String>,
     #[schema(value_type = Option<TierName>)]
     pub subscription_tier: Option<String>,
@@ -190,6 +206,7 @@ pub struct RoleGranted {
 #[serde(deny_unknown_fields)]
 pub struct GrantRoleBody {
     /// Letters, digits, `_`, `-`, `.`, `:`; at most 64. `admin` and `superuser` need a superuser.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub role: String,
     /// RFC 3339; in the future. `null` or absent: no expiry.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -243,6 +260,7 @@ pub struct CreditsBody {
     #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// Why, for the activity log (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 

@@ -1343,7 +1343,10 @@ async fn console_pages_and_forms(b: Backend) {
         .page(&format!("{user_page}?done=role_granted"))
         .await
         .text();
-    assert!(page.contains("Role granted.") && page.contains("editor"), "{page}");
+    assert!(
+        page.contains("Role granted.") && page.contains("editor"),
+        "{page}"
+    );
     assert_status(
         &jane.api("/editors/x", &[]).await,
         StatusCode::OK,
@@ -1664,7 +1667,7 @@ async fn schemathesis_conformance() {
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
-        .args(["--max-examples", "25", "--seed", "1", "--workers", "1", "--max-time", "100"])
+        .args(["--max-examples", "100", "--seed", "1", "--workers", "1"])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--mode", "positive", "--no-shrink", "--output-truncate", "true"])
         .arg("--report-dir")
@@ -1679,16 +1682,5 @@ async fn schemathesis_conformance() {
         out.status.success(),
         "schemathesis found violations:\n{stdout}\n{stderr}"
     );
-    eprintln!(
-        "{}",
-        stdout
-            .lines()
-            .rev()
-            .take(12)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    eprintln!("{stdout}");
 }
