@@ -8,3 +8,5 @@ mod harness;
 
 mod accounts;
 mod cli;
+mod proxy;
+mod transport;
