@@ -241,3 +241,70 @@ async fn large_bodies_stream_both_ways_in_flat_memory() {
         assert!(a.saturating_sub(b) < 96 * 1024, "RSS grew by {} KiB", a - b);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_with_a_private_ca() {
+    // Inner: a TLS gatehouse with a public catch-all route in front of the demo app.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let inner_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(gatehouse::demo::upstream::serve(up, std::future::pending()));
+    let toml = crate::harness::server::base_toml(&inner_db, &format!("http://{up_addr}")).replace(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+    ) + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
+    let clock = Arc::new(gatehouse::clock::ManualClock::starting_now());
+    let inner = gatehouse::server::start(
+        gatehouse::config::from_toml(&toml).unwrap(),
+        clock.clone(),
+        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    )
+    .await
+    .unwrap();
+    // Outer: plain HTTP, upstream https://localhost:<inner> trusted through ca_file.
+    let outer_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
+    let upstream = format!("https://localhost:{}", inner.local_addr.port());
+    let toml = crate::harness::server::base_toml(&outer_db, &upstream).replace(
+        "[upstream]\n",
+        &format!(
+            "[upstream]\nca_file = \"{}\"\npreserve_host = false\n",
+            cert_path.display()
+        ),
+    ) + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
+    let outer = gatehouse::server::start(
+        gatehouse::config::from_toml(&toml).unwrap(),
+        clock,
+        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    )
+    .await
+    .unwrap();
+    let mut b = crate::harness::Browser::new(&format!("http://{}", outer.local_addr));
+    let r = b.api("/echo/through-two", &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["path"], "/echo/through-two");
+    // Without the CA the same upstream is refused: 502.
+    let untrusting_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
+    let toml = crate::harness::server::base_toml(&untrusting_db, &upstream)
+        + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
+    let untrusting = gatehouse::server::start(
+        gatehouse::config::from_toml(&toml).unwrap(),
+        Arc::new(gatehouse::clock::ManualClock::starting_now()),
+        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    )
+    .await
+    .unwrap();
+    let mut b = crate::harness::Browser::new(&format!("http://{}", untrusting.local_addr));
+    assert_eq!(b.api("/echo/x", &[]).await.status, StatusCode::BAD_GATEWAY);
+    untrusting.shutdown().await;
+    outer.shutdown().await;
+    inner.shutdown().await;
+}
