@@ -624,3 +624,26 @@ async fn session_id_rotates_at_sign_in() {
         "the previous session ended"
     );
 }
+
+#[tokio::test]
+async fn dead_database_gives_503_never_a_pass() {
+    let s = server(Backend::Sqlite).await;
+    let mut alice = s.signed_in("alice").await;
+    assert_eq!(alice.api("/app/x", &[]).await.status, StatusCode::OK);
+    s.app().store.close().await;
+    // A cached session keeps working: the hot path does not need the database.
+    assert_eq!(alice.api("/app/x", &[]).await.status, StatusCode::OK);
+    // A session that must be looked up cannot be, and is not waved through.
+    let mut stranger = s.browser();
+    stranger.cookies.insert(
+        s.app().session_cookie_name(),
+        gatehouse::auth::tokens::random_token(),
+    );
+    let r = stranger.api("/app/x", &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"], "unavailable");
+    assert_eq!(
+        stranger.get("/_auth/health").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
