@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::both_backends;
+use crate::harness::server::{PUBLIC_ALL, start_bare};
 use crate::harness::{Backend, TestServer};
 use gatehouse::store::{Tier, Ts};
 
@@ -405,23 +406,12 @@ async fn garbage_cookies_are_signed_out() {
 #[tokio::test]
 async fn upstream_down_gives_502_then_recovers() {
     // Point the proxy at a port nothing listens on, then start something there.
-    let db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let upstream = format!("http://127.0.0.1:{port}");
-    let toml = crate::harness::server::base_toml(&db, &upstream)
-        + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
-    let settings = gatehouse::config::from_toml(&toml).unwrap();
-    let clock = std::sync::Arc::new(gatehouse::clock::ManualClock::starting_now());
-    let running = gatehouse::server::start(
-        settings,
-        clock,
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let (running, _db) = start_bare(&upstream, |t| t + PUBLIC_ALL).await;
     let mut b = crate::harness::Browser::new(&format!("http://{}", running.local_addr));
     let r = b.api("/x", &[]).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
@@ -444,7 +434,6 @@ async fn upstream_down_gives_502_then_recovers() {
 #[tokio::test]
 async fn slow_upstream_gives_504() {
     // An upstream that accepts and never answers.
-    let db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = silent.local_addr().unwrap();
     tokio::spawn(async move {
@@ -453,18 +442,10 @@ async fn slow_upstream_gives_504() {
             held.push(s);
         }
     });
-    let toml = crate::harness::server::base_toml(&db, &format!("http://{addr}"))
-        .replace("response_timeout = \"5s\"", "response_timeout = \"300ms\"")
-        + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
-    let settings = gatehouse::config::from_toml(&toml).unwrap();
-    let clock = std::sync::Arc::new(gatehouse::clock::ManualClock::starting_now());
-    let running = gatehouse::server::start(
-        settings,
-        clock,
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let (running, _db) = start_bare(&format!("http://{addr}"), |t| {
+        t.replace("response_timeout = \"5s\"", "response_timeout = \"300ms\"") + PUBLIC_ALL
+    })
+    .await;
     let mut b = crate::harness::Browser::new(&format!("http://{}", running.local_addr));
     let r = b.api("/x", &[]).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
@@ -497,24 +478,10 @@ async fn bad_requests_get_the_right_status() {
 
 #[tokio::test]
 async fn slow_header_client_is_cut_off() {
-    let db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
-    let toml = crate::harness::server::base_toml(&db, "http://127.0.0.1:9") + "[server]\n";
-    // header_read_timeout lives in [server]; rebuild the table with it.
-    let toml = toml
-        .replace(
-            "[server]\nlisten",
-            "[server]\nheader_read_timeout = \"300ms\"\nlisten",
-        )
-        .replace("\n[server]\n", "\n");
-    let settings = gatehouse::config::from_toml(&toml).unwrap();
-    let clock = std::sync::Arc::new(gatehouse::clock::ManualClock::starting_now());
-    let running = gatehouse::server::start(
-        settings,
-        clock,
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let (running, _db) = start_bare("http://127.0.0.1:9", |t| {
+        t.replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n")
+    })
+    .await;
     let mut sock = TcpStream::connect(running.local_addr).await.unwrap();
     sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await

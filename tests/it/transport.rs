@@ -10,6 +10,7 @@ use hyper::body::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::harness::server::{PUBLIC_ALL, demo_upstream, start_bare};
 use crate::harness::{Backend, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,27 +55,16 @@ async fn http2_over_tls_with_secure_cookies() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
-    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up_addr = up.local_addr().unwrap();
-    tokio::spawn(gatehouse::demo::upstream::serve(up, std::future::pending()));
-    let toml = crate::harness::server::base_toml(&db, &format!("http://{up_addr}")).replace(
-        "[server]\n",
-        &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert_path.display(),
-            key_path.display()
-        ),
-    ) + "[[routes]]\npath = \"/app/**\"\n";
-    let settings = gatehouse::config::from_toml(&toml).unwrap();
-    let clock = Arc::new(gatehouse::clock::ManualClock::starting_now());
-    let running = gatehouse::server::start(
-        settings,
-        clock,
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let up_addr = demo_upstream().await;
+    let tls_lines = format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    );
+    let (running, _db) = start_bare(&format!("http://{up_addr}"), |t| {
+        t.replace("[server]\n", &tls_lines) + "[[routes]]\npath = \"/app/**\"\n"
+    })
+    .await;
     let mut a = gatehouse::accounts::NewAccount::new(
         "alice",
         "alice@example.com",
@@ -250,58 +240,32 @@ async fn https_upstream_with_a_private_ca() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let inner_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
-    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up_addr = up.local_addr().unwrap();
-    tokio::spawn(gatehouse::demo::upstream::serve(up, std::future::pending()));
-    let toml = crate::harness::server::base_toml(&inner_db, &format!("http://{up_addr}")).replace(
-        "[server]\n",
-        &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert_path.display(),
-            key_path.display()
-        ),
-    ) + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
-    let clock = Arc::new(gatehouse::clock::ManualClock::starting_now());
-    let inner = gatehouse::server::start(
-        gatehouse::config::from_toml(&toml).unwrap(),
-        clock.clone(),
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let up_addr = demo_upstream().await;
+    let tls_lines = format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    );
+    let (inner, _inner_db) = start_bare(&format!("http://{up_addr}"), |t| {
+        t.replace("[server]\n", &tls_lines) + PUBLIC_ALL
+    })
+    .await;
     // Outer: plain HTTP, upstream https://localhost:<inner> trusted through ca_file.
-    let outer_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
     let upstream = format!("https://localhost:{}", inner.local_addr.port());
-    let toml = crate::harness::server::base_toml(&outer_db, &upstream).replace(
-        "[upstream]\n",
-        &format!(
-            "[upstream]\nca_file = \"{}\"\npreserve_host = false\n",
-            cert_path.display()
-        ),
-    ) + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
-    let outer = gatehouse::server::start(
-        gatehouse::config::from_toml(&toml).unwrap(),
-        clock,
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let ca_lines = format!(
+        "[upstream]\nca_file = \"{}\"\npreserve_host = false\n",
+        cert_path.display()
+    );
+    let (outer, _outer_db) = start_bare(&upstream, |t| {
+        t.replace("[upstream]\n", &ca_lines) + PUBLIC_ALL
+    })
+    .await;
     let mut b = crate::harness::Browser::new(&format!("http://{}", outer.local_addr));
     let r = b.api("/echo/through-two", &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["path"], "/echo/through-two");
     // Without the CA the same upstream is refused: 502.
-    let untrusting_db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
-    let toml = crate::harness::server::base_toml(&untrusting_db, &upstream)
-        + "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
-    let untrusting = gatehouse::server::start(
-        gatehouse::config::from_toml(&toml).unwrap(),
-        Arc::new(gatehouse::clock::ManualClock::starting_now()),
-        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let (untrusting, _db) = start_bare(&upstream, |t| t + PUBLIC_ALL).await;
     let mut b = crate::harness::Browser::new(&format!("http://{}", untrusting.local_addr));
     assert_eq!(b.api("/echo/x", &[]).await.status, StatusCode::BAD_GATEWAY);
     untrusting.shutdown().await;
