@@ -44,6 +44,16 @@ fn login_page(
             remember_me => app.settings.session.remember_me_timeout.is_some(),
         },
     );
+    page_with_csrf(app, csrf, page, status)
+}
+
+/// A rendered form page, setting the CSRF cookie when it is new.
+pub fn page_with_csrf(
+    app: &App,
+    csrf: &Csrf,
+    page: Result<String, crate::web::render::RenderError>,
+    status: StatusCode,
+) -> Response<Body> {
     match page {
         Ok(body) => {
             let mut r = respond::html(status, body);
@@ -158,16 +168,7 @@ pub async fn show_logout(app: &App, req: &Request<Incoming>) -> Response<Body> {
             csrf_token => csrf.token.clone(),
         },
     );
-    match page {
-        Ok(body) => {
-            let mut r = respond::html(StatusCode::OK, body);
-            if let Some(c) = csrf.set_cookie(secure) {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r
-        }
-        Err(e) => render_failed(&e),
-    }
+    page_with_csrf(app, &csrf, page, StatusCode::OK)
 }
 
 pub async fn submit_logout(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {

@@ -9,3 +9,5 @@ mod harness;
 mod accounts;
 mod admin;
 mod cli;
+mod proxy;
+mod transport;
