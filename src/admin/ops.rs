@@ -89,10 +89,32 @@ pub async fn patch_user(
     target: &UserRow,
     body: &Object,
 ) -> Result<(UserRow, Vec<String>), ApiError> {
-    let superuser = matches!(scope, Scope::Admin(a) if a.is_superuser());
     if let Scope::Admin(a) = scope {
         guard_target(a, target)?;
     }
+    check_patch_fields(caller, scope, target, body)?;
+    let patch = patch_from(body)?;
+    let changed: Vec<String> = body.keys().cloned().collect();
+    if changed.is_empty() {
+        return Ok((target.clone(), changed));
+    }
+    let user = app
+        .accounts
+        .update(target.id, patch, Some(caller.user_id()))
+        .await?;
+    refresh(app, user.id);
+    Ok((user, changed))
+}
+
+/// Refuses (422) keys that are unknown or read-only, and keys above the caller's level.
+fn check_patch_fields(
+    caller: &Principal,
+    scope: &Scope,
+    target: &UserRow,
+    body: &Object,
+) -> Result<(), ApiError> {
+    let admin = matches!(scope, Scope::Admin(_));
+    let superuser = matches!(scope, Scope::Admin(a) if a.is_superuser());
     let mut unknown = Vec::new();
     let mut forbidden = Vec::new();
     for key in body.keys() {
@@ -100,7 +122,7 @@ pub async fn patch_user(
         let allowed = if SELF_FIELDS.contains(&k) {
             true
         } else if ADMIN_FIELDS.contains(&k) {
-            matches!(scope, Scope::Admin(_))
+            admin
         } else if SUPERUSER_FIELDS.contains(&k) {
             superuser
         } else {
@@ -111,24 +133,29 @@ pub async fn patch_user(
             forbidden.push(key.clone());
         }
     }
-    if !unknown.is_empty() || !forbidden.is_empty() {
-        let mut parts = Vec::new();
-        if !unknown.is_empty() {
-            parts.push(format!(
-                "unknown or read-only fields: {}",
-                unknown.join(", ")
-            ));
-        }
-        if !forbidden.is_empty() {
-            parts.push(format!(
-                "fields you may not change here: {}",
-                forbidden.join(", ")
-            ));
-        }
-        unknown.extend(forbidden);
-        return Err(ApiError::unprocessable(parts.join("; "), unknown));
+    if unknown.is_empty() && forbidden.is_empty() {
+        return Ok(());
     }
-    let patch = UserPatch {
+    let mut parts = Vec::new();
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "unknown or read-only fields: {}",
+            unknown.join(", ")
+        ));
+    }
+    if !forbidden.is_empty() {
+        parts.push(format!(
+            "fields you may not change here: {}",
+            forbidden.join(", ")
+        ));
+    }
+    unknown.extend(forbidden);
+    Err(ApiError::unprocessable(parts.join("; "), unknown))
+}
+
+/// The typed patch; a value of the wrong type is refused naming its field.
+fn patch_from(body: &Object) -> Result<UserPatch, ApiError> {
+    Ok(UserPatch {
         first_name: input::nullable_text(body, "first_name", 100)?,
         last_name: input::nullable_text(body, "last_name", 100)?,
         phone: input::nullable_text(body, "phone", 40)?,
@@ -149,17 +176,7 @@ pub async fn patch_user(
         is_admin: input::boolean(body, "is_admin")?,
         is_superuser: input::boolean(body, "is_superuser")?,
         ..UserPatch::default()
-    };
-    let changed: Vec<String> = body.keys().cloned().collect();
-    if changed.is_empty() {
-        return Ok((target.clone(), changed));
-    }
-    let user = app
-        .accounts
-        .update(target.id, patch, Some(caller.user_id()))
-        .await?;
-    refresh(app, user.id);
-    Ok((user, changed))
+    })
 }
 
 fn subscription_status(s: &str) -> Result<String, ApiError> {
