@@ -3,6 +3,9 @@
 //! and render results; the rules live here.
 
 mod error;
+mod profile;
+mod tokens;
+mod twofa;
 mod validate;
 mod view;
 
@@ -17,6 +20,8 @@ use crate::config::{Secret, SecuritySettings};
 use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, UserRow};
 
 pub use error::{AccountError, AuthFailure};
+pub use profile::ProfileInput;
+pub use twofa::{Enrolment, SecondFactor, TwofaError};
 pub use validate::{validate_email, validate_username};
 pub use view::{UserView, effective_roles};
 

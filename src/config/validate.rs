@@ -402,6 +402,48 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             &sec.login_throttle_window,
             Duration::from_secs(15 * 60),
         ),
+        // --- portal flows (issue 4) ---
+        reset_token_ttl: c.duration(
+            "security.reset_token_ttl",
+            &sec.reset_token_ttl,
+            Duration::from_secs(3600),
+        ),
+        verification_token_ttl: c.duration(
+            "security.verification_token_ttl",
+            &sec.verification_token_ttl,
+            Duration::from_secs(24 * 3600),
+        ),
+        reset_requests_per_account: c.int(
+            "security.reset_requests_per_account",
+            &sec.reset_requests_per_account,
+            3,
+            1,
+            1_000_000,
+        ) as u32,
+        reset_requests_per_ip: c.int(
+            "security.reset_requests_per_ip",
+            &sec.reset_requests_per_ip,
+            10,
+            1,
+            1_000_000,
+        ) as u32,
+        reset_throttle_window: c.duration(
+            "security.reset_throttle_window",
+            &sec.reset_throttle_window,
+            Duration::from_secs(3600),
+        ),
+        twofa_pending_ttl: c.duration(
+            "security.twofa_pending_ttl",
+            &sec.twofa_pending_ttl,
+            Duration::from_secs(5 * 60),
+        ),
+        twofa_max_attempts: c.int(
+            "security.twofa_max_attempts",
+            &sec.twofa_max_attempts,
+            5,
+            1,
+            100,
+        ) as u32,
     };
 
     // [headers]
@@ -514,6 +556,12 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             .path(&m.outbox_dir, None)
             .unwrap_or_else(|| data_dir.join("outbox")),
         smtp,
+        // --- portal flows (issue 4) ---
+        send_timeout: c.duration(
+            "mail.send_timeout",
+            &m.send_timeout,
+            Duration::from_secs(15),
+        ),
     };
 
     // [portal]

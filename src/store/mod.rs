@@ -12,7 +12,9 @@ mod error;
 pub mod ids;
 mod roles;
 mod sessions;
+mod tokens;
 mod ts;
+mod twofa;
 mod users;
 
 use std::str::FromStr;
