@@ -76,9 +76,8 @@ impl Store {
         pending_email: Option<&str>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE users SET email_verification_token = $1, email_verification_expires_at = $2, \
              pending_email = $3, updated_at = $4 WHERE id = $5"
         )
@@ -90,7 +89,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n > 0)
     }
 

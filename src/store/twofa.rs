@@ -90,9 +90,8 @@ impl Store {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let n =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE users SET twofa_recovery_codes = $1 WHERE id = $2 AND twofa_recovery_codes = $3"
         )
         .bind(new)
@@ -101,7 +100,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n > 0)
     }
 
