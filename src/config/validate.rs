@@ -865,6 +865,58 @@ mod tests {
     }
 
     #[test]
+    fn portal_flow_keys() {
+        let s = from_toml(
+            "[security]\nreset_token_ttl = \"2h\"\nverification_token_ttl = \"3d\"\n\
+             reset_requests_per_account = 2\nreset_requests_per_ip = 4\n\
+             reset_throttle_window = \"30m\"\ntwofa_pending_ttl = \"2m\"\ntwofa_max_attempts = 3\n\
+             [mail]\nsend_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.security.reset_token_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            s.security.verification_token_ttl,
+            Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(s.security.reset_requests_per_account, 2);
+        assert_eq!(s.security.twofa_max_attempts, 3);
+        assert_eq!(s.mail.send_timeout, Duration::from_secs(3));
+        let d = from_toml("").unwrap();
+        assert_eq!(d.security.reset_token_ttl, Duration::from_secs(3600));
+        assert_eq!(d.security.twofa_pending_ttl, Duration::from_secs(300));
+        let err = from_toml("[security]\ntwofa_max_attempts = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("security.twofa_max_attempts (line 2)"),
+            "{err}"
+        );
+    }
+
+    /// The example file parses, and so does its portal section with every key uncommented.
+    #[test]
+    fn example_config_documents_real_keys() {
+        let example = include_str!("../../config/gatehouse.example.toml");
+        from_toml(example).unwrap();
+        let section = example
+            .split("# Sign-in portal:")
+            .nth(1)
+            .expect("the portal section");
+        let uncommented: String = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.contains("send_timeout"), "{uncommented}");
+        from_toml(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    }
+
+    #[test]
     fn env_overrides_file() {
         let doc = Document::parse("t", "[database]\nurl = \"sqlite://a.db\"\n")
             .unwrap()

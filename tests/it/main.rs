@@ -7,5 +7,6 @@
 mod harness;
 
 mod accounts;
+mod browser;
 mod cli;
 mod portal;
