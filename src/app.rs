@@ -90,7 +90,7 @@ impl App {
         store.migrate().await?;
         let hasher =
             PasswordHasher::new(settings.security.argon2, settings.security.hash_concurrency)?;
-        let (audit, writer) = AuditLog::spawn(store.clone(), &settings.audit);
+        let (audit, writer) = AuditLog::spawn(store.for_background(), &settings.audit);
         let accounts = Accounts::new(
             store.clone(),
             hasher,

@@ -59,6 +59,25 @@ fn login_page(
     )
 }
 
+/// A rendered form page, setting the CSRF cookie when it is new.
+pub fn page_with_csrf(
+    app: &App,
+    csrf: &Csrf,
+    page: Result<String, crate::web::render::RenderError>,
+    status: StatusCode,
+) -> Response<Body> {
+    match page {
+        Ok(body) => {
+            let mut r = respond::html(status, body);
+            if let Some(c) = csrf.set_cookie(app.secure_cookies()) {
+                r.headers_mut().append(header::SET_COOKIE, c);
+            }
+            r
+        }
+        Err(e) => render_failed(&e),
+    }
+}
+
 pub fn forbidden_csrf() -> Response<Body> {
     respond::text(
         StatusCode::FORBIDDEN,
@@ -218,16 +237,7 @@ pub async fn show_logout(app: &App, req: &Request<Incoming>) -> Response<Body> {
             csrf_token => csrf.token.clone(),
         },
     );
-    match page {
-        Ok(body) => {
-            let mut r = respond::html(StatusCode::OK, body);
-            if let Some(c) = csrf.set_cookie(secure) {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r
-        }
-        Err(e) => render_failed(&e),
-    }
+    page_with_csrf(app, &csrf, page, StatusCode::OK)
 }
 
 pub async fn submit_logout(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {

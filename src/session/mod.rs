@@ -126,7 +126,7 @@ impl SessionService {
             .max_capacity(settings.cache_capacity)
             .time_to_live(Duration::from_secs(60))
             .build();
-        let toucher = toucher::Toucher::spawn(store.clone());
+        let toucher = toucher::Toucher::spawn(store.for_background());
         SessionService {
             inner: Arc::new(Inner {
                 store,

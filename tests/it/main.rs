@@ -10,3 +10,5 @@ mod accounts;
 mod browser;
 mod cli;
 mod portal;
+mod proxy;
+mod transport;
