@@ -8,6 +8,8 @@ mod harness;
 
 mod accounts;
 mod admin;
+mod browser;
 mod cli;
+mod portal;
 mod proxy;
 mod transport;
