@@ -11,7 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::proxy::Upstream;
 use crate::proxy::headers::StripSet;
-use crate::session::SessionService;
+use crate::session::{ApiTokens, SessionService};
 use crate::store::Store;
 use crate::web::render::Templates;
 
@@ -29,6 +29,8 @@ pub enum StartError {
     Upstream(#[from] crate::proxy::UpstreamConfigError),
     #[error(transparent)]
     Tls(#[from] crate::server::tls::TlsError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -56,6 +58,7 @@ pub struct AppInner {
     pub store: Store,
     pub accounts: Accounts,
     pub sessions: SessionService,
+    pub tokens: ApiTokens,
     pub audit: AuditLog,
     pub keys: Keys,
     pub templates: Templates,
@@ -63,6 +66,10 @@ pub struct AppInner {
     pub strip: StripSet,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// Outgoing mail (SMTP or the outbox folder).
+    pub mailer: crate::mail::Mailer,
+    /// The portal's in-memory state: throttles and pending two-factor sign-ins.
+    pub portal: crate::portal::PortalState,
 }
 
 impl std::ops::Deref for App {
@@ -84,7 +91,7 @@ impl App {
         store.migrate().await?;
         let hasher =
             PasswordHasher::new(settings.security.argon2, settings.security.hash_concurrency)?;
-        let (audit, writer) = AuditLog::spawn(store.clone(), &settings.audit);
+        let (audit, writer) = AuditLog::spawn(store.for_background(), &settings.audit);
         let accounts = Accounts::new(
             store.clone(),
             hasher,
@@ -92,9 +99,20 @@ impl App {
             audit.clone(),
             settings.security.clone(),
         );
-        let sessions = SessionService::new(store.clone(), clock.clone(), settings.session.clone());
+        let sessions = SessionService::with_admin_2fa(
+            store.clone(),
+            clock.clone(),
+            settings.session.clone(),
+            settings.security.require_2fa_for_admins,
+        );
+        let tokens = ApiTokens::new(store.clone(), clock.clone(), audit.clone());
+        let mailer = crate::mail::Mailer::new(&settings.mail)?;
+        let portal = crate::portal::PortalState::new(&settings.security);
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
-        let templates = Templates::new(&settings.portal, crate::portal::TEMPLATES)?;
+        let templates = Templates::new(
+            &settings.portal,
+            &[crate::portal::TEMPLATES, crate::admin::TEMPLATES].concat(),
+        )?;
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
         let app = App {
@@ -103,6 +121,7 @@ impl App {
                 store,
                 accounts,
                 sessions,
+                tokens,
                 audit,
                 keys,
                 templates,
@@ -110,6 +129,8 @@ impl App {
                 strip,
                 clock,
                 metrics: Metrics::default(),
+                mailer,
+                portal,
             }),
         };
         Ok((app, writer))

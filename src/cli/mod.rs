@@ -7,6 +7,7 @@ mod import;
 mod output;
 mod role;
 mod serve;
+mod token;
 mod user;
 
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Grant, revoke and list roles
     #[command(subcommand)]
     Role(role::RoleCommand),
+    /// Create, list and revoke API tokens for the admin API
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Validate the configuration and print a summary
     CheckConfig,
     /// Import users from an existing app's `leads` table
@@ -97,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::User(cmd) => user::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Role(cmd) => role::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Token(cmd) => token::run(&Ctx::open(&cli).await?, cmd).await,
         Command::ImportLeads(args) => import::run(&cli, args).await,
     }
 }

@@ -86,10 +86,11 @@ async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respons
             e.into_response(app, ctx, page_load, &target)
         }
     };
+    let path = target.split('?').next().unwrap_or("/");
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
     if let Some(session) = &outcome.session {
-        let path = target.split('?').next().unwrap_or("/");
-        let status = resp.status().as_u16();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
         let event = app
             .accounts
             .event(ActivityKind::Request, Some(session.identity.user_id))

@@ -69,6 +69,10 @@ pub fn metrics(app: &App, ctx: &RequestCtx) -> Response<Body> {
         ),
         ("gatehouse_db_queries_total", app.store.query_count()),
         (
+            "gatehouse_db_background_queries_total",
+            app.store.background_query_count(),
+        ),
+        (
             "gatehouse_session_cache_hits_total",
             s.hits.load(Ordering::Relaxed),
         ),

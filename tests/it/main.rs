@@ -7,4 +7,9 @@
 mod harness;
 
 mod accounts;
+mod admin;
+mod browser;
 mod cli;
+mod portal;
+mod proxy;
+mod transport;

@@ -70,6 +70,16 @@ impl TestServer {
         Self::start_full(backend, &format!("{ROUTES}\n{extra}")).await
     }
 
+    /// Starts with [`ROUTES`], extra `[security]` keys (the base config ends in that table)
+    /// and `extra` TOML.
+    pub async fn start_with_security(
+        backend: Backend,
+        security_keys: &str,
+        extra: &str,
+    ) -> Option<TestServer> {
+        Self::start_full(backend, &format!("{security_keys}\n{ROUTES}\n{extra}")).await
+    }
+
     /// Starts with exactly `config` (plus server/upstream/database and fast hashing).
     pub async fn start_full(backend: Backend, config: &str) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;
@@ -338,4 +348,32 @@ pub fn csrf_in(html: &str) -> Option<String> {
     let i = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
     let rest = &html[i..];
     Some(rest[..rest.find('"')?].to_string())
+}
+
+/// A catch-all public route, for tests about transport rather than access.
+pub const PUBLIC_ALL: &str = "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
+
+/// A server on a fresh SQLite database in front of `upstream`, configured by `edit` applied to
+/// the base TOML. Returns the running server and the database (keep it alive).
+pub async fn start_bare(upstream: &str, edit: impl FnOnce(String) -> String) -> (Running, TestDb) {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let toml = edit(base_toml(&db, upstream));
+    let settings =
+        gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+    let running = gatehouse::server::start(
+        settings,
+        Arc::new(ManualClock::starting_now()),
+        Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    )
+    .await
+    .expect("server starts");
+    (running, db)
+}
+
+/// Starts the demo app on a free port.
+pub async fn demo_upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(gatehouse::demo::upstream::serve(l, std::future::pending()));
+    addr
 }
