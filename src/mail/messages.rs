@@ -26,6 +26,22 @@ pub fn reset_link(base: &url::Url, product: &str, to: &str, token: &str, ttl: &s
     }
 }
 
+/// The welcome mail for an account an administrator created without a password.
+pub fn set_password_link(base: &url::Url, product: &str, to: &str, token: &str, ttl: &str) -> Mail {
+    let url = link(base, "/_auth/reset/confirm", token);
+    Mail {
+        to: to.to_string(),
+        subject: format!("Choose a password for your {product} account"),
+        text: format!(
+            "An administrator created a {product} account for this address.\n\n\
+             To choose your password, open this link within {ttl}:\n\n{url}\n\n\
+             The link works once. After it expires, use \"Forgot your password?\" on the \
+             sign-in page to get a new one.\n"
+        ),
+        kind: "set_password",
+    }
+}
+
 pub fn verify_link(base: &url::Url, product: &str, to: &str, token: &str, ttl: &str) -> Mail {
     let url = link(base, "/_auth/verify", token);
     Mail {
