@@ -70,6 +70,9 @@ pub struct AppInner {
     pub mailer: crate::mail::Mailer,
     /// The portal's in-memory state: throttles and pending two-factor sign-ins.
     pub portal: crate::portal::PortalState,
+    /// Cookie names as sent (with `__Host-` when Secure), computed once.
+    pub session_cookie: String,
+    pub csrf_cookie: String,
 }
 
 impl std::ops::Deref for App {
@@ -115,6 +118,9 @@ impl App {
         )?;
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
+        let secure = settings.server.secure_cookies();
+        let session_cookie = crate::web::cookies::name(&settings.session.cookie_name, secure);
+        let csrf_cookie = crate::web::cookies::name(crate::web::csrf::COOKIE_BASE, secure);
         let app = App {
             inner: Arc::new(AppInner {
                 settings,
@@ -131,6 +137,8 @@ impl App {
                 metrics: Metrics::default(),
                 mailer,
                 portal,
+                session_cookie,
+                csrf_cookie,
             }),
         };
         Ok((app, writer))
@@ -146,6 +154,6 @@ impl App {
     }
 
     pub fn session_cookie_name(&self) -> String {
-        crate::web::cookies::name(&self.settings.session.cookie_name, self.secure_cookies())
+        self.session_cookie.clone()
     }
 }

@@ -1,4 +1,5 @@
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::store::{NewActivity, Ts, UserId};
 
@@ -77,7 +78,8 @@ pub struct ActivityEvent {
     pub description: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub metadata: Option<Value>,
+    /// Serialised once, when the event is made; the writer copies it into the row as is.
+    pub metadata: Option<Box<RawValue>>,
     pub at: Ts,
 }
 
@@ -106,7 +108,13 @@ impl ActivityEvent {
     }
 
     pub fn meta(mut self, v: Value) -> Self {
-        self.metadata = Some(v);
+        self.metadata = serde_json::value::to_raw_value(&v).ok();
+        self
+    }
+
+    /// Metadata from any serialisable value, without building a `Value` tree first.
+    pub fn meta_from<T: serde::Serialize>(mut self, v: &T) -> Self {
+        self.metadata = serde_json::value::to_raw_value(v).ok();
         self
     }
 

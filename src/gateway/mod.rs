@@ -37,11 +37,22 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// `metadata` of a `request` activity row.
+#[derive(serde::Serialize)]
+struct RequestMeta<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    duration_ms: f64,
+    route: Option<&'a str>,
+    request_id: &'a str,
+}
+
 /// What the pipeline learned, for the activity row and the log line.
 #[derive(Default)]
-struct Outcome {
+struct Outcome<'a> {
     session: Option<Arc<Session>>,
-    route: Option<String>,
+    route: Option<&'a str>,
 }
 
 pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -96,24 +107,24 @@ async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respons
             .event(ActivityKind::Request, Some(session.identity.user_id))
             .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
             .describe(format!("{method} {path} → {status}"))
-            .meta(serde_json::json!({
-                "method": method.as_str(),
-                "path": path,
-                "status": status,
-                "duration_ms": (ms * 1000.0).round() / 1000.0,
-                "route": outcome.route,
-                "request_id": ctx.request_id,
-            }));
+            .meta_from(&RequestMeta {
+                method: method.as_str(),
+                path,
+                status,
+                duration_ms: (ms * 1000.0).round() / 1000.0,
+                route: outcome.route,
+                request_id: &ctx.request_id,
+            });
         app.audit.record(event).await;
     }
     resp
 }
 
-async fn pipeline(
-    app: &App,
+async fn pipeline<'a>(
+    app: &'a App,
     mut req: Request<Incoming>,
     ctx: &RequestCtx,
-    out: &mut Outcome,
+    out: &mut Outcome<'a>,
 ) -> Result<Response<Body>, GateError> {
     let s = &app.settings;
     app.strip.strip(req.headers_mut());
@@ -124,8 +135,8 @@ async fn pipeline(
         req.method(),
         &match_path,
     );
-    out.route = decision.rule.map(|r| r.pattern.clone());
-    let session = match cookies::get(req.headers(), &app.session_cookie_name()) {
+    out.route = decision.rule.map(|r| r.pattern.as_str());
+    let session = match cookies::get(req.headers(), &app.session_cookie) {
         Some(token) => app.sessions.lookup(&token).await?,
         None => None,
     };
@@ -138,13 +149,7 @@ async fn pipeline(
     headers::remove_hop_by_hop(h, upgrade);
     headers::join_cookies(h);
     // The app never needs our cookies, and must not be able to leak the session token.
-    cookies::remove(
-        h,
-        &[
-            &app.session_cookie_name(),
-            &cookies::name(crate::web::csrf::COOKIE_BASE, app.secure_cookies()),
-        ],
-    );
+    cookies::remove(h, &[&app.session_cookie, &app.csrf_cookie]);
     headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);

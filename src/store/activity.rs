@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::types::Json;
 
 use super::users::{SqlParts, Val, bind_vals};
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Backend, Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone)]
 pub struct NewActivity {
@@ -13,7 +13,7 @@ pub struct NewActivity {
     pub description: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<serde_json::value::RawValue>>,
     pub created_at: Ts,
 }
 
@@ -44,26 +44,33 @@ pub struct ActivityFilter {
 /// far below SQLite's bound-parameter limit (7 per row).
 const ROWS_PER_STATEMENT: usize = 200;
 
-fn insert_sql(rows: usize) -> String {
+/// A multi-row INSERT. SQLite gets anonymous `?` placeholders: with numbered ones it looks each
+/// parameter's name up by a linear scan, which makes a 1,400-parameter statement quadratic.
+fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::from(
         "INSERT INTO user_activity_log (user_id, activity_type, activity_description, \
          ip_address, user_agent, metadata, created_at) VALUES ",
     );
     for r in 0..rows {
-        let b = r * 7;
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7
-        ));
+        match backend {
+            Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?, ?, ?)"),
+            Backend::Postgres => {
+                let b = r * 7;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                ));
+            }
+        }
     }
     sql
 }
@@ -74,10 +81,11 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
+        let backend = self.backend();
         on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len(), backend)));
                 for r in chunk {
                     q = q
                         .bind(r.user_id)
@@ -85,7 +93,7 @@ impl Store {
                         .bind(&r.description)
                         .bind(&r.ip_address)
                         .bind(&r.user_agent)
-                        .bind(r.metadata.as_ref().map(Json))
+                        .bind(r.metadata.as_deref().map(Json))
                         .bind(r.created_at);
                 }
                 q.execute(&mut *tx).await?;
