@@ -11,7 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod cli;
-pub mod import;
 pub mod clock;
 pub mod config;
+pub mod import;
 pub mod store;

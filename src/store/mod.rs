@@ -10,6 +10,7 @@
 mod activity;
 mod error;
 pub mod ids;
+pub mod import;
 mod roles;
 mod sessions;
 mod ts;
