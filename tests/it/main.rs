@@ -8,3 +8,4 @@ mod harness;
 
 mod accounts;
 mod cli;
+mod import;
