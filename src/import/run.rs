@@ -18,7 +18,7 @@ use super::report::{Reason, Skipped, Summary, Warning};
 use super::source::{Source, TableName, TextRow};
 use crate::accounts::{FREE_TIER_CREDITS, validate_email, validate_username};
 use crate::audit::ActivityKind;
-use crate::store::import::{ImportActivity, ImportedUser};
+use crate::store::import::ImportActivity;
 use crate::store::{NewUser, Store, Tier, Ts};
 
 #[derive(Debug, Clone)]
@@ -390,12 +390,9 @@ impl<'a> Importer<'a> {
                 count: metas.len(),
                 source,
             })?;
-        let written: HashSet<String> = written
-            .into_iter()
-            .filter_map(|ImportedUser { legacy_lead_id, .. }| legacy_lead_id)
-            .collect();
+        let clashed: HashSet<String> = written.clashed.into_iter().collect();
         for m in &metas {
-            if written.contains(&m.id) {
+            if !clashed.contains(&m.id) {
                 self.count_imported(m);
             } else {
                 Reason::Conflict.count(&mut self.out.summary);

@@ -121,7 +121,9 @@ impl Source {
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(timeout)
-            .connect_with(opts.create_if_missing(false))
+            // Rows cross from SQLite's worker thread one by one; a deep channel lets the worker
+            // run ahead instead of waking this side for every row.
+            .connect_with(opts.create_if_missing(false).row_buffer_size(4096))
             .await
             .map_err(err)?;
         Ok(Source::Sqlite(pool))

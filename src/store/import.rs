@@ -5,12 +5,14 @@
 //! `INSERT`s (one round trip per chunk instead of one per user), and `ON CONFLICT DO NOTHING`
 //! turns a clash with a user created since the import read the table into a skipped row
 //! instead of a failed batch.
+//!
+//! The activity rows are made by the database from the users just written, found by their
+//! lead ids passed as one JSON array parameter, so no value is bound per activity row.
 
-use serde_json::json;
-use sqlx::types::Json;
+use std::collections::HashSet;
 
 use super::users::full_name;
-use super::{NewUser, Store, StoreError, Ts, UserId, on_pool};
+use super::{Backend, NewUser, Store, StoreError, Ts, on_pool};
 
 /// Columns written per user, in the order of [`USER_COLUMNS`].
 const USER_PARAMS: usize = 25;
@@ -19,15 +21,15 @@ const USER_COLUMNS: &str = "username, email, password_hash, first_name, last_nam
     is_verified, is_admin, is_superuser, email_notifications, sms_notifications, timezone, \
     language, created_at, updated_at, last_login, legacy_lead_id, password_changed_at, \
     email_verified_at";
-const ACTIVITY_PARAMS: usize = 5;
 /// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 const CHUNK: usize = 500;
 
-/// A user the batch created.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ImportedUser {
-    pub id: UserId,
-    pub legacy_lead_id: Option<String>,
+/// What a batch wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportedBatch {
+    pub written: u64,
+    /// Lead ids of users left out because they clashed with a user already there.
+    pub clashed: Vec<String>,
 }
 
 /// The activity row written for each imported user.
@@ -46,8 +48,10 @@ pub struct UserIdentity {
     pub legacy_lead_id: Option<String>,
 }
 
-/// `($1, ..., $n), ($n+1, ...)` for `rows` rows of `per_row` parameters.
-fn placeholders(rows: usize, per_row: usize) -> String {
+/// `($1, ..., $n), ($n+1, ...)` for `rows` rows of `per_row` parameters; plain `?` for
+/// SQLite, whose lookup of a numbered parameter's name is linear in the parameter count,
+/// which would make a large statement quadratic to bind.
+fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
     let mut s = String::with_capacity(rows * per_row * 5);
     for r in 0..rows {
         if r > 0 {
@@ -58,27 +62,51 @@ fn placeholders(rows: usize, per_row: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&(r * per_row + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * per_row + c + 1).to_string());
+                }
+            }
         }
         s.push(')');
     }
     s
 }
 
-fn users_sql(rows: usize) -> String {
+fn users_sql(backend: Backend, rows: usize) -> String {
     format!(
         "INSERT INTO users ({USER_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING \
-         RETURNING id, legacy_lead_id",
-        placeholders(rows, USER_PARAMS)
+         RETURNING legacy_lead_id",
+        placeholders(backend, rows, USER_PARAMS)
     )
 }
 
-fn activity_sql(rows: usize) -> String {
+/// Users among the lead ids in `$1`, a JSON array of strings: SQLite has no array type, and
+/// one text parameter binds the same on both backends.
+fn among_leads(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "legacy_lead_id IN (SELECT value FROM json_each($1))",
+        Backend::Postgres => {
+            "legacy_lead_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))"
+        }
+    }
+}
+
+/// One `user_imported` row per user just written, made from the users table itself.
+fn activity_sql(backend: Backend) -> String {
+    let metadata = match backend {
+        Backend::Sqlite => "json_object('legacy_lead_id', legacy_lead_id, 'source', $3)",
+        Backend::Postgres => {
+            "jsonb_build_object('legacy_lead_id', legacy_lead_id, 'source', $3::text)"
+        }
+    };
     format!(
         "INSERT INTO user_activity_log (user_id, activity_type, activity_description, metadata, \
-         created_at) VALUES {}",
-        placeholders(rows, ACTIVITY_PARAMS)
+         created_at) SELECT id, $2, 'Imported from lead ' || legacy_lead_id, {metadata}, $4 \
+         FROM users WHERE {}",
+        among_leads(backend)
     )
 }
 
@@ -126,49 +154,54 @@ impl Store {
     }
 
     /// Inserts `users` and one activity row per inserted user, all in one transaction.
-    /// Users that clash with an existing username, email or legacy lead id are left out;
-    /// the result lists those that were written.
+    /// Users that clash with an existing username, email or legacy lead id are left out and
+    /// named in the result. Every user must carry a legacy lead id.
     pub async fn import_users(
         &self,
         users: &[NewUser],
         now: Ts,
         activity: ImportActivity<'_>,
-    ) -> Result<Vec<ImportedUser>, StoreError> {
+    ) -> Result<ImportedBatch, StoreError> {
         if users.is_empty() {
-            return Ok(Vec::new());
+            return Ok(ImportedBatch::default());
         }
-        let inserted = on_pool!(self, |p| async {
+        let backend = self.backend();
+        let written = on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
-            let mut inserted = Vec::with_capacity(users.len());
+            let mut written: Vec<Option<String>> = Vec::with_capacity(users.len());
             for chunk in users.chunks(CHUNK) {
-                let sql = sqlx::AssertSqlSafe(users_sql(chunk.len()));
-                let mut q = sqlx::query_as::<_, ImportedUser>(sql);
+                let sql = sqlx::AssertSqlSafe(users_sql(backend, chunk.len()));
+                let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
                 for u in chunk {
                     q = bind_user!(q, u, now);
                 }
-                inserted.extend(q.fetch_all(&mut *tx).await?);
+                written.extend(q.fetch_all(&mut *tx).await?);
             }
-            for chunk in inserted.chunks(CHUNK) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(activity_sql(chunk.len())));
-                for u in chunk {
-                    let lead = u.legacy_lead_id.as_deref().unwrap_or("?");
-                    q = q
-                        .bind(u.id)
-                        .bind(activity.activity_type)
-                        .bind(format!("Imported from lead {lead}"))
-                        .bind(Json(json!({
-                            "legacy_lead_id": u.legacy_lead_id,
-                            "source": activity.source,
-                        })))
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await?;
+            let leads: Vec<&str> = written.iter().flatten().map(String::as_str).collect();
+            if !leads.is_empty() {
+                let leads = serde_json::Value::from(leads).to_string();
+                sqlx::query(sqlx::AssertSqlSafe(activity_sql(backend)))
+                    .bind(leads)
+                    .bind(activity.activity_type)
+                    .bind(activity.source)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(inserted)
+            Ok::<_, sqlx::Error>(written)
         }
         .await)?;
-        Ok(inserted)
+        let done: HashSet<&str> = written.iter().flatten().map(String::as_str).collect();
+        let clashed = users
+            .iter()
+            .filter_map(|u| u.legacy_lead_id.clone())
+            .filter(|l| !done.contains(l.as_str()))
+            .collect();
+        Ok(ImportedBatch {
+            written: written.len() as u64,
+            clashed,
+        })
     }
 }
 
@@ -178,7 +211,11 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_in_order() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
         assert_eq!(USER_COLUMNS.split(',').count(), USER_PARAMS);
     }
 }

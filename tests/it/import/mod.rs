@@ -4,6 +4,7 @@
 mod fixture;
 mod options;
 mod resume;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
