@@ -315,6 +315,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../../config/leads-mapping.example.toml");
+        let file = MappingFile::parse(text).unwrap();
+        assert_eq!(file.table.as_deref(), Some("customers"));
+        let columns: Vec<&str> = file.columns.values().map(String::as_str).collect();
+        let m = Mapping::resolve(&file, &cols(&columns)).unwrap();
+        assert!(m.column(Field::Phone).is_none());
+        assert_eq!(m.tier("Trial"), Some(Tier::Beta));
+    }
+
+    #[test]
     fn id_and_email_are_required() {
         let err = Mapping::resolve(&MappingFile::default(), &cols(&["mail", "x"])).unwrap_err();
         assert_eq!(err.0.len(), 2);

@@ -8,6 +8,11 @@
 //!
 //! The activity rows are made by the database from the users just written, found by their
 //! lead ids passed as one JSON array parameter, so no value is bound per activity row.
+//!
+//! PostgreSQL reports the rows it wrote with `RETURNING`. SQLite would hand each returned row
+//! to this thread separately, which costs more than the insert itself, so there the written
+//! lead ids are worked out instead: the batch takes the write lock first (`BEGIN IMMEDIATE`),
+//! so no other writer can slip in between the check of which lead ids exist and the insert.
 
 use std::collections::HashSet;
 
@@ -76,11 +81,18 @@ fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
 }
 
 fn users_sql(backend: Backend, rows: usize) -> String {
+    let returning = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " RETURNING legacy_lead_id",
+    };
     format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING \
-         RETURNING legacy_lead_id",
+        "INSERT INTO users ({USER_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING{returning}",
         placeholders(backend, rows, USER_PARAMS)
     )
+}
+
+fn json_array(items: &[&str]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
 }
 
 /// Users among the lead ids in `$1`, a JSON array of strings: SQLite has no array type, and
@@ -166,22 +178,67 @@ impl Store {
             return Ok(ImportedBatch::default());
         }
         let backend = self.backend();
-        let written = on_pool!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let mut written: Vec<Option<String>> = Vec::with_capacity(users.len());
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let leads: Vec<&str> = users
+            .iter()
+            .filter_map(|u| u.legacy_lead_id.as_deref())
+            .collect();
+        let all_leads = json_array(&leads);
+        let present_sql = format!(
+            "SELECT legacy_lead_id FROM users WHERE {}",
+            among_leads(backend)
+        );
+        let (count, written) = on_pool!(self, |p| async {
+            let mut tx = p.begin_with(begin).await?;
+            macro_rules! present {
+                () => {
+                    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(present_sql.clone()))
+                        .bind(all_leads.clone())
+                        .fetch_all(&mut *tx)
+                        .await?
+                };
+            }
+            let before: HashSet<String> = match backend {
+                Backend::Sqlite => present!().into_iter().collect(),
+                Backend::Postgres => HashSet::new(),
+            };
+            let mut count = 0;
+            let mut returned = Vec::new();
             for chunk in users.chunks(CHUNK) {
                 let sql = sqlx::AssertSqlSafe(users_sql(backend, chunk.len()));
-                let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
-                for u in chunk {
-                    q = bind_user!(q, u, now);
+                if backend == Backend::Postgres {
+                    let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
+                    for u in chunk {
+                        q = bind_user!(q, u, now);
+                    }
+                    let rows = q.fetch_all(&mut *tx).await?;
+                    count += rows.len() as u64;
+                    returned.extend(rows.into_iter().flatten());
+                } else {
+                    let mut q = sqlx::query(sql);
+                    for u in chunk {
+                        q = bind_user!(q, u, now);
+                    }
+                    count += q.execute(&mut *tx).await?.rows_affected();
                 }
-                written.extend(q.fetch_all(&mut *tx).await?);
             }
-            let leads: Vec<&str> = written.iter().flatten().map(String::as_str).collect();
-            if !leads.is_empty() {
-                let leads = serde_json::Value::from(leads).to_string();
+            let written: Vec<String> = match backend {
+                Backend::Postgres => returned,
+                Backend::Sqlite if count == users.len() as u64 => {
+                    leads.iter().map(|l| l.to_string()).collect()
+                }
+                Backend::Sqlite => {
+                    let after = present!();
+                    after.into_iter().filter(|l| !before.contains(l)).collect()
+                }
+            };
+            if !written.is_empty() {
+                let written: Vec<&str> = written.iter().map(String::as_str).collect();
                 sqlx::query(sqlx::AssertSqlSafe(activity_sql(backend)))
-                    .bind(leads)
+                    .bind(json_array(&written))
                     .bind(activity.activity_type)
                     .bind(activity.source)
                     .bind(now)
@@ -189,17 +246,17 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(written)
+            Ok::<_, sqlx::Error>((count, written))
         }
         .await)?;
-        let done: HashSet<&str> = written.iter().flatten().map(String::as_str).collect();
-        let clashed = users
+        let done: HashSet<&str> = written.iter().map(String::as_str).collect();
+        let clashed = leads
             .iter()
-            .filter_map(|u| u.legacy_lead_id.clone())
-            .filter(|l| !done.contains(l.as_str()))
+            .filter(|l| !done.contains(*l))
+            .map(|l| l.to_string())
             .collect();
         Ok(ImportedBatch {
-            written: written.len() as u64,
+            written: count,
             clashed,
         })
     }
