@@ -8,10 +8,19 @@
 //! `accounts`/`session`/`audit` → `store`.
 
 pub mod accounts;
+pub mod admin;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod gateway;
 pub mod import;
+pub mod portal;
+pub mod proxy;
+pub mod server;
+pub mod session;
 pub mod store;
+pub mod web;

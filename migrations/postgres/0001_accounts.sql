@@ -35,6 +35,7 @@ CREATE TABLE users (
     -- tokens (hashes) and their expiry
     password_reset_token          TEXT,
     password_reset_expires_at     TIMESTAMPTZ,
+    password_reset_sent_at        TIMESTAMPTZ,
     email_verification_token      TEXT,
     email_verification_expires_at TIMESTAMPTZ,
     pending_email                 TEXT,

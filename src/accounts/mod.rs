@@ -2,6 +2,7 @@
 //! profile updates, passwords, roles, soft delete. Handlers and CLI commands only parse input
 //! and render results; the rules live here.
 
+mod admin;
 mod error;
 mod validate;
 mod view;
@@ -16,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::config::{Secret, SecuritySettings};
 use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, UserRow};
 
+pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use validate::{validate_email, validate_username};
 pub use view::{UserView, effective_roles};

@@ -6,8 +6,9 @@ use serde::Serialize;
 use crate::store::{RoleRow, Ts, UserId, UserPatch, UserRow};
 
 /// The public shape of a user (CLI `--json`, the admin API). Field names are a stable contract.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UserView {
+    #[schema(value_type = i64)]
     pub id: UserId,
     pub username: String,
     pub email: String,
@@ -27,18 +28,25 @@ pub struct UserView {
     pub credits_balance: i64,
     pub twofa_enabled: bool,
     pub failed_login_attempts: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub account_locked_until: Option<Ts>,
     pub email_notifications: bool,
     pub sms_notifications: bool,
     pub timezone: String,
     pub language: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Ts,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Ts,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_at: Option<Ts>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login: Option<Ts>,
     pub last_login_ip: Option<String>,
     pub login_count: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub password_changed_at: Option<Ts>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub email_verified_at: Option<Ts>,
     pub legacy_lead_id: Option<String>,
     pub roles: Vec<String>,

@@ -209,3 +209,74 @@ async fn write(store: &Store, buf: &mut Vec<NewActivity>, stats: &Counters) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{ActivityEvent, ActivityKind};
+    use crate::store::{Ts, UserId};
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let s = Store::connect(&url, 2).await.unwrap();
+        s.migrate().await.unwrap();
+        (dir, s)
+    }
+
+    fn settings(capacity: usize, on_full: QueueFullPolicy) -> AuditSettings {
+        AuditSettings {
+            queue_capacity: capacity,
+            batch_size: 64,
+            flush_interval: Duration::from_millis(50),
+            on_full,
+        }
+    }
+
+    fn event(i: i64) -> ActivityEvent {
+        ActivityEvent::new(
+            ActivityKind::Request,
+            None::<UserId>,
+            Ts(chrono::DateTime::from_timestamp(1_700_000_000 + i, 0).unwrap()),
+        )
+    }
+
+    // A current-thread runtime: the writer cannot run while this test loops without yielding,
+    // so a full queue is certain.
+    #[tokio::test(flavor = "current_thread")]
+    async fn drop_policy_counts_what_it_drops() {
+        let (_dir, store) = store().await;
+        let (log, writer) = AuditLog::spawn(store.clone(), &settings(10, QueueFullPolicy::Drop));
+        for i in 0..100 {
+            // `record` with the drop policy never awaits the queue.
+            log.record(event(i)).await;
+        }
+        writer.shutdown().await;
+        let st = log.stats();
+        assert_eq!(st.queued + st.dropped, 100);
+        assert_eq!(st.queued, 10);
+        assert_eq!(st.written, 10);
+        assert_eq!(store.count_activity(None).await.unwrap(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wait_policy_loses_nothing_on_shutdown() {
+        let (_dir, store) = store().await;
+        let (log, writer) = AuditLog::spawn(store.clone(), &settings(8, QueueFullPolicy::Wait));
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..250 {
+                    log.record(event(t * 1000 + i)).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        writer.shutdown().await;
+        assert_eq!(log.stats().dropped, 0);
+        assert_eq!(store.count_activity(Some("request")).await.unwrap(), 1000);
+    }
+}

@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or the database.
 
 pub mod common_passwords;
+pub mod keys;
 pub mod legacy;
 pub mod password;
 pub mod tokens;

@@ -6,6 +6,8 @@
 mod import;
 mod output;
 mod role;
+mod serve;
+mod token;
 mod user;
 
 use std::path::PathBuf;
@@ -53,6 +55,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the proxy (applies migrations first)
+    Serve,
+    /// Run a self-contained demo: proxy, demo app, example routes and accounts
+    Demo(serve::DemoArgs),
     /// Create or update the database schema
     Migrate,
     /// Manage user accounts
@@ -61,6 +67,9 @@ pub enum Command {
     /// Grant, revoke and list roles
     #[command(subcommand)]
     Role(role::RoleCommand),
+    /// Create, list and revoke API tokens for the admin API
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Validate the configuration and print a summary
     CheckConfig,
     /// Import users from an existing app's `leads` table
@@ -80,6 +89,8 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => check_config(&cli),
+        Command::Serve => serve::serve(&cli).await,
+        Command::Demo(args) => serve::demo(&cli, args).await,
         Command::Migrate => {
             let ctx = Ctx::open(&cli).await?;
             println!(
@@ -90,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::User(cmd) => user::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Role(cmd) => role::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Token(cmd) => token::run(&Ctx::open(&cli).await?, cmd).await,
         Command::ImportLeads(args) => import::run(&cli, args).await,
     }
 }

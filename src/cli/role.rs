@@ -29,7 +29,7 @@ pub enum RoleCommand {
 }
 
 /// An RFC 3339 time, or a duration from now.
-fn parse_expiry(s: &str, now: Ts) -> anyhow::Result<Ts> {
+pub(super) fn parse_expiry(s: &str, now: Ts) -> anyhow::Result<Ts> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(Ts(t.with_timezone(&chrono::Utc)));
     }

@@ -828,3 +828,14 @@ mod tests {
         assert_eq!(s.database.url, "postgres://u:pw@h/db");
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_example_config_is_valid() {
+        let s =
+            super::super::from_toml(include_str!("../../config/gatehouse.example.toml")).unwrap();
+        assert_eq!(s.routes.len(), 4);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+}

@@ -40,28 +40,55 @@ pub struct ActivityFilter {
     pub limit: i64,
 }
 
-const INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, activity_description, \
-    ip_address, user_agent, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Rows per INSERT statement: large enough to amortise statement overhead, small enough to stay
+/// far below SQLite's bound-parameter limit (7 per row).
+const ROWS_PER_STATEMENT: usize = 200;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO user_activity_log (user_id, activity_type, activity_description, \
+         ip_address, user_agent, metadata, created_at) VALUES ",
+    );
+    for r in 0..rows {
+        let b = r * 7;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7
+        ));
+    }
+    sql
+}
 
 impl Store {
-    /// Inserts a batch of activity rows in one transaction.
+    /// Inserts a batch of activity rows in one transaction, many rows per statement.
     pub async fn insert_activity(&self, rows: &[NewActivity]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
-            for r in rows {
-                sqlx::query(INSERT)
-                    .bind(r.user_id)
-                    .bind(&r.activity_type)
-                    .bind(&r.description)
-                    .bind(&r.ip_address)
-                    .bind(&r.user_agent)
-                    .bind(r.metadata.as_ref().map(Json))
-                    .bind(r.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+                for r in chunk {
+                    q = q
+                        .bind(r.user_id)
+                        .bind(&r.activity_type)
+                        .bind(&r.description)
+                        .bind(&r.ip_address)
+                        .bind(&r.user_agent)
+                        .bind(r.metadata.as_ref().map(Json))
+                        .bind(r.created_at);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await
         }

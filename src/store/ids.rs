@@ -31,3 +31,4 @@ macro_rules! id_type {
 
 id_type!(UserId);
 id_type!(SessionId);
+id_type!(TokenId);

@@ -13,7 +13,9 @@ pub mod ids;
 pub mod import;
 mod roles;
 mod sessions;
+mod tokens;
 mod ts;
+mod user_ops;
 mod users;
 
 use std::str::FromStr;
@@ -28,10 +30,12 @@ use sqlx::sqlite::{
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use error::StoreError;
-pub use ids::{SessionId, UserId};
+pub use ids::{SessionId, TokenId, UserId};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};
+pub use tokens::{NewToken, TokenRow};
 pub use ts::Ts;
+pub use user_ops::CreditChange;
 pub use users::{
     NewUser, TIERS, Tier, UnknownTier, UserFilter, UserPatch, UserRow, full_name as users_full_name,
 };
@@ -78,7 +82,16 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
-    queries: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    /// Queries through this handle are counted as background work (batched writers), apart
+    /// from the queries made while serving requests.
+    background: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    foreground: AtomicU64,
+    background: AtomicU64,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -148,7 +161,8 @@ impl Store {
         };
         Ok(Store {
             pool,
-            queries: Arc::new(AtomicU64::new(0)),
+            counters: Arc::default(),
+            background: false,
         })
     }
 
@@ -184,12 +198,30 @@ impl Store {
         }
     }
 
-    /// How many queries this store has run since it was opened.
+    /// The same pool, with its queries counted as background work.
+    pub fn for_background(&self) -> Store {
+        Store {
+            background: true,
+            ..self.clone()
+        }
+    }
+
+    /// Queries run by request handling (not by background writers) since the pool opened.
     pub fn query_count(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
+        self.counters.foreground.load(Ordering::Relaxed)
+    }
+
+    /// Queries run by background writers (activity batches, session touches).
+    pub fn background_query_count(&self) -> u64 {
+        self.counters.background.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count_query(&self) {
-        self.queries.fetch_add(1, Ordering::Relaxed);
+        let c = if self.background {
+            &self.counters.background
+        } else {
+            &self.counters.foreground
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }

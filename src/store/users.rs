@@ -82,6 +82,8 @@ pub struct UserRow {
     pub account_locked_until: Option<Ts>,
     pub password_reset_token: Option<String>,
     pub password_reset_expires_at: Option<Ts>,
+    /// When the last reset mail was sent, for per-account rate limiting.
+    pub password_reset_sent_at: Option<Ts>,
     pub email_verification_token: Option<String>,
     pub email_verification_expires_at: Option<Ts>,
     pub pending_email: Option<String>,

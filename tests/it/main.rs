@@ -7,5 +7,8 @@
 mod harness;
 
 mod accounts;
+mod admin;
 mod cli;
 mod import;
+mod proxy;
+mod transport;

@@ -1,10 +1,12 @@
 //! Test harness: databases on both backends, accounts with fast hashing, the real CLI binary.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod db;
+pub mod server;
 
 pub use db::{Backend, TestDb};
+pub use server::{Browser, PASSWORD, Resp, TestServer};
 
 use std::sync::Arc;
 

@@ -1,0 +1,15 @@
+-- API tokens for the admin JSON API. Only SHA-256 of a token is stored (hex), never the token.
+-- A token acts as its user with that user's current roles; revoked_at ends it for good.
+
+CREATE TABLE api_tokens (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    TIMESTAMPTZ NOT NULL,
+    created_by    BIGINT REFERENCES users (id) ON DELETE SET NULL,
+    expires_at    TIMESTAMPTZ,
+    last_used_at  TIMESTAMPTZ,
+    revoked_at    TIMESTAMPTZ
+);
+CREATE INDEX ix_api_tokens_user ON api_tokens (user_id);

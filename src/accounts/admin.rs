@@ -1,0 +1,78 @@
+//! Account rules the admin API and console add: credit adjustments and resetting two-factor
+//! sign-in. Each records an activity row naming the actor.
+
+use super::{AccountError, Accounts};
+use crate::audit::ActivityKind;
+use crate::store::{CreditChange, UserId};
+
+/// Largest credit adjustment accepted at once; keeps the sum far from integer overflow.
+pub const MAX_CREDIT_DELTA: i64 = 1_000_000_000;
+
+impl Accounts {
+    /// Adds a signed `delta` to the user's credits; refuses (conflict) when the balance would go
+    /// below zero. Atomic: one conditional `UPDATE`. Returns the new balance.
+    pub async fn adjust_credits(
+        &self,
+        id: UserId,
+        delta: i64,
+        reason: &str,
+        actor: Option<UserId>,
+    ) -> Result<i64, AccountError> {
+        if delta == 0 || delta.abs() > MAX_CREDIT_DELTA {
+            return Err(AccountError::Invalid {
+                field: "delta",
+                message: format!(
+                    "must be a non-zero integer between -{MAX_CREDIT_DELTA} and {MAX_CREDIT_DELTA}"
+                ),
+            });
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AccountError::Invalid {
+                field: "reason",
+                message: "must be 1 to 500 characters".into(),
+            });
+        }
+        let balance = match self.store().adjust_credits(id, delta, self.now()).await? {
+            CreditChange::Applied(b) => b,
+            CreditChange::Refused => {
+                let user = self.get(id).await?.ok_or(AccountError::NotFound)?;
+                return Err(AccountError::Conflict(format!(
+                    "the balance is {} and cannot go below zero",
+                    user.credits_balance
+                )));
+            }
+        };
+        self.record(
+            self.event(ActivityKind::CreditsAdjusted, Some(id))
+                .describe(format!("Credits {delta:+}: {reason}"))
+                .meta(serde_json::json!({
+                    "actor": actor,
+                    "fields": ["credits_balance"],
+                    "delta": delta,
+                    "reason": reason,
+                    "balance": balance,
+                })),
+        )
+        .await;
+        Ok(balance)
+    }
+
+    /// Turns two-factor sign-in off for a user who lost their device: clears the secret,
+    /// recovery codes and last used step.
+    pub async fn reset_twofa(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {
+        if !self.store().reset_twofa(id, self.now()).await? {
+            return Err(AccountError::NotFound);
+        }
+        self.record(
+            self.event(ActivityKind::TwofaDisabled, Some(id))
+                .describe("Two-factor sign-in reset by an administrator")
+                .meta(serde_json::json!({
+                    "actor": actor,
+                    "fields": ["twofa_enabled", "twofa_secret", "twofa_recovery_codes", "twofa_last_step"],
+                })),
+        )
+        .await;
+        Ok(())
+    }
+}

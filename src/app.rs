@@ -1,0 +1,136 @@
+//! The assembled service: everything a request handler needs, built once at start.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use crate::accounts::Accounts;
+use crate::audit::{AuditLog, AuditWriter};
+use crate::auth::PasswordHasher;
+use crate::auth::keys::Keys;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::proxy::Upstream;
+use crate::proxy::headers::StripSet;
+use crate::session::{ApiTokens, SessionService};
+use crate::store::Store;
+use crate::web::render::Templates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Password(#[from] crate::auth::PasswordError),
+    #[error(transparent)]
+    Keys(#[from] crate::auth::keys::KeyError),
+    #[error(transparent)]
+    Templates(#[from] crate::web::render::RenderError),
+    #[error(transparent)]
+    Upstream(#[from] crate::proxy::UpstreamConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::server::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Request counters for `/_auth/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub proxied: AtomicU64,
+    pub upstream_errors: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+#[derive(Debug)]
+pub struct AppInner {
+    pub settings: Settings,
+    pub store: Store,
+    pub accounts: Accounts,
+    pub sessions: SessionService,
+    pub tokens: ApiTokens,
+    pub audit: AuditLog,
+    pub keys: Keys,
+    pub templates: Templates,
+    pub upstream: Upstream,
+    pub strip: StripSet,
+    pub clock: SharedClock,
+    pub metrics: Metrics,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.inner
+    }
+}
+
+impl App {
+    /// Opens the database (migrating it), starts the background writers, loads keys and
+    /// templates. Returns the app and the audit writer to flush at shutdown.
+    pub async fn build(
+        settings: Settings,
+        clock: SharedClock,
+    ) -> Result<(App, AuditWriter), StartError> {
+        let store =
+            Store::connect(&settings.database.url, settings.database.max_connections).await?;
+        store.migrate().await?;
+        let hasher =
+            PasswordHasher::new(settings.security.argon2, settings.security.hash_concurrency)?;
+        let (audit, writer) = AuditLog::spawn(store.for_background(), &settings.audit);
+        let accounts = Accounts::new(
+            store.clone(),
+            hasher,
+            clock.clone(),
+            audit.clone(),
+            settings.security.clone(),
+        );
+        let sessions = SessionService::new(store.clone(), clock.clone(), settings.session.clone());
+        let tokens = ApiTokens::new(store.clone(), clock.clone(), audit.clone());
+        let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
+        let templates = Templates::new(
+            &settings.portal,
+            &[crate::portal::TEMPLATES, crate::admin::TEMPLATES].concat(),
+        )?;
+        let upstream = Upstream::new(&settings.upstream)?;
+        let strip = StripSet::new(&settings.headers);
+        let app = App {
+            inner: Arc::new(AppInner {
+                settings,
+                store,
+                accounts,
+                sessions,
+                tokens,
+                audit,
+                keys,
+                templates,
+                upstream,
+                strip,
+                clock,
+                metrics: Metrics::default(),
+            }),
+        };
+        Ok((app, writer))
+    }
+
+    pub fn now(&self) -> crate::store::Ts {
+        crate::store::Ts(self.clock.now())
+    }
+
+    /// Whether our cookies are `Secure` (and `__Host-` prefixed).
+    pub fn secure_cookies(&self) -> bool {
+        self.settings.server.secure_cookies()
+    }
+
+    pub fn session_cookie_name(&self) -> String {
+        crate::web::cookies::name(&self.settings.session.cookie_name, self.secure_cookies())
+    }
+}

@@ -1,0 +1,81 @@
+//! `gatehouse serve` and `gatehouse demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::{Cli, load_settings};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address for the proxy
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for the demo's database and keys
+    #[arg(long, default_value = "gatehouse-data")]
+    pub data_dir: PathBuf,
+}
+
+pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let settings = load_settings(cli)?;
+    let running = crate::server::start(settings, crate::clock::system(), None).await?;
+    running.run_until_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("starting the demo app")?;
+    let upstream_addr = upstream_listener.local_addr()?;
+    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app_task = tokio::spawn(crate::demo::upstream::serve(
+        upstream_listener,
+        async move {
+            let _ = app_stopped.await;
+        },
+    ));
+    let settings = crate::demo::settings(
+        args.listen,
+        &args.data_dir,
+        upstream_addr,
+        cli.database.as_deref(),
+    )?;
+    let running = crate::server::start(settings, crate::clock::system(), None)
+        .await
+        .with_context(|| format!("starting the proxy on {}", args.listen))?;
+    let created = crate::demo::ensure_users(&running.app.accounts).await?;
+    let url = format!("http://{}/", running.local_addr);
+    println!();
+    println!("  Gatehouse demo is running: {url}");
+    println!(
+        "  The demo app behind it is on {upstream_addr}; data is in {}",
+        args.data_dir.display()
+    );
+    println!();
+    if created.is_empty() {
+        println!("  Demo accounts: admin, demo (passwords were printed when they were created;");
+        println!(
+            "  set new ones with: gatehouse --database sqlite://{}/gatehouse.db user set-password demo)",
+            args.data_dir.display()
+        );
+    } else {
+        println!("  Sign in with (shown once):");
+        for (user, pw, what) in &created {
+            println!("    {user:<6} {pw}   ({what})");
+        }
+    }
+    println!();
+    println!(
+        "  Try {url} (public), {url}app/ (signed in), {url}admin/ (role admin), {url}premium/ (premium tier)."
+    );
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    running.run_until_signal().await;
+    let _ = stop_app.send(());
+    let _ = app_task.await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,106 @@
+//! `gatehouse demo`: the whole product on one machine in one command. A built-in upstream app
+//! shows what it receives; example routes cover public, signed-in, role and tier access; a
+//! demo admin and a demo user are created on first run.
+
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::accounts::{Accounts, NewAccount};
+use crate::config::{self, Secret, Settings};
+use crate::store::Tier;
+
+/// The demo's configuration: routes for each kind of access, the given listen address, data
+/// folder and upstream.
+pub fn settings(
+    listen: SocketAddr,
+    data_dir: &Path,
+    upstream: SocketAddr,
+    database: Option<&str>,
+) -> Result<Settings, config::ConfigError> {
+    let db = database.map_or_else(
+        || format!("sqlite://{}", data_dir.join("gatehouse.db").display()),
+        str::to_string,
+    );
+    let toml = format!(
+        r#"
+[server]
+listen = "{listen}"
+data_dir = "{data}"
+[upstream]
+url = "http://{upstream}"
+[database]
+url = "{db}"
+[portal]
+product_name = "Gatehouse demo"
+
+[[routes]]
+path = "/"
+access = "public"
+[[routes]]
+path = "/favicon.ico"
+access = "public"
+[[routes]]
+path = "/app/**"
+[[routes]]
+path = "/admin/**"
+roles = ["admin"]
+[[routes]]
+path = "/premium/**"
+tiers = ["premium", "enterprise"]
+"#,
+        data = data_dir
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\""),
+    );
+    config::from_toml(&toml)
+}
+
+/// A password that passes the policy and is easy to copy: 20 characters, 120 random bits.
+pub fn random_password() -> String {
+    crate::auth::tokens::random_token()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(20)
+        .collect()
+}
+
+/// Creates the demo accounts if missing; returns (username, password) for each one created now.
+pub async fn ensure_users(
+    accounts: &Accounts,
+) -> Result<Vec<(String, String, &'static str)>, crate::accounts::AccountError> {
+    let mut created = Vec::new();
+    for (username, email, admin, tier, what) in [
+        (
+            "admin",
+            "admin@demo.example",
+            true,
+            Tier::Premium,
+            "admin, premium tier",
+        ),
+        (
+            "demo",
+            "demo@demo.example",
+            false,
+            Tier::Free,
+            "user, free tier",
+        ),
+    ] {
+        if accounts.get_by_username(username).await?.is_some() {
+            continue;
+        }
+        let password = random_password();
+        let mut a = NewAccount::new(username, email, Some(Secret::new(password.clone())));
+        a.is_admin = admin;
+        a.tier = tier;
+        a.is_verified = true;
+        a.first_name = Some(if admin { "Ada".into() } else { "Dee".into() });
+        a.last_name = Some("Demo".into());
+        accounts.create_user(a, None).await?;
+        created.push((username.to_string(), password, what));
+    }
+    Ok(created)
+}

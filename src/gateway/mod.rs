@@ -1,0 +1,168 @@
+//! The request pipeline. Every request enters [`handle`]; `/_auth/` goes to the portal, the
+//! rest through these phases, in this order:
+//!
+//! ```text
+//!  request ─▶ strip spoofed X-Auth-* ─▶ normalise path ─▶ match route (first wins)
+//!          ─▶ load session (cache) ─▶ authorize ─▶ rewrite headers (hop-by-hop,
+//!             X-Forwarded-*, identity) ─▶ forward to upstream (streaming)
+//!          ─▶ record activity (queued, never awaited on the database)
+//! ```
+//!
+//! [`pipeline`] reads top to bottom with `?`; [`handle`] turns a [`GateError`] into a
+//! response (a redirect or HTML page for browsers, JSON for programs) and logs.
+
+mod error;
+mod path;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+
+pub use error::GateError;
+pub use routes::{Decision, decide};
+
+use crate::app::App;
+use crate::audit::ActivityKind;
+use crate::proxy::headers;
+use crate::session::Session;
+use crate::web::{Body, RequestCtx, cookies, negotiate};
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+/// What the pipeline learned, for the activity row and the log line.
+#[derive(Default)]
+struct Outcome {
+    session: Option<Arc<Session>>,
+    route: Option<String>,
+}
+
+pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    app.metrics
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let s = &app.settings;
+    let ctx = RequestCtx::new(
+        conn.peer,
+        conn.tls,
+        req.headers(),
+        &s.server.trusted_proxies,
+        &s.headers.request_id,
+    );
+    let path = req.uri().path();
+    let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
+        crate::portal::handle(app, req, &ctx).await
+    } else {
+        proxied(app, req, &ctx).await
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert(s.headers.request_id.clone(), v);
+    }
+    resp
+}
+
+async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    let page_load = negotiate::is_page_load(&method, req.headers());
+    let mut outcome = Outcome::default();
+    let resp = match pipeline(app, req, ctx, &mut outcome).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.is_server_side() {
+                tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
+            }
+            e.into_response(app, ctx, page_load, &target)
+        }
+    };
+    let path = target.split('?').next().unwrap_or("/");
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
+    if let Some(session) = &outcome.session {
+        let event = app
+            .accounts
+            .event(ActivityKind::Request, Some(session.identity.user_id))
+            .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
+            .describe(format!("{method} {path} → {status}"))
+            .meta(serde_json::json!({
+                "method": method.as_str(),
+                "path": path,
+                "status": status,
+                "duration_ms": (ms * 1000.0).round() / 1000.0,
+                "route": outcome.route,
+                "request_id": ctx.request_id,
+            }));
+        app.audit.record(event).await;
+    }
+    resp
+}
+
+async fn pipeline(
+    app: &App,
+    mut req: Request<Incoming>,
+    ctx: &RequestCtx,
+    out: &mut Outcome,
+) -> Result<Response<Body>, GateError> {
+    let s = &app.settings;
+    app.strip.strip(req.headers_mut());
+    let match_path = path::normalize(req.uri().path())?;
+    let decision = decide(
+        &s.routes,
+        s.server.default_access,
+        req.method(),
+        &match_path,
+    );
+    out.route = decision.rule.map(|r| r.pattern.clone());
+    let session = match cookies::get(req.headers(), &app.session_cookie_name()) {
+        Some(token) => app.sessions.lookup(&token).await?,
+        None => None,
+    };
+    out.session = session.clone();
+    decision.authorize(session.as_deref(), app.now())?;
+
+    let host = authority(&req);
+    let upgrade = headers::is_upgrade(req.headers());
+    let h = req.headers_mut();
+    headers::remove_hop_by_hop(h, upgrade);
+    headers::join_cookies(h);
+    // The app never needs our cookies, and must not be able to leak the session token.
+    cookies::remove(
+        h,
+        &[
+            &app.session_cookie_name(),
+            &cookies::name(crate::web::csrf::COOKIE_BASE, app.secure_cookies()),
+        ],
+    );
+    headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
+    if let Some(sess) = &session {
+        headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
+    }
+    app.metrics
+        .proxied
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut resp = app.upstream.forward(req, host.as_deref()).await?;
+    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    headers::remove_hop_by_hop(resp.headers_mut(), switching);
+    Ok(resp)
+}
+
+/// The authority the client asked for: `Host`, or the HTTP/2 `:authority`.
+fn authority(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+}

@@ -1,0 +1,6 @@
+//! Talking to the upstream app: the pooled client and the header rules at the trust boundary.
+
+pub mod headers;
+mod upstream;
+
+pub use upstream::{Upstream, UpstreamConfigError, UpstreamError};

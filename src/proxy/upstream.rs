@@ -1,0 +1,188 @@
+//! The upstream client: hyper-util's pooled client over plain TCP or rustls. Bodies stream
+//! both ways; nothing is buffered whole. Upgrades (WebSocket) are spliced after the upstream
+//! answers `101`.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::UpstreamSettings;
+use crate::web::Body;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream refused or reset the connection: {0}")]
+    Unreachable(String),
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot build upstream request: {0}")]
+    BadRequest(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error("cannot read upstream.ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("TLS setup for the upstream failed: {0}")]
+    Tls(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    scheme: Scheme,
+    authority: Authority,
+    /// Path prefix of the upstream URL, without a trailing slash ("" for "/").
+    base_path: String,
+    response_timeout: Duration,
+    connect_timeout: Duration,
+    preserve_host: bool,
+}
+
+impl Upstream {
+    pub fn new(s: &UpstreamSettings) -> Result<Upstream, UpstreamConfigError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(s.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let tls = tls_config(s)?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(s.pool_max_idle_per_host)
+            .build(connector);
+        let uri: Uri = s
+            .url
+            .as_str()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| UpstreamConfigError::Tls(e.to_string()))?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| UpstreamConfigError::Tls("upstream URL has no host".into()))?;
+        Ok(Upstream {
+            client,
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            response_timeout: s.response_timeout,
+            connect_timeout: s.connect_timeout,
+            preserve_host: s.preserve_host,
+        })
+    }
+
+    /// Sends a request (headers already rewritten) and returns the response head with a
+    /// streaming body. `host` is the authority the browser used.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        host: Option<&str>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let client_upgrade = hyper::upgrade::on(&mut req);
+        let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let target = format!("{}{}", self.base_path, path_and_query);
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
+            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let host_value = match (self.preserve_host, host) {
+            (true, Some(h)) => HeaderValue::from_str(h).ok(),
+            _ => HeaderValue::from_str(self.authority.as_str()).ok(),
+        };
+        if let Some(h) = host_value {
+            req.headers_mut().insert(header::HOST, h);
+        }
+        let wants_upgrade = super::headers::is_upgrade(req.headers());
+        let total = self.response_timeout + self.connect_timeout;
+        let mut resp = match tokio::time::timeout(total, self.client.request(req)).await {
+            Err(_) => return Err(UpstreamError::Timeout(total)),
+            Ok(Err(e)) => return Err(classify(&e, self.connect_timeout)),
+            Ok(Ok(r)) => r,
+        };
+        if wants_upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
+                }
+            });
+        }
+        Ok(resp.map(|b| b.map_err(|e| Box::new(e) as crate::web::BoxError).boxed()))
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return UpstreamError::Timeout(connect_timeout);
+        }
+        if s.to_string().contains("timed out") {
+            return UpstreamError::Timeout(connect_timeout);
+        }
+        source = s.source();
+    }
+    let mut msg = e.to_string();
+    if let Some(inner) = std::error::Error::source(e) {
+        msg = format!("{msg}: {inner}");
+    }
+    UpstreamError::Unreachable(msg)
+}
+
+fn tls_config(s: &UpstreamSettings) -> Result<rustls::ClientConfig, UpstreamConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &s.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| UpstreamConfigError::CaFile {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let certs =
+                crate::server::tls::parse_certs(&pem).map_err(|e| UpstreamConfigError::CaFile {
+                    path: path.display().to_string(),
+                    message: e,
+                })?;
+            for c in certs {
+                roots.add(c).map_err(|e| UpstreamConfigError::CaFile {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstreamConfigError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(cfg)
+}

@@ -1,0 +1,68 @@
+use crate::store::{RoleRow, Tier, Ts, UserId, UserRow};
+
+/// Who a session belongs to, as the proxy tells the upstream app.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub tier: Option<Tier>,
+    pub tier_name: String,
+    pub is_admin: bool,
+    pub is_superuser: bool,
+    pub is_verified: bool,
+    pub twofa_enabled: bool,
+    /// Explicit roles with their expiry; judged per request so an expiry takes effect on the
+    /// next request without a reload.
+    roles: Vec<(String, Option<Ts>)>,
+}
+
+impl Identity {
+    pub fn new(user: &UserRow, roles: &[RoleRow]) -> Identity {
+        let mut explicit: Vec<(String, Option<Ts>)> = roles
+            .iter()
+            .filter(|r| r.is_active)
+            .map(|r| (r.role_name.clone(), r.expires_at))
+            .collect();
+        if user.is_admin || user.is_superuser {
+            explicit.push(("admin".into(), None));
+        }
+        if user.is_superuser {
+            explicit.push(("superuser".into(), None));
+        }
+        explicit.sort();
+        explicit.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        Identity {
+            user_id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            full_name: user.full_name.clone(),
+            tier: user.subscription_tier.parse().ok(),
+            tier_name: user.subscription_tier.clone(),
+            is_admin: user.is_admin || user.is_superuser,
+            is_superuser: user.is_superuser,
+            is_verified: user.is_verified,
+            twofa_enabled: user.twofa_enabled,
+            roles: explicit,
+        }
+    }
+
+    /// Roles in force at `now`, sorted, without duplicates.
+    pub fn roles_at(&self, now: Ts) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .roles
+            .iter()
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(r, _)| r.as_str())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    pub fn has_any_role(&self, wanted: &[String], now: Ts) -> bool {
+        self.roles
+            .iter()
+            .any(|(r, exp)| exp.is_none_or(|e| e > now) && wanted.iter().any(|w| w == r))
+    }
+}

@@ -1,0 +1,344 @@
+//! Sessions: a moka cache in front of `user_sessions`, so the proxy's hot path answers from
+//! memory.
+//!
+//! ```text
+//!  cookie ─▶ SHA-256 ─▶ cache hit? ──yes──▶ idle/absolute check (injected clock) ─▶ Session
+//!                          │ no                    │ touch due? ─▶ touch queue ─▶ batched UPDATE
+//!                          ▼                       ▼ expired
+//!                 negative cache? ─▶ store: session + user + roles ─▶ cache     end in store, evict
+//! ```
+//!
+//! Steady state is zero queries per request: `last_activity` is written back at most once per
+//! `touch_interval` per session, by a background task. Sign-out and revocation evict at once;
+//! [`SessionService::evict_token_hashes`] and [`SessionService::evict_user`] are the hooks a
+//! cross-instance event feed would call.
+
+pub mod api_tokens;
+mod identity;
+mod toucher;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+pub use api_tokens::{ApiTokens, TokenPrincipal};
+pub use identity::Identity;
+
+use crate::accounts::ClientInfo;
+use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::clock::SharedClock;
+use crate::config::SessionSettings;
+use crate::store::{NewSession, SessionId, Store, StoreError, Ts, UserId, UserRow};
+
+/// A live session as the proxy sees it.
+#[derive(Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub token_hash: String,
+    pub identity: Identity,
+    pub created_at: Ts,
+    /// Absolute end of life.
+    pub expires_at: Ts,
+    pub twofa_verified: bool,
+    /// Last request seen (unix microseconds), for the idle timeout.
+    last_seen: AtomicI64,
+    /// Last `last_activity` written to the store (unix microseconds).
+    last_written: AtomicI64,
+}
+
+impl Session {
+    pub fn last_seen(&self) -> Ts {
+        Ts(micros_to_dt(self.last_seen.load(Ordering::Relaxed)))
+    }
+}
+
+fn dt_to_micros(t: Ts) -> i64 {
+    t.0.timestamp_micros()
+}
+
+fn micros_to_dt(m: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// Options for a new session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOptions {
+    pub remember_me: bool,
+    pub twofa_verified: bool,
+}
+
+/// Counters for the metrics page and the "no query on the hot path" check.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct SessionService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    settings: SessionSettings,
+    cache: Cache<String, Arc<Session>>,
+    /// Well-formed tokens that matched no session, so a replayed dead cookie costs one query
+    /// per minute rather than one per request.
+    unknown: Cache<String, ()>,
+    toucher: toucher::Toucher,
+    stats: SessionStats,
+}
+
+impl std::fmt::Debug for SessionService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+impl SessionService {
+    pub fn new(store: Store, clock: SharedClock, settings: SessionSettings) -> SessionService {
+        // Entries live no longer than the idle timeout; a revocation made by another process is
+        // therefore seen within that bound even without an event feed.
+        let ttl = settings.idle_timeout.min(Duration::from_secs(15 * 60));
+        let cache = Cache::builder()
+            .max_capacity(settings.cache_capacity)
+            .time_to_live(ttl)
+            .support_invalidation_closures()
+            .build();
+        let unknown = Cache::builder()
+            .max_capacity(settings.cache_capacity)
+            .time_to_live(Duration::from_secs(60))
+            .build();
+        let toucher = toucher::Toucher::spawn(store.for_background());
+        SessionService {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                settings,
+                cache,
+                unknown,
+                toucher,
+                stats: SessionStats::default(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.inner.settings
+    }
+
+    pub fn stats(&self) -> &SessionStats {
+        &self.inner.stats
+    }
+
+    fn now(&self) -> Ts {
+        Ts(self.inner.clock.now())
+    }
+
+    /// Creates a session for a user who just proved who they are; returns the cookie value.
+    pub async fn create(
+        &self,
+        user: &UserRow,
+        client: &ClientInfo,
+        opts: SessionOptions,
+    ) -> Result<(String, Arc<Session>), StoreError> {
+        let now = self.now();
+        let lifetime = match (opts.remember_me, self.inner.settings.remember_me_timeout) {
+            (true, Some(d)) => d,
+            _ => self.inner.settings.absolute_timeout,
+        };
+        let expires_at =
+            Ts(now.0 + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12)));
+        let token = random_token();
+        let hash = hash_token(&token);
+        let row = self
+            .inner
+            .store
+            .insert_session(
+                &NewSession {
+                    user_id: user.id,
+                    token_hash: hash.clone(),
+                    ip_address: client.ip.clone(),
+                    user_agent: client.user_agent.as_deref().map(truncate_agent),
+                    expires_at,
+                    twofa_verified: opts.twofa_verified,
+                    remember_me: opts.remember_me,
+                },
+                now,
+            )
+            .await?;
+        let roles = self.inner.store.roles_of(user.id).await?;
+        let session = Arc::new(Session {
+            id: row.id,
+            token_hash: hash.clone(),
+            identity: Identity::new(user, &roles),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            twofa_verified: row.twofa_verified,
+            last_seen: AtomicI64::new(dt_to_micros(now)),
+            last_written: AtomicI64::new(dt_to_micros(now)),
+        });
+        self.inner.unknown.invalidate(&hash).await;
+        self.inner.cache.insert(hash, session.clone()).await;
+        Ok((token, session))
+    }
+
+    /// Resolves a cookie value to a live session. `Ok(None)` for anything that is not one
+    /// (garbage, unknown, ended, expired, or a user who can no longer sign in).
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        if !looks_like_token(token) {
+            return Ok(None);
+        }
+        let hash = hash_token(token);
+        let now = self.now();
+        let session = match self.inner.cache.get(&hash).await {
+            Some(s) => {
+                self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
+                s
+            }
+            None => {
+                self.inner.stats.misses.fetch_add(1, Ordering::Relaxed);
+                if self.inner.unknown.contains_key(&hash) {
+                    return Ok(None);
+                }
+                match self.load(&hash).await? {
+                    Some(s) => s,
+                    None => {
+                        self.inner.unknown.insert(hash, ()).await;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let idle = chrono::Duration::from_std(self.inner.settings.idle_timeout)
+            .unwrap_or(chrono::Duration::minutes(30));
+        if now >= session.expires_at || now.0 - session.last_seen().0 > idle {
+            self.end_hash(&hash).await?;
+            return Ok(None);
+        }
+        let now_us = dt_to_micros(now);
+        session.last_seen.fetch_max(now_us, Ordering::Relaxed);
+        let touch_every = self.inner.settings.touch_interval.as_micros() as i64;
+        let written = session.last_written.load(Ordering::Relaxed);
+        if now_us - written >= touch_every
+            && session
+                .last_written
+                .compare_exchange(written, now_us, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.inner.toucher.touch(session.id, now);
+        }
+        Ok(Some(session))
+    }
+
+    async fn load(&self, hash: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        let store = &self.inner.store;
+        let Some(row) = store.session_by_token_hash(hash).await? else {
+            return Ok(None);
+        };
+        let Some(user) = store.user_by_id(row.user_id).await? else {
+            return Ok(None);
+        };
+        if user.is_deleted || !user.is_active {
+            store.end_session(row.id).await?;
+            return Ok(None);
+        }
+        let roles = store.roles_of(user.id).await?;
+        let session = Arc::new(Session {
+            id: row.id,
+            token_hash: hash.to_string(),
+            identity: Identity::new(&user, &roles),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            twofa_verified: row.twofa_verified,
+            last_seen: AtomicI64::new(dt_to_micros(row.last_activity)),
+            last_written: AtomicI64::new(dt_to_micros(row.last_activity)),
+        });
+        self.inner
+            .cache
+            .insert(hash.to_string(), session.clone())
+            .await;
+        Ok(Some(session))
+    }
+
+    /// Signs out the session behind a cookie value.
+    pub async fn end_token(&self, token: &str) -> Result<(), StoreError> {
+        if looks_like_token(token) {
+            self.end_hash(&hash_token(token)).await?;
+        }
+        Ok(())
+    }
+
+    async fn end_hash(&self, hash: &str) -> Result<(), StoreError> {
+        let cached = self.inner.cache.remove(hash).await;
+        let row_id = match cached {
+            Some(s) => Some(s.id),
+            None => self
+                .inner
+                .store
+                .session_by_token_hash(hash)
+                .await?
+                .map(|r| r.id),
+        };
+        if let Some(id) = row_id {
+            self.inner.store.end_session(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends one session by id (account page, admin API).
+    pub async fn end_by_id(&self, id: SessionId) -> Result<bool, StoreError> {
+        match self.inner.store.end_session(id).await? {
+            Some(hash) => {
+                self.inner.cache.invalidate(&hash).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Ends every session of a user except `keep`.
+    pub async fn end_all_for_user(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<usize, StoreError> {
+        let hashes = self.inner.store.end_sessions_of(user, keep).await?;
+        self.evict_token_hashes(&hashes).await;
+        Ok(hashes.len())
+    }
+
+    /// Drops cached sessions by token hash (after the store ended them).
+    pub async fn evict_token_hashes(&self, hashes: &[String]) {
+        for h in hashes {
+            self.inner.cache.invalidate(h).await;
+        }
+    }
+
+    /// Drops every cached session of a user, so the next request reloads their identity (after
+    /// a profile, role or status change).
+    pub fn evict_user(&self, user: UserId) {
+        if let Err(e) = self
+            .inner
+            .cache
+            .invalidate_entries_if(move |_, s| s.identity.user_id == user)
+        {
+            tracing::error!(error = %e, "cannot evict cached sessions; clearing the whole cache");
+            self.inner.cache.invalidate_all();
+        }
+    }
+
+    /// Writes pending `last_activity` updates; for shutdown.
+    pub async fn flush(&self) {
+        self.inner.toucher.flush().await;
+    }
+}
+
+/// User agents are client-controlled; keep the column bounded.
+fn truncate_agent(ua: &str) -> String {
+    ua.chars().take(512).collect()
+}

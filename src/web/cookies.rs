@@ -1,0 +1,121 @@
+//! Reading and writing our cookies, through the `cookie` crate.
+
+use cookie::{Cookie, SameSite};
+use http::{HeaderMap, HeaderValue, header};
+
+/// The value of the first cookie named `name` in any `Cookie` header.
+pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+/// The cookie name as sent: `__Host-` prefixed when cookies are `Secure`, which pins them to
+/// this host and path `/`.
+pub fn name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure when asked. `max_age: None`
+/// makes a browser-session cookie.
+pub fn set(
+    name: &str,
+    value: &str,
+    secure: bool,
+    max_age: Option<time_like::Seconds>,
+) -> Option<HeaderValue> {
+    let mut c = Cookie::build((name.to_string(), value.to_string()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure);
+    if let Some(s) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(s.0));
+    }
+    HeaderValue::from_str(&c.build().to_string()).ok()
+}
+
+/// A `Set-Cookie` value that deletes the cookie.
+pub fn clear(name: &str, secure: bool) -> Option<HeaderValue> {
+    set(name, "", secure, Some(time_like::Seconds(0)))
+}
+
+pub mod time_like {
+    /// A cookie lifetime in seconds.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Seconds(pub i64);
+}
+
+/// Removes the named cookies from the `Cookie` header(s), keeping the rest.
+pub fn remove(headers: &mut HeaderMap, names: &[&str]) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let mut kept: Vec<String> = Vec::new();
+    let mut removed = false;
+    for v in headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        for c in Cookie::split_parse(v).filter_map(Result::ok) {
+            if names.contains(&c.name()) {
+                removed = true;
+            } else {
+                kept.push(format!("{}={}", c.name(), c.value()));
+            }
+        }
+    }
+    if !removed {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_remove_and_build() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; gh=tok; b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        assert_eq!(get(&h, "gh").as_deref(), Some("tok"));
+        assert_eq!(get(&h, "c").as_deref(), Some("3"));
+        remove(&mut h, &["gh"]);
+        assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2; c=3");
+        let set_cookie = set("__Host-gh", "v", true, None).unwrap();
+        let s = set_cookie.to_str().unwrap();
+        for part in [
+            "__Host-gh=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+        ] {
+            assert!(s.contains(part), "{s}");
+        }
+        assert!(
+            !set("gh", "v", false, None)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+}
