@@ -3,6 +3,7 @@
 
 mod fixture;
 mod options;
+mod proxy;
 mod resume;
 mod store;
 
