@@ -236,9 +236,9 @@ impl Bar {
     fn new(total: u64) -> Bar {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:32} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
-            ) {
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:32} {pos}/{len} rows  {msg}  ETA {eta}")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             Bar::Terminal(bar)
@@ -267,7 +267,11 @@ impl Progress for Bar {
         match self {
             Bar::Terminal(bar) => {
                 bar.set_position(rows_read);
-                bar.set_message(format!("{} imported", summary.imported));
+                bar.set_message(format!(
+                    "{:.0} rows/s, {} imported",
+                    bar.per_sec(),
+                    summary.imported
+                ));
             }
             Bar::Plain {
                 total,

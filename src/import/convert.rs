@@ -9,20 +9,149 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::mapping::{Field, Mapping};
 use super::source::TextRow;
+use crate::accounts::FREE_TIER_CREDITS;
 use crate::auth::legacy::is_werkzeug_hash;
 use crate::store::{Tier, Ts};
 
-/// The text of one field in one row: trimmed, `None` when unmapped, NULL or blank.
+/// One source row, read field by field.
 pub struct Lead<'a> {
     pub row: &'a TextRow,
     pub mapping: &'a Mapping,
 }
 
+/// Replaced values of one row, before they are tied to its id.
+#[derive(Default)]
+pub struct Warnings(pub Vec<(Field, Option<String>, &'static str)>);
+
+impl Warnings {
+    pub fn push(&mut self, field: Field, value: Option<&str>, message: &'static str) {
+        self.0.push((field, value.map(str::to_string), message));
+    }
+}
+
 impl Lead<'_> {
+    /// The text of a field: trimmed, `None` when unmapped, NULL or blank.
     pub fn get(&self, field: Field) -> Option<&str> {
         let i = self.mapping.position(field)?;
         let v = self.row.get(i)?.as_deref()?.trim();
         (!v.is_empty()).then_some(v)
+    }
+
+    pub fn text(&self, field: Field) -> Option<String> {
+        self.get(field).map(str::to_string)
+    }
+
+    pub fn flag(&self, field: Field, default: bool, w: &mut Warnings) -> bool {
+        match self.get(field) {
+            None => default,
+            Some(v) => parse_bool(v).unwrap_or_else(|| {
+                w.push(
+                    field,
+                    Some(v),
+                    "not a yes/no value: imported as the default",
+                );
+                default
+            }),
+        }
+    }
+
+    /// A value that `ok` accepts, else `default`.
+    pub fn shaped(
+        &self,
+        field: Field,
+        ok: fn(&str) -> bool,
+        default: &str,
+        w: &mut Warnings,
+    ) -> String {
+        match self.get(field) {
+            Some(v) if ok(v) => v.to_string(),
+            Some(v) => {
+                w.push(
+                    field,
+                    Some(v),
+                    "not a usable value: imported as the default",
+                );
+                default.to_string()
+            }
+            None => default.to_string(),
+        }
+    }
+
+    /// The hash to store: a usable one as it is, anything else dropped.
+    pub fn password_hash(&self, w: &mut Warnings) -> (Option<String>, HashKind) {
+        let hash = self.get(Field::PasswordHash);
+        let kind = classify_hash(hash);
+        if kind == HashKind::Unknown {
+            // The value may be a plain-text password: it goes nowhere, not even the report.
+            let message = "not a Werkzeug or argon2 hash: imported without a password";
+            w.push(Field::PasswordHash, None, message);
+        }
+        let keep = (kind == HashKind::Usable).then(|| hash.map(str::to_string));
+        (keep.flatten(), kind)
+    }
+
+    /// First and last name; split from the full name when neither is mapped or filled.
+    pub fn names(&self) -> (Option<String>, Option<String>) {
+        match (self.get(Field::FirstName), self.get(Field::LastName)) {
+            (None, None) => self.get(Field::FullName).map_or((None, None), split_name),
+            (first, last) => (first.map(str::to_string), last.map(str::to_string)),
+        }
+    }
+
+    /// The tier, and whether it was unknown (and so became free).
+    pub fn tier(&self, w: &mut Warnings) -> (Tier, bool) {
+        let value = self.get(Field::SubscriptionTier);
+        match value {
+            None => (Tier::Free, false),
+            Some(v) => match self.mapping.tier(v) {
+                Some(t) => (t, false),
+                None => {
+                    w.push(
+                        Field::SubscriptionTier,
+                        value,
+                        "unknown tier: imported as free",
+                    );
+                    (Tier::Free, true)
+                }
+            },
+        }
+    }
+
+    pub fn credits(&self, w: &mut Warnings) -> i64 {
+        let Some(v) = self.get(Field::CreditsBalance) else {
+            return FREE_TIER_CREDITS;
+        };
+        match parse_int(v) {
+            Some(n) if n >= 0 => n,
+            Some(_) => {
+                w.push(Field::CreditsBalance, Some(v), "negative: imported as 0");
+                0
+            }
+            None => {
+                let message = "not a number: imported as the default";
+                w.push(Field::CreditsBalance, Some(v), message);
+                FREE_TIER_CREDITS
+            }
+        }
+    }
+
+    pub fn created_at(&self, now: Ts, w: &mut Warnings) -> Ts {
+        let Some(v) = self.get(Field::CreatedAt) else {
+            return now;
+        };
+        parse_timestamp(v).unwrap_or_else(|| {
+            w.push(Field::CreatedAt, Some(v), "not a timestamp: set to now");
+            now
+        })
+    }
+
+    pub fn last_login(&self, w: &mut Warnings) -> Option<Ts> {
+        let v = self.get(Field::LastLogin)?;
+        let t = parse_timestamp(v);
+        if t.is_none() && !v.starts_with("0000-00-00") {
+            w.push(Field::LastLogin, Some(v), "not a timestamp: left empty");
+        }
+        t
     }
 }
 
@@ -120,14 +249,6 @@ pub fn language_ok(lang: &str) -> bool {
         && lang
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-}
-
-/// A tier read from a lead: `Err` keeps the unknown value for the warning.
-pub fn tier(mapping: &Mapping, value: Option<&str>) -> Result<Tier, String> {
-    match value {
-        None => Ok(Tier::Free),
-        Some(v) => mapping.tier(v).ok_or_else(|| v.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 
 use super::ImportError;
-use super::convert::{self, HashKind, Lead, parse_bool, parse_int, parse_timestamp};
+use super::convert::{HashKind, Lead, Warnings, language_ok, timezone_ok};
 use super::mapping::{Field, Mapping};
 use super::names::{Clash, Usernames};
 use super::report::{Reason, Skipped, Summary, Warning};
 use super::source::{Source, TableName, TextRow};
-use crate::accounts::{FREE_TIER_CREDITS, validate_email, validate_username};
+use crate::accounts::{validate_email, validate_username};
 use crate::audit::ActivityKind;
 use crate::store::import::ImportActivity;
-use crate::store::{NewUser, Store, Tier, Ts};
+use crate::store::{NewUser, Store, Ts};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -279,83 +279,33 @@ impl<'a> Importer<'a> {
         id: String,
         w: &mut Warnings,
     ) -> (NewUser, HashKind, bool) {
-        let hash = lead.get(Field::PasswordHash);
-        let kind = convert::classify_hash(hash);
-        if kind == HashKind::Unknown {
-            // The value may be a plain-text password: it goes nowhere, not even the report.
-            let message = "not a Werkzeug or argon2 hash: imported without a password";
-            w.push(Field::PasswordHash, None, message);
-        }
-        let (first_name, last_name) = match (lead.get(Field::FirstName), lead.get(Field::LastName))
-        {
-            (None, None) => lead
-                .get(Field::FullName)
-                .map_or((None, None), convert::split_name),
-            (first, last) => (first.map(str::to_string), last.map(str::to_string)),
-        };
-        let tier_value = lead.get(Field::SubscriptionTier);
-        let (tier, unknown_tier) = match convert::tier(self.mapping, tier_value) {
-            Ok(t) => (t, false),
-            Err(_) => {
-                let message = "unknown tier: imported as free";
-                w.push(Field::SubscriptionTier, tier_value, message);
-                (Tier::Free, true)
-            }
-        };
-        let credits_balance = match lead.get(Field::CreditsBalance) {
-            None => FREE_TIER_CREDITS,
-            Some(v) => match parse_int(v) {
-                Some(n) if n >= 0 => n,
-                Some(_) => {
-                    w.push(Field::CreditsBalance, Some(v), "negative: imported as 0");
-                    0
-                }
-                None => {
-                    let message = "not a number: imported as the default";
-                    w.push(Field::CreditsBalance, Some(v), message);
-                    FREE_TIER_CREDITS
-                }
-            },
-        };
-        let created_at = match lead.get(Field::CreatedAt) {
-            None => self.now,
-            Some(v) => parse_timestamp(v).unwrap_or_else(|| {
-                w.push(Field::CreatedAt, Some(v), "not a timestamp: set to now");
-                self.now
-            }),
-        };
-        let last_login = lead.get(Field::LastLogin).and_then(|v| {
-            let t = parse_timestamp(v);
-            if t.is_none() && !v.starts_with("0000-00-00") {
-                w.push(Field::LastLogin, Some(v), "not a timestamp: left empty");
-            }
-            t
-        });
-        let is_superuser = flag(lead, Field::IsSuperuser, false, w);
-        let text = |f: Field| lead.get(f).map(str::to_string);
+        let (password_hash, kind) = lead.password_hash(w);
+        let (first_name, last_name) = lead.names();
+        let (tier, unknown_tier) = lead.tier(w);
+        let is_superuser = lead.flag(Field::IsSuperuser, false, w);
         let user = NewUser {
             username,
             email,
-            password_hash: (kind == HashKind::Usable)
-                .then(|| hash.map(str::to_string))
-                .flatten(),
+            password_hash,
             first_name,
             last_name,
-            phone: text(Field::Phone),
-            company_name: text(Field::CompanyName),
+            phone: lead.text(Field::Phone),
+            company_name: lead.text(Field::CompanyName),
             tier,
-            subscription_status: text(Field::SubscriptionStatus).unwrap_or_else(|| "active".into()),
-            credits_balance,
-            is_active: flag(lead, Field::IsActive, true, w),
-            is_verified: flag(lead, Field::IsVerified, false, w),
-            is_admin: flag(lead, Field::IsAdmin, false, w) || is_superuser,
+            subscription_status: lead
+                .text(Field::SubscriptionStatus)
+                .unwrap_or_else(|| "active".into()),
+            credits_balance: lead.credits(w),
+            is_active: lead.flag(Field::IsActive, true, w),
+            is_verified: lead.flag(Field::IsVerified, false, w),
+            is_admin: lead.flag(Field::IsAdmin, false, w) || is_superuser,
             is_superuser,
-            email_notifications: flag(lead, Field::EmailNotifications, true, w),
-            sms_notifications: flag(lead, Field::SmsNotifications, false, w),
-            timezone: shaped(lead, Field::Timezone, convert::timezone_ok, "UTC", w),
-            language: shaped(lead, Field::Language, convert::language_ok, "en", w),
-            created_at,
-            last_login,
+            email_notifications: lead.flag(Field::EmailNotifications, true, w),
+            sms_notifications: lead.flag(Field::SmsNotifications, false, w),
+            timezone: lead.shaped(Field::Timezone, timezone_ok, "UTC", w),
+            language: lead.shaped(Field::Language, language_ok, "en", w),
+            created_at: lead.created_at(self.now, w),
+            last_login: lead.last_login(w),
             legacy_lead_id: Some(id),
         };
         (user, kind, unknown_tier)
@@ -417,50 +367,5 @@ impl<'a> Importer<'a> {
         s.generated_usernames += u64::from(m.generated_username);
         s.unknown_tier += u64::from(m.unknown_tier);
         s.admins += u64::from(m.admin);
-    }
-}
-
-/// Replaced values of one row, before they are tied to its id.
-#[derive(Default)]
-struct Warnings(Vec<(Field, Option<String>, &'static str)>);
-
-impl Warnings {
-    fn push(&mut self, field: Field, value: Option<&str>, message: &'static str) {
-        self.0.push((field, value.map(str::to_string), message));
-    }
-}
-
-fn flag(lead: &Lead<'_>, field: Field, default: bool, w: &mut Warnings) -> bool {
-    match lead.get(field) {
-        None => default,
-        Some(v) => parse_bool(v).unwrap_or_else(|| {
-            w.push(
-                field,
-                Some(v),
-                "not a yes/no value: imported as the default",
-            );
-            default
-        }),
-    }
-}
-
-fn shaped(
-    lead: &Lead<'_>,
-    field: Field,
-    ok: fn(&str) -> bool,
-    default: &str,
-    w: &mut Warnings,
-) -> String {
-    match lead.get(field) {
-        Some(v) if ok(v) => v.to_string(),
-        Some(v) => {
-            w.push(
-                field,
-                Some(v),
-                "not a usable value: imported as the default",
-            );
-            default.to_string()
-        }
-        None => default.to_string(),
     }
 }

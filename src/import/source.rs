@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{ColumnIndex, Decode, Row};
+use sqlx::{ColumnIndex, ConnectOptions, Decode, Row};
 
 use super::ImportError;
 use crate::store::mask_url;
@@ -80,7 +80,9 @@ macro_rules! on_source {
 
 impl Source {
     /// Opens `url`: `sqlite://PATH` (or a bare path to an existing file), `postgres://...`,
-    /// `mysql://...` or `mariadb://...`. A SQLite file is never created.
+    /// `mysql://...` or `mariadb://...`. A SQLite file is never created. Statement logging is
+    /// off: reading the whole table is one long statement by design, which sqlx would otherwise
+    /// report as slow.
     pub async fn connect(url: &str) -> Result<Source, ImportError> {
         let masked = mask_url(url);
         let err = |source: sqlx::Error| ImportError::SourceConnect {
@@ -89,7 +91,9 @@ impl Source {
         };
         let timeout = Duration::from_secs(10);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(err)?;
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(err)?
+                .disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(2)
                 .acquire_timeout(timeout)
@@ -102,7 +106,9 @@ impl Source {
             .strip_prefix("mysql://")
             .or_else(|| url.strip_prefix("mariadb://"))
         {
-            let opts = MySqlConnectOptions::from_str(&format!("mysql://{rest}")).map_err(err)?;
+            let opts = MySqlConnectOptions::from_str(&format!("mysql://{rest}"))
+                .map_err(err)?
+                .disable_statement_logging();
             let pool = MySqlPoolOptions::new()
                 .max_connections(2)
                 .acquire_timeout(timeout)
@@ -118,6 +124,7 @@ impl Source {
         } else {
             return Err(ImportError::UnsupportedSource(masked));
         };
+        let opts = opts.disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(timeout)
