@@ -29,6 +29,8 @@ pub enum StartError {
     Upstream(#[from] crate::proxy::UpstreamConfigError),
     #[error(transparent)]
     Tls(#[from] crate::server::tls::TlsError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -64,6 +66,10 @@ pub struct AppInner {
     pub strip: StripSet,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// Outgoing mail (SMTP or the outbox folder).
+    pub mailer: crate::mail::Mailer,
+    /// The portal's in-memory state: throttles and pending two-factor sign-ins.
+    pub portal: crate::portal::PortalState,
 }
 
 impl std::ops::Deref for App {
@@ -93,8 +99,15 @@ impl App {
             audit.clone(),
             settings.security.clone(),
         );
-        let sessions = SessionService::new(store.clone(), clock.clone(), settings.session.clone());
+        let sessions = SessionService::with_admin_2fa(
+            store.clone(),
+            clock.clone(),
+            settings.session.clone(),
+            settings.security.require_2fa_for_admins,
+        );
         let tokens = ApiTokens::new(store.clone(), clock.clone(), audit.clone());
+        let mailer = crate::mail::Mailer::new(&settings.mail)?;
+        let portal = crate::portal::PortalState::new(&settings.security);
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
         let templates = Templates::new(
             &settings.portal,
@@ -116,6 +129,8 @@ impl App {
                 strip,
                 clock,
                 metrics: Metrics::default(),
+                mailer,
+                portal,
             }),
         };
         Ok((app, writer))

@@ -18,6 +18,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod import;
+pub mod mail;
 pub mod portal;
 pub mod proxy;
 pub mod server;

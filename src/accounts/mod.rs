@@ -4,6 +4,9 @@
 
 mod admin;
 mod error;
+mod profile;
+mod tokens;
+mod twofa;
 mod validate;
 mod view;
 
@@ -19,6 +22,8 @@ use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, User
 
 pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
+pub use profile::ProfileInput;
+pub use twofa::{Enrolment, SecondFactor, TwofaError};
 pub use validate::{validate_email, validate_username};
 pub use view::{UserView, effective_roles};
 

@@ -214,15 +214,15 @@ pub const NEW_USER_FIELDS: [&str; 11] = [
 pub enum PasswordSetup {
     /// The request gave one.
     Given,
-    /// No mail hook in this build: the account waits for `gatehouse user set-password`.
-    Pending,
+    /// A set-password link (a reset token) was mailed to the new user.
+    Mailed,
 }
 
 impl PasswordSetup {
     pub fn as_str(self) -> &'static str {
         match self {
             PasswordSetup::Given => "not_needed",
-            PasswordSetup::Pending => "pending",
+            PasswordSetup::Mailed => "sent",
         }
     }
 }
@@ -263,14 +263,23 @@ pub async fn create_user(
     a.is_admin = input::boolean(body, "is_admin")?.unwrap_or(false);
     a.is_superuser = input::boolean(body, "is_superuser")?.unwrap_or(false);
     let user = app.accounts.create_user(a, Some(admin.user_id())).await?;
-    let setup = if password.is_some() {
-        PasswordSetup::Given
-    } else {
-        // The set-password mail needs the portal's mail module; until it lands the account is
-        // created without a password and an operator sets one.
-        PasswordSetup::Pending
-    };
-    Ok((user, setup))
+    if password.is_some() {
+        return Ok((user, PasswordSetup::Given));
+    }
+    // The account has no password: mail a one-time link to the reset form to choose one.
+    let token = app
+        .accounts
+        .issue_reset_token(&user, &crate::accounts::ClientInfo::default())
+        .await?;
+    let s = &app.settings;
+    app.mailer.send_later(crate::mail::set_password_link(
+        &s.server.public_url,
+        &s.portal.product_name,
+        &user.email,
+        token.expose(),
+        &humantime::format_duration(s.security.reset_token_ttl).to_string(),
+    ));
+    Ok((user, PasswordSetup::Mailed))
 }
 
 pub async fn soft_delete(app: &App, admin: &AdminPrincipal, id: UserId) -> Result<usize, ApiError> {

@@ -28,6 +28,9 @@ pub struct Principal {
     username: String,
     roles: Vec<String>,
     via: Via,
+    /// An admin whose session has not passed two-factor sign-in while
+    /// `security.require_2fa_for_admins` is set: the session service withholds the role.
+    admin_pending_2fa: bool,
 }
 
 /// A caller whose effective roles include `admin` (and, when `security.require_2fa_for_admins`
@@ -57,6 +60,7 @@ impl Principal {
                 .map(str::to_string)
                 .collect(),
             via,
+            admin_pending_2fa: identity.admin_suspended,
         }
     }
 
@@ -100,6 +104,11 @@ impl Principal {
 
     /// The role check: the only constructor of [`AdminPrincipal`].
     pub fn admin(&self, require_2fa: bool) -> Result<AdminPrincipal, ApiError> {
+        if self.admin_pending_2fa {
+            return Err(ApiError::forbidden(
+                "administrators must sign in with two-factor authentication first",
+            ));
+        }
         if !self.has_role("admin") {
             return Err(ApiError::forbidden("this needs the admin role"));
         }

@@ -1,4 +1,5 @@
-//! Credentials: password hashing and policy, legacy Werkzeug hashes, random tokens.
+//! Credentials: password hashing and policy, legacy Werkzeug hashes, random tokens, TOTP and
+//! recovery codes, throttles.
 //!
 //! Nothing here knows about HTTP or the database.
 
@@ -6,6 +7,8 @@ pub mod common_passwords;
 pub mod keys;
 pub mod legacy;
 pub mod password;
+pub mod throttle;
 pub mod tokens;
+pub mod totp;
 
 pub use password::{PasswordError, PasswordHasher, PolicyError, Verified};

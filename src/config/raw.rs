@@ -92,6 +92,14 @@ pub struct RawSecurity {
     pub require_2fa_for_admins: Option<bool>,
     pub login_attempts_per_ip: S<i64>,
     pub login_throttle_window: S<String>,
+    // --- portal flows (issue 4) ---
+    pub reset_token_ttl: S<String>,
+    pub verification_token_ttl: S<String>,
+    pub reset_requests_per_account: S<i64>,
+    pub reset_requests_per_ip: S<i64>,
+    pub reset_throttle_window: S<String>,
+    pub twofa_pending_ttl: S<String>,
+    pub twofa_max_attempts: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +136,8 @@ pub struct RawMail {
     pub smtp_username: S<String>,
     pub smtp_password: S<String>,
     pub smtp_password_file: S<String>,
+    // --- portal flows (issue 4) ---
+    pub send_timeout: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -115,6 +115,19 @@ pub struct SecuritySettings {
     pub require_2fa_for_admins: bool,
     pub login_attempts_per_ip: u32,
     pub login_throttle_window: Duration,
+    // --- portal flows (issue 4) ---
+    /// How long a password-reset link works.
+    pub reset_token_ttl: Duration,
+    /// How long an email-verification link works.
+    pub verification_token_ttl: Duration,
+    /// Reset (and other mail-sending) requests allowed per account, and per client address,
+    /// within `reset_throttle_window`.
+    pub reset_requests_per_account: u32,
+    pub reset_requests_per_ip: u32,
+    pub reset_throttle_window: Duration,
+    /// How long the code step of a two-factor sign-in waits, and how many wrong codes it takes.
+    pub twofa_pending_ttl: Duration,
+    pub twofa_max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +196,9 @@ pub struct MailSettings {
     pub from: String,
     pub outbox_dir: PathBuf,
     pub smtp: Option<SmtpSettings>,
+    // --- portal flows (issue 4) ---
+    /// Upper bound for handing one mail to the SMTP server (or writing it to the outbox).
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

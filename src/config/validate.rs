@@ -402,6 +402,48 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             &sec.login_throttle_window,
             Duration::from_secs(15 * 60),
         ),
+        // --- portal flows (issue 4) ---
+        reset_token_ttl: c.duration(
+            "security.reset_token_ttl",
+            &sec.reset_token_ttl,
+            Duration::from_secs(3600),
+        ),
+        verification_token_ttl: c.duration(
+            "security.verification_token_ttl",
+            &sec.verification_token_ttl,
+            Duration::from_secs(24 * 3600),
+        ),
+        reset_requests_per_account: c.int(
+            "security.reset_requests_per_account",
+            &sec.reset_requests_per_account,
+            3,
+            1,
+            1_000_000,
+        ) as u32,
+        reset_requests_per_ip: c.int(
+            "security.reset_requests_per_ip",
+            &sec.reset_requests_per_ip,
+            10,
+            1,
+            1_000_000,
+        ) as u32,
+        reset_throttle_window: c.duration(
+            "security.reset_throttle_window",
+            &sec.reset_throttle_window,
+            Duration::from_secs(3600),
+        ),
+        twofa_pending_ttl: c.duration(
+            "security.twofa_pending_ttl",
+            &sec.twofa_pending_ttl,
+            Duration::from_secs(5 * 60),
+        ),
+        twofa_max_attempts: c.int(
+            "security.twofa_max_attempts",
+            &sec.twofa_max_attempts,
+            5,
+            1,
+            100,
+        ) as u32,
     };
 
     // [headers]
@@ -514,6 +556,12 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             .path(&m.outbox_dir, None)
             .unwrap_or_else(|| data_dir.join("outbox")),
         smtp,
+        // --- portal flows (issue 4) ---
+        send_timeout: c.duration(
+            "mail.send_timeout",
+            &m.send_timeout,
+            Duration::from_secs(15),
+        ),
     };
 
     // [portal]
@@ -814,6 +862,58 @@ mod tests {
         let s = from_toml("[[routes]]\npath = \"/a/**\"\n[[routes]]\npath = \"/a/b\"\naccess = \"public\"\n[[routes]]\npath = \"/c\"\n").unwrap();
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("\"/a/b\" (line 4)"));
+    }
+
+    #[test]
+    fn portal_flow_keys() {
+        let s = from_toml(
+            "[security]\nreset_token_ttl = \"2h\"\nverification_token_ttl = \"3d\"\n\
+             reset_requests_per_account = 2\nreset_requests_per_ip = 4\n\
+             reset_throttle_window = \"30m\"\ntwofa_pending_ttl = \"2m\"\ntwofa_max_attempts = 3\n\
+             [mail]\nsend_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.security.reset_token_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            s.security.verification_token_ttl,
+            Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(s.security.reset_requests_per_account, 2);
+        assert_eq!(s.security.twofa_max_attempts, 3);
+        assert_eq!(s.mail.send_timeout, Duration::from_secs(3));
+        let d = from_toml("").unwrap();
+        assert_eq!(d.security.reset_token_ttl, Duration::from_secs(3600));
+        assert_eq!(d.security.twofa_pending_ttl, Duration::from_secs(300));
+        let err = from_toml("[security]\ntwofa_max_attempts = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("security.twofa_max_attempts (line 2)"),
+            "{err}"
+        );
+    }
+
+    /// The example file parses, and so does its portal section with every key uncommented.
+    #[test]
+    fn example_config_documents_real_keys() {
+        let example = include_str!("../../config/gatehouse.example.toml");
+        from_toml(example).unwrap();
+        let section = example
+            .split("# Sign-in portal:")
+            .nth(1)
+            .expect("the portal section");
+        let uncommented: String = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.contains("send_timeout"), "{uncommented}");
+        from_toml(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     }
 
     #[test]

@@ -1,4 +1,10 @@
 //! `/_auth/login` and `/_auth/logout`.
+//!
+//! ```text
+//!  POST /_auth/login ─▶ per-IP throttle (429) ─▶ authenticate (lockout, one generic failure)
+//!     ├─ 2FA on  ─▶ pending sign-in (cookie gatehouse_2fa) ─▶ 303 /_auth/login/2fa
+//!     └─ 2FA off ─▶ fresh session ─▶ 303 next (an admin under require_2fa_for_admins: enrolment)
+//! ```
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -6,11 +12,11 @@ use hyper::body::Incoming;
 use minijinja::context;
 
 use super::forms::{self, safe_next};
-use super::render_failed;
+use super::{page, render_failed};
 use crate::accounts::AuthFailure;
 use crate::app::App;
 use crate::audit::ActivityKind;
-use crate::config::Secret;
+use crate::config::{Registration, Secret};
 use crate::session::SessionOptions;
 use crate::web::cookies::{self, time_like::Seconds};
 use crate::web::csrf::{self, Csrf};
@@ -34,17 +40,23 @@ fn login_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response<Body> {
-    let page = app.templates.render(
+    let mut links = vec![context! { href => "/_auth/reset", text => "Forgot your password?" }];
+    if app.settings.portal.registration == Registration::Open {
+        links.push(context! { href => "/_auth/signup", text => "Create an account" });
+    }
+    page::render(
+        app,
         "login.html",
+        csrf,
         context! {
-            csrf_token => csrf.token.clone(),
             next,
             username,
             error,
+            links,
             remember_me => app.settings.session.remember_me_timeout.is_some(),
         },
-    );
-    page_with_csrf(app, csrf, page, status)
+        status,
+    )
 }
 
 /// A rendered form page, setting the CSRF cookie when it is new.
@@ -73,16 +85,18 @@ pub fn forbidden_csrf() -> Response<Body> {
     )
 }
 
+/// Name of the cookie that holds a pending two-factor sign-in.
+pub const PENDING_COOKIE: &str = "gatehouse_2fa";
+
 pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form) = match forms::read(req).await {
+    let (parts, form, csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,
-        Err(status) => return respond::text(status, "unreadable form"),
+        Err(r) => return r,
     };
-    let secure = app.secure_cookies();
-    if !csrf::verify(&app.keys, &parts.headers, secure, form.get(csrf::FIELD)) {
-        return forbidden_csrf();
+    let ip = page::ip_key(ctx);
+    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+        return page::too_many(app);
     }
-    let csrf = Csrf::for_request(&app.keys, &parts.headers, secure);
     let next = safe_next(form.get("next"));
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
@@ -96,6 +110,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     {
         Ok(u) => u,
         Err(AuthFailure::InvalidCredentials) => {
+            app.portal.login_ip.hit(&ip, app.now()).await;
             return login_page(
                 app,
                 &csrf,
@@ -113,43 +128,97 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             );
         }
     };
-    // A fresh session id at every sign-in; any session this browser had is ended.
-    if let Some(old) = cookies::get(&parts.headers, &app.session_cookie_name())
+    if user.twofa_enabled {
+        // No session yet: the password only opens the code step.
+        end_previous_session(app, &parts.headers).await;
+        let token = app
+            .portal
+            .pending
+            .start(user.id, remember, next, app.now())
+            .await;
+        let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
+        let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
+        page::set_cookie(
+            &mut r,
+            cookies::set(
+                &page::cookie_name(app, PENDING_COOKIE),
+                &token,
+                app.secure_cookies(),
+                Some(Seconds(ttl)),
+            ),
+        );
+        return r;
+    }
+    let (mut r, session) =
+        match start_session(app, &parts.headers, &user, ctx, remember, false, &next).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    app.accounts
+        .record(
+            page::event(app, ActivityKind::Login, Some(user.id), ctx)
+                .describe("Signed in with password"),
+        )
+        .await;
+    if session.identity.admin_suspended {
+        // security.require_2fa_for_admins: enrol first; admin powers wait for it.
+        let next = percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC);
+        if let Ok(v) = HeaderValue::from_str(&format!("/_auth/account/2fa?next={next}")) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    r
+}
+
+async fn end_previous_session(app: &App, headers: &http::HeaderMap) {
+    if let Some(old) = cookies::get(headers, &app.session_cookie_name())
         && let Err(e) = app.sessions.end_token(&old).await
     {
         tracing::warn!(error = %e, "could not end the previous session");
     }
+}
+
+/// Starts a session with a fresh id (ending any session this browser had) and answers with a
+/// redirect to `next` that sets the cookie.
+pub(super) async fn start_session(
+    app: &App,
+    headers: &http::HeaderMap,
+    user: &crate::store::UserRow,
+    ctx: &RequestCtx,
+    remember: bool,
+    twofa_verified: bool,
+    next: &str,
+) -> Result<(Response<Body>, std::sync::Arc<crate::session::Session>), Response<Body>> {
+    end_previous_session(app, headers).await;
     let opts = SessionOptions {
         remember_me: remember,
-        twofa_verified: false,
+        twofa_verified,
     };
-    let (token, _session) = match app.sessions.create(&user, &ctx.client(), opts).await {
+    let (token, session) = match app.sessions.create(user, &ctx.client(), opts).await {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "could not create session");
-            return respond::text(
+            return Err(respond::text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is temporarily unavailable. Please try again shortly.",
-            );
+            ));
         }
     };
-    app.accounts
-        .record(
-            app.accounts
-                .event(ActivityKind::Login, Some(user.id))
-                .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
-                .describe("Signed in with password"),
-        )
-        .await;
-    let mut r = respond::redirect(StatusCode::SEE_OTHER, &next);
+    let mut r = respond::redirect(StatusCode::SEE_OTHER, next);
     let max_age = remember
         .then_some(app.settings.session.remember_me_timeout)
         .flatten()
         .map(|d| Seconds(d.as_secs() as i64));
-    if let Some(c) = cookies::set(&app.session_cookie_name(), &token, secure, max_age) {
-        r.headers_mut().append(header::SET_COOKIE, c);
-    }
-    r
+    page::set_cookie(
+        &mut r,
+        cookies::set(
+            &app.session_cookie_name(),
+            &token,
+            app.secure_cookies(),
+            max_age,
+        ),
+    );
+    Ok((r, session))
 }
 
 pub async fn show_logout(app: &App, req: &Request<Incoming>) -> Response<Body> {

@@ -1,15 +1,36 @@
-//! Gatehouse's own pages under `/_auth/`: sign-in and sign-out, plus the stylesheet, a health
-//! check and metrics. Every response carries the security headers of [`secure_headers`].
+//! Gatehouse's own pages under `/_auth/`: sign-in (with the two-factor step), sign-out,
+//! password reset, sign-up and address verification, the account page and two-factor
+//! settings, plus the stylesheet, a health check and metrics. Pages are rendered on the server
+//! and work without JavaScript; every form carries a CSRF token (403 without a valid one);
+//! every response carries the security headers of [`secure_headers`].
+//!
+//! | path | what |
+//! |---|---|
+//! | `/_auth/login`, `/_auth/login/2fa` | password, then the code when 2FA is on |
+//! | `/_auth/logout` | sign out |
+//! | `/_auth/reset`, `/_auth/reset/confirm` | reset request (field `email`), new password |
+//! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
+//! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
+//! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
 
+mod account;
+mod device;
 mod forms;
 mod login;
 mod ops;
+mod page;
+mod reset;
+mod second_factor;
+mod signup;
+mod state;
+mod twofa;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use forms::safe_next;
+pub use state::PortalState;
 
 use crate::app::App;
 use crate::web::render::TemplateSet;
@@ -19,6 +40,23 @@ use crate::web::{Body, RequestCtx, respond};
 pub const TEMPLATES: &[TemplateSet] = &[&[
     ("layout.html", include_str!("templates/layout.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("login_2fa.html", include_str!("templates/login_2fa.html")),
+    ("macros.html", include_str!("templates/macros.html")),
+    ("twofa.html", include_str!("templates/twofa.html")),
+    (
+        "recovery_codes.html",
+        include_str!("templates/recovery_codes.html"),
+    ),
+    (
+        "reset_request.html",
+        include_str!("templates/reset_request.html"),
+    ),
+    (
+        "reset_confirm.html",
+        include_str!("templates/reset_confirm.html"),
+    ),
+    ("signup.html", include_str!("templates/signup.html")),
+    ("account.html", include_str!("templates/account.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
     ("gatehouse.css", include_str!("templates/gatehouse.css")),
@@ -38,10 +76,57 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         (Method::POST, "/_auth/login") => login::submit(app, req, ctx).await,
         (Method::GET | Method::HEAD, "/_auth/logout") => login::show_logout(app, &req).await,
         (Method::POST, "/_auth/logout") => login::submit_logout(app, req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/login/2fa") => second_factor::show(app, &req).await,
+        (Method::POST, "/_auth/login/2fa") => second_factor::submit(app, req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/reset") => reset::show(app, &req).await,
+        (Method::POST, "/_auth/reset") => reset::submit(app, req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/reset/confirm") => {
+            reset::show_confirm(app, &req).await
+        }
+        (Method::POST, "/_auth/reset/confirm") => reset::submit_confirm(app, req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/signup") => signup::show(app, &req).await,
+        (Method::POST, "/_auth/signup") => signup::submit(app, req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/verify") => signup::verify(app, &req, ctx).await,
+        (Method::GET | Method::HEAD, "/_auth/account") => account::show(app, &req).await,
+        (Method::POST, "/_auth/account/profile") => account::profile(app, req).await,
+        (Method::POST, "/_auth/account/password") => account::password(app, req, ctx).await,
+        (Method::POST, "/_auth/account/email") => account::email(app, req, ctx).await,
+        (Method::POST, "/_auth/account/verify") => {
+            account::resend_verification(app, req, ctx).await
+        }
+        (Method::POST, "/_auth/account/sessions/revoke") => account::revoke(app, req, ctx).await,
+        (Method::POST, "/_auth/account/sessions/revoke-others") => {
+            account::revoke_others(app, req, ctx).await
+        }
+        (Method::GET | Method::HEAD, "/_auth/account/2fa") => twofa::show(app, &req).await,
+        (Method::POST, "/_auth/account/2fa") => twofa::confirm(app, req, ctx).await,
+        (Method::POST, "/_auth/account/2fa/disable") => twofa::disable(app, req, ctx).await,
+        (Method::POST, "/_auth/account/2fa/recovery-codes") => {
+            twofa::regenerate(app, req, ctx).await
+        }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx),
-        (_, "/_auth/login" | "/_auth/logout") => method_not_allowed(),
+        (
+            _,
+            "/_auth/login"
+            | "/_auth/logout"
+            | "/_auth/login/2fa"
+            | "/_auth/reset"
+            | "/_auth/reset/confirm"
+            | "/_auth/signup"
+            | "/_auth/verify"
+            | "/_auth/account"
+            | "/_auth/account/profile"
+            | "/_auth/account/password"
+            | "/_auth/account/email"
+            | "/_auth/account/verify"
+            | "/_auth/account/sessions/revoke"
+            | "/_auth/account/sessions/revoke-others"
+            | "/_auth/account/2fa"
+            | "/_auth/account/2fa/disable"
+            | "/_auth/account/2fa/recovery-codes",
+        ) => method_not_allowed(),
         _ => not_found(app),
     };
     secure_headers(app, resp)

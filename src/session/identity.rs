@@ -13,6 +13,10 @@ pub struct Identity {
     pub is_superuser: bool,
     pub is_verified: bool,
     pub twofa_enabled: bool,
+    /// Under `security.require_2fa_for_admins`: an admin whose session has not passed a
+    /// two-factor step. Such a session holds no admin powers (see [`Identity::suspend_admin`])
+    /// until the user enrols and signs in with a code.
+    pub admin_suspended: bool,
     /// Explicit roles with their expiry; judged per request so an expiry takes effect on the
     /// next request without a reload.
     roles: Vec<(String, Option<Ts>)>,
@@ -44,8 +48,24 @@ impl Identity {
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
             twofa_enabled: user.twofa_enabled,
+            admin_suspended: false,
             roles: explicit,
         }
+    }
+
+    /// Whether the user is an admin: the `is_admin`/`is_superuser` flags or an `admin` or
+    /// `superuser` role in force at `now`.
+    pub fn is_admin_at(&self, now: Ts) -> bool {
+        self.is_admin || self.has_any_role(&["admin".into(), "superuser".into()], now)
+    }
+
+    /// Drops every admin power from this identity (flags and the `admin`/`superuser` roles), so
+    /// routes, identity headers and the admin console all treat the session as a plain user's.
+    pub fn suspend_admin(&mut self) {
+        self.is_admin = false;
+        self.is_superuser = false;
+        self.roles.retain(|(r, _)| r != "admin" && r != "superuser");
+        self.admin_suspended = true;
     }
 
     /// Roles in force at `now`, sorted, without duplicates.

@@ -15,6 +15,7 @@
 
 pub mod api_tokens;
 mod identity;
+pub mod pending;
 mod toucher;
 
 use std::sync::Arc;
@@ -91,6 +92,9 @@ struct Inner {
     unknown: Cache<String, ()>,
     toucher: toucher::Toucher,
     stats: SessionStats,
+    /// `security.require_2fa_for_admins`: sessions of admins that did not pass a two-factor
+    /// step carry no admin powers.
+    admin_requires_2fa: bool,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -101,6 +105,17 @@ impl std::fmt::Debug for SessionService {
 
 impl SessionService {
     pub fn new(store: Store, clock: SharedClock, settings: SessionSettings) -> SessionService {
+        Self::with_admin_2fa(store, clock, settings, false)
+    }
+
+    /// Like [`SessionService::new`]; with `admin_requires_2fa`, a session of an admin that did
+    /// not pass a two-factor step is built with [`Identity::suspend_admin`].
+    pub fn with_admin_2fa(
+        store: Store,
+        clock: SharedClock,
+        settings: SessionSettings,
+        admin_requires_2fa: bool,
+    ) -> SessionService {
         // Entries live no longer than the idle timeout; a revocation made by another process is
         // therefore seen within that bound even without an event feed.
         let ttl = settings.idle_timeout.min(Duration::from_secs(15 * 60));
@@ -123,6 +138,7 @@ impl SessionService {
                 unknown,
                 toucher,
                 stats: SessionStats::default(),
+                admin_requires_2fa,
             }),
         }
     }
@@ -137,6 +153,19 @@ impl SessionService {
 
     fn now(&self) -> Ts {
         Ts(self.inner.clock.now())
+    }
+
+    fn identity(
+        &self,
+        user: &UserRow,
+        roles: &[crate::store::RoleRow],
+        twofa_verified: bool,
+    ) -> Identity {
+        let mut id = Identity::new(user, roles);
+        if self.inner.admin_requires_2fa && !twofa_verified && id.is_admin_at(self.now()) {
+            id.suspend_admin();
+        }
+        id
     }
 
     /// Creates a session for a user who just proved who they are; returns the cookie value.
@@ -175,7 +204,7 @@ impl SessionService {
         let session = Arc::new(Session {
             id: row.id,
             token_hash: hash.clone(),
-            identity: Identity::new(user, &roles),
+            identity: self.identity(user, &roles, row.twofa_verified),
             created_at: row.created_at,
             expires_at: row.expires_at,
             twofa_verified: row.twofa_verified,
@@ -251,7 +280,7 @@ impl SessionService {
         let session = Arc::new(Session {
             id: row.id,
             token_hash: hash.to_string(),
-            identity: Identity::new(&user, &roles),
+            identity: self.identity(&user, &roles, row.twofa_verified),
             created_at: row.created_at,
             expires_at: row.expires_at,
             twofa_verified: row.twofa_verified,

@@ -7,6 +7,7 @@
 //! The store counts the queries it runs ([`Store::query_count`]); the proxy's promise that its
 //! hot path makes no database query in steady state is checked against that counter.
 
+mod account_tokens;
 mod activity;
 mod error;
 pub mod ids;
@@ -15,6 +16,7 @@ mod roles;
 mod sessions;
 mod tokens;
 mod ts;
+mod twofa;
 mod user_ops;
 mod users;
 

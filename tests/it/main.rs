@@ -8,7 +8,9 @@ mod harness;
 
 mod accounts;
 mod admin;
+mod browser;
 mod cli;
 mod import;
+mod portal;
 mod proxy;
 mod transport;

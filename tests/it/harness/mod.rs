@@ -3,6 +3,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod db;
+pub mod mail;
+pub mod otp;
 pub mod server;
 
 pub use db::{Backend, TestDb};

@@ -70,6 +70,16 @@ impl TestServer {
         Self::start_full(backend, &format!("{ROUTES}\n{extra}")).await
     }
 
+    /// Starts with [`ROUTES`], extra `[security]` keys (the base config ends in that table)
+    /// and `extra` TOML.
+    pub async fn start_with_security(
+        backend: Backend,
+        security_keys: &str,
+        extra: &str,
+    ) -> Option<TestServer> {
+        Self::start_full(backend, &format!("{security_keys}\n{ROUTES}\n{extra}")).await
+    }
+
     /// Starts with exactly `config` (plus server/upstream/database and fast hashing).
     pub async fn start_full(backend: Backend, config: &str) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;

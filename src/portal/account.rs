@@ -1,0 +1,431 @@
+//! `/_auth/account`: the signed-in user's own page.
+//!
+//! Profile (via `Accounts::update_profile`), password (current one required; other sessions
+//! end), email address (re-verified by mail before it changes), sessions (list, revoke one,
+//! revoke all others), a link to two-factor settings, and the last 20 activity rows. Every
+//! change evicts the user's cached sessions so identity headers refresh.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use minijinja::{Value, context};
+
+use super::{device, forms, page};
+use crate::accounts::{AccountError, ProfileInput};
+use crate::app::App;
+use crate::audit::ActivityKind;
+use crate::config::Secret;
+use crate::session::Session;
+use crate::store::{ActivityFilter, SessionId, Ts, UserRow};
+use crate::web::csrf::Csrf;
+use crate::web::{Body, RequestCtx, respond};
+
+const PATH: &str = "/_auth/account";
+
+fn when(t: Ts) -> String {
+    t.0.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn done_notice(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "profile" => "Your profile is saved.",
+        "password" => "Your password is changed. Your other sessions were signed out.",
+        "email" => {
+            "We sent a confirmation link to the new address. The change takes effect when you follow it."
+        }
+        "verify" => "We sent a new confirmation link.",
+        "revoked" => "The session was signed out.",
+        "revoked-others" => "All your other sessions were signed out.",
+        _ => return None,
+    })
+}
+
+/// Form values to show instead of the stored ones (after a refused edit).
+type Overrides<'a> = &'a [(&'a str, String)];
+
+async fn account_page(
+    app: &App,
+    s: &Session,
+    csrf: &Csrf,
+    errors: &[(&str, String)],
+    overrides: Overrides<'_>,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response<Body> {
+    let id = s.identity.user_id;
+    let now = app.now();
+    let user = match app.accounts.get(id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return respond::redirect(StatusCode::SEE_OTHER, "/_auth/login"),
+        Err(e) => return page::unavailable(&e),
+    };
+    let sessions = match app.store.sessions_of(id, now).await {
+        Ok(v) => v,
+        Err(e) => return page::unavailable(&e),
+    };
+    let filter = ActivityFilter {
+        user_id: Some(id),
+        limit: 20,
+        ..ActivityFilter::default()
+    };
+    let activity = match app.store.list_activity(&filter).await {
+        Ok(v) => v,
+        Err(e) => return page::unavailable(&e),
+    };
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .map(|r| {
+            context! {
+                id => r.id.0,
+                device => device::describe(r.user_agent.as_deref()),
+                ip => r.ip_address.clone().unwrap_or_default(),
+                created => when(r.created_at),
+                last_activity => when(r.last_activity),
+                current => r.id == s.id,
+                twofa => r.twofa_verified,
+            }
+        })
+        .collect();
+    let activity: Vec<Value> = activity
+        .iter()
+        .map(|a| {
+            context! {
+                when => when(a.created_at),
+                kind => a.activity_type.clone(),
+                description => a.activity_description.clone().unwrap_or_default(),
+                ip => a.ip_address.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    page::render(
+        app,
+        "account.html",
+        csrf,
+        context! {
+            nav_user => s.identity.username.clone(),
+            user => profile_values(&user, overrides),
+            sessions,
+            activity,
+            errors => page::errors(errors),
+            notice,
+            admin_required => s.identity.admin_suspended,
+            min_length => app.settings.security.min_password_length,
+        },
+        status,
+    )
+}
+
+fn profile_values(u: &UserRow, overrides: Overrides<'_>) -> Value {
+    let get = |k: &str, stored: Option<&str>| -> String {
+        overrides
+            .iter()
+            .find(|(f, _)| *f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| stored.unwrap_or("").to_string())
+    };
+    context! {
+        username => u.username.clone(),
+        email => u.email.clone(),
+        pending_email => u.pending_email.clone(),
+        is_verified => u.is_verified,
+        twofa_enabled => u.twofa_enabled,
+        tier => u.subscription_tier.clone(),
+        credits => u.credits_balance,
+        first_name => get("first_name", u.first_name.as_deref()),
+        last_name => get("last_name", u.last_name.as_deref()),
+        phone => get("phone", u.phone.as_deref()),
+        company_name => get("company_name", u.company_name.as_deref()),
+        timezone => get("timezone", Some(&u.timezone)),
+        language => get("language", Some(&u.language)),
+        email_notifications => u.email_notifications,
+        sms_notifications => u.sms_notifications,
+    }
+}
+
+pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let s = match page::require_session(app, req.headers(), PATH).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = forms::query(req.uri());
+    let csrf = page::csrf_for(app, req.headers());
+    account_page(
+        app,
+        &s,
+        &csrf,
+        &[],
+        &[],
+        done_notice(q.get("done")),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// A signed-in, CSRF-checked form post.
+async fn signed_in_form(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<(Arc<Session>, forms::Form, Csrf), Response<Body>> {
+    let (parts, form, csrf) = page::checked_form(app, req).await?;
+    let s = page::require_session(app, &parts.headers, PATH).await?;
+    Ok((s, form, csrf))
+}
+
+fn done(what: &str) -> Response<Body> {
+    respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done={what}"))
+}
+
+/// An account-layer refusal shown on the page next to its field.
+async fn refused(
+    app: &App,
+    s: &Session,
+    csrf: &Csrf,
+    e: AccountError,
+    overrides: Overrides<'_>,
+) -> Response<Body> {
+    let (field, msg) = match e {
+        AccountError::Invalid { field, message } => (field, message),
+        AccountError::Duplicate { field } => (field, format!("this {field} is already in use")),
+        AccountError::Policy(p) => ("new_password", p.to_string()),
+        other => return page::unavailable(&other),
+    };
+    let errors = [(field, msg)];
+    account_page(
+        app,
+        s,
+        csrf,
+        &errors,
+        overrides,
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await
+}
+
+pub async fn profile(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let (s, form, csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let text = |k: &str| form.get(k).unwrap_or("").to_string();
+    let input = ProfileInput {
+        first_name: text("first_name"),
+        last_name: text("last_name"),
+        phone: text("phone"),
+        company_name: text("company_name"),
+        email_notifications: form.get("email_notifications").is_some(),
+        sms_notifications: form.get("sms_notifications").is_some(),
+        timezone: text("timezone"),
+        language: text("language"),
+    };
+    let id = s.identity.user_id;
+    match app.accounts.update_profile(id, &input).await {
+        Ok(_) => {
+            app.sessions.evict_user(id);
+            done("profile")
+        }
+        Err(e) => {
+            let keep: Vec<(&str, String)> = [
+                "first_name",
+                "last_name",
+                "phone",
+                "company_name",
+                "timezone",
+                "language",
+            ]
+            .iter()
+            .map(|k| (*k, text(k)))
+            .collect();
+            refused(app, &s, &csrf, e, &keep).await
+        }
+    }
+}
+
+pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let (s, form, csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ip = page::ip_key(ctx);
+    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+        return page::too_many(app);
+    }
+    let current = Secret::new(form.get("current_password").unwrap_or("").to_string());
+    let new = Secret::new(form.get("new_password").unwrap_or("").to_string());
+    if form.get("new_password_confirm").unwrap_or("") != new.expose() {
+        let e = AccountError::Invalid {
+            field: "new_password_confirm",
+            message: "the two new passwords are not the same".into(),
+        };
+        return refused(app, &s, &csrf, e, &[]).await;
+    }
+    let id = s.identity.user_id;
+    match app
+        .accounts
+        .change_own_password(id, &current, &new, s.id)
+        .await
+    {
+        Ok(ended) => {
+            app.sessions.evict_token_hashes(&ended).await;
+            app.sessions.evict_user(id);
+            if let Ok(Some(u)) = app.accounts.get(id).await {
+                app.mailer.send_later(crate::mail::password_changed(
+                    &app.settings.portal.product_name,
+                    &u.email,
+                    "on the account page",
+                ));
+            }
+            done("password")
+        }
+        Err(e) => {
+            if matches!(
+                e,
+                AccountError::Invalid {
+                    field: "current_password",
+                    ..
+                }
+            ) {
+                app.portal.login_ip.hit(&ip, app.now()).await;
+            }
+            refused(app, &s, &csrf, e, &[]).await
+        }
+    }
+}
+
+pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let (s, form, csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ip = page::ip_key(ctx);
+    if !app.portal.mail_ip.hit(&ip, app.now()).await {
+        return page::too_many(app);
+    }
+    let new_email = form.get("email").unwrap_or("");
+    let pw = Secret::new(form.get("email_password").unwrap_or("").to_string());
+    let id = s.identity.user_id;
+    match app
+        .accounts
+        .request_email_change(id, new_email, &pw, &ctx.client())
+        .await
+    {
+        Ok((address, token)) => {
+            let st = &app.settings;
+            app.mailer.send_later(crate::mail::verify_link(
+                &st.server.public_url,
+                &st.portal.product_name,
+                &address,
+                token.expose(),
+                &page::human(st.security.verification_token_ttl),
+            ));
+            app.sessions.evict_user(id);
+            done("email")
+        }
+        Err(AccountError::Invalid {
+            field: "current_password",
+            message,
+        }) => {
+            app.portal.login_ip.hit(&ip, app.now()).await;
+            let e = AccountError::Invalid {
+                field: "email_password",
+                message,
+            };
+            refused(app, &s, &csrf, e, &[]).await
+        }
+        Err(e) => refused(app, &s, &csrf, e, &[]).await,
+    }
+}
+
+/// POST `/_auth/account/verify`: send the confirmation link again.
+pub async fn resend_verification(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+) -> Response<Body> {
+    let (s, _form, _csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = app.now();
+    let id = s.identity.user_id;
+    if !app.portal.mail_ip.hit(&page::ip_key(ctx), now).await
+        || !app
+            .portal
+            .mail_account
+            .hit(&format!("user:{id}"), now)
+            .await
+    {
+        return page::too_many(app);
+    }
+    let user = match app.accounts.get(id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return respond::redirect(StatusCode::SEE_OTHER, "/_auth/login"),
+        Err(e) => return page::unavailable(&e),
+    };
+    let (to, change) = match &user.pending_email {
+        Some(p) => (p.clone(), Some(p.as_str())),
+        None if !user.is_verified => (user.email.clone(), None),
+        None => return done("verify"),
+    };
+    if let Err(e) = super::signup::send_verification(app, id, &to, change).await {
+        return page::unavailable(&e);
+    }
+    done("verify")
+}
+
+pub async fn revoke(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let (s, form, _csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(target) = form
+        .get("session_id")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(SessionId)
+    else {
+        return respond::text(StatusCode::BAD_REQUEST, "which session? (session_id)");
+    };
+    let id = s.identity.user_id;
+    let row = match app.store.session_by_id(target).await {
+        Ok(r) => r,
+        Err(e) => return page::unavailable(&e),
+    };
+    // Someone else's session id gets the same answer as an unknown one.
+    if row.is_none_or(|r| r.user_id != id) || target == s.id {
+        return respond::text(
+            StatusCode::NOT_FOUND,
+            "No such session of yours. To end this session, sign out.",
+        );
+    }
+    if let Err(e) = app.sessions.end_by_id(target).await {
+        return page::unavailable(&e);
+    }
+    app.accounts
+        .record(
+            page::event(app, ActivityKind::SessionRevoked, Some(id), ctx)
+                .describe("Signed out one session from the account page"),
+        )
+        .await;
+    done("revoked")
+}
+
+pub async fn revoke_others(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let (s, _form, _csrf) = match signed_in_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id = s.identity.user_id;
+    let n = match app.sessions.end_all_for_user(id, Some(s.id)).await {
+        Ok(n) => n,
+        Err(e) => return page::unavailable(&e),
+    };
+    app.accounts
+        .record(
+            page::event(app, ActivityKind::SessionRevoked, Some(id), ctx)
+                .describe(format!("Signed out all other sessions ({n})"))
+                .meta(serde_json::json!({ "count": n })),
+        )
+        .await;
+    done("revoked-others")
+}

@@ -1,0 +1,160 @@
+//! `/_auth/login/2fa`: the code step of a two-factor sign-in.
+//!
+//! The pending sign-in (see [`crate::session::pending`]) allows a few attempts within a few
+//! minutes; each wrong code also counts against the client address. A correct TOTP code (of a
+//! time step not used before) or an unused recovery code ends the pending state and starts a
+//! session with a fresh id, marked `twofa_verified`.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use minijinja::context;
+
+use super::login::{PENDING_COOKIE, start_session};
+use super::page;
+use crate::accounts::{SecondFactor, TwofaError};
+use crate::app::App;
+use crate::audit::ActivityKind;
+use crate::session::pending::PendingError;
+use crate::web::csrf::Csrf;
+use crate::web::{Body, RequestCtx, cookies};
+
+fn pending_token(app: &App, headers: &http::HeaderMap) -> Option<String> {
+    cookies::get(headers, &page::cookie_name(app, PENDING_COOKIE))
+}
+
+fn code_page(app: &App, csrf: &Csrf, error: Option<String>, status: StatusCode) -> Response<Body> {
+    page::render(app, "login_2fa.html", csrf, context! { error }, status)
+}
+
+/// The pending sign-in cannot go on: clear its cookie and say why.
+fn spent(app: &App, why: PendingError) -> Response<Body> {
+    let (status, text) = match why {
+        PendingError::TooManyAttempts => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes. Sign in again to get new attempts.",
+        ),
+        PendingError::Expired => (
+            StatusCode::BAD_REQUEST,
+            "The sign-in expired before a code was entered. Sign in again.",
+        ),
+        PendingError::Unknown => (
+            StatusCode::BAD_REQUEST,
+            "There is no sign-in waiting for a code. Sign in first.",
+        ),
+    };
+    let mut r = page::message(
+        app,
+        status,
+        "Sign in again",
+        text,
+        Some(("/_auth/login", "Sign in")),
+    );
+    page::set_cookie(
+        &mut r,
+        cookies::clear(
+            &page::cookie_name(app, PENDING_COOKIE),
+            app.secure_cookies(),
+        ),
+    );
+    r
+}
+
+pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let Some(token) = pending_token(app, req.headers()) else {
+        return spent(app, PendingError::Unknown);
+    };
+    if let Err(e) = app.portal.pending.peek(&token, app.now()).await {
+        app.portal.pending.finish(&token).await;
+        return spent(app, e);
+    }
+    code_page(
+        app,
+        &page::csrf_for(app, req.headers()),
+        None,
+        StatusCode::OK,
+    )
+}
+
+pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let (parts, form, csrf) = match page::checked_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ip = page::ip_key(ctx);
+    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+        return page::too_many(app);
+    }
+    let Some(token) = pending_token(app, &parts.headers) else {
+        return spent(app, PendingError::Unknown);
+    };
+    let pending = match app.portal.pending.attempt(&token, app.now()).await {
+        Ok(p) => p,
+        Err(e) => {
+            app.portal.pending.finish(&token).await;
+            return spent(app, e);
+        }
+    };
+    let code = form.get("code").unwrap_or("");
+    let factor = match app
+        .accounts
+        .verify_second_factor(&app.keys, pending.user_id, code, &ctx.client())
+        .await
+    {
+        Ok(f) => f,
+        Err(TwofaError::WrongCode | TwofaError::Replayed | TwofaError::NotEnabled) => {
+            app.portal.login_ip.hit(&ip, app.now()).await;
+            let left = app
+                .portal
+                .pending
+                .max_attempts()
+                .saturating_sub(pending.attempts());
+            if left == 0 {
+                app.portal.pending.finish(&token).await;
+                return spent(app, PendingError::TooManyAttempts);
+            }
+            let msg = format!(
+                "That code is not right, or it was already used. {left} attempt{} left.",
+                if left == 1 { "" } else { "s" }
+            );
+            return code_page(app, &csrf, Some(msg), StatusCode::OK);
+        }
+        Err(e) => return page::unavailable(&e),
+    };
+    let user = match app.accounts.get(pending.user_id).await {
+        Ok(Some(u)) if u.is_active && !u.is_deleted => u,
+        Ok(_) => return spent(app, PendingError::Unknown),
+        Err(e) => return page::unavailable(&e),
+    };
+    app.portal.pending.finish(&token).await;
+    let (mut r, _session) = match start_session(
+        app,
+        &parts.headers,
+        &user,
+        ctx,
+        pending.remember_me,
+        true,
+        &pending.next,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let how = match factor {
+        SecondFactor::Totp => "Signed in with password and authenticator code".to_string(),
+        SecondFactor::RecoveryCode { remaining } => {
+            format!("Signed in with password and a recovery code ({remaining} left)")
+        }
+    };
+    app.accounts
+        .record(page::event(app, ActivityKind::Login, Some(user.id), ctx).describe(how))
+        .await;
+    page::set_cookie(
+        &mut r,
+        cookies::clear(
+            &page::cookie_name(app, PENDING_COOKIE),
+            app.secure_cookies(),
+        ),
+    );
+    r
+}
