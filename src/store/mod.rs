@@ -11,6 +11,7 @@ mod account_tokens;
 mod activity;
 mod error;
 pub mod ids;
+pub mod import;
 mod roles;
 mod sessions;
 mod tokens;

@@ -1,0 +1,278 @@
+//! Bulk inserts for `gatehouse import-leads`.
+//!
+//! A batch is one transaction: either every row of it is written, with its activity rows, or
+//! none is, so an interrupted import never leaves half a batch behind. Rows go in as multi-row
+//! `INSERT`s (one round trip per chunk instead of one per user), and `ON CONFLICT DO NOTHING`
+//! turns a clash with a user created since the import read the table into a skipped row
+//! instead of a failed batch.
+//!
+//! The activity rows are made by the database from the users just written, found by their
+//! lead ids passed as one JSON array parameter, so no value is bound per activity row.
+//!
+//! PostgreSQL reports the rows it wrote with `RETURNING`. SQLite would hand each returned row
+//! to this thread separately, which costs more than the insert itself, so there the written
+//! lead ids are worked out instead: the batch takes the write lock first (`BEGIN IMMEDIATE`),
+//! so no other writer can slip in between the check of which lead ids exist and the insert.
+
+use std::collections::HashSet;
+
+use super::users::full_name;
+use super::{Backend, NewUser, Store, StoreError, Ts, on_pool};
+
+/// Columns written per user, in the order of [`USER_COLUMNS`].
+const USER_PARAMS: usize = 25;
+const USER_COLUMNS: &str = "username, email, password_hash, first_name, last_name, full_name, \
+    phone, company_name, subscription_tier, subscription_status, credits_balance, is_active, \
+    is_verified, is_admin, is_superuser, email_notifications, sms_notifications, timezone, \
+    language, created_at, updated_at, last_login, legacy_lead_id, password_changed_at, \
+    email_verified_at";
+/// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const CHUNK: usize = 500;
+
+/// What a batch wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportedBatch {
+    pub written: u64,
+    /// Lead ids of users left out because they clashed with a user already there.
+    pub clashed: Vec<String>,
+}
+
+/// The activity row written for each imported user.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportActivity<'a> {
+    pub activity_type: &'a str,
+    /// Where the users came from (a masked URL and table), kept in each row's metadata.
+    pub source: &'a str,
+}
+
+/// What a user row already in the table claims, for skipping duplicates before inserting.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserIdentity {
+    pub username: String,
+    pub email: String,
+    pub legacy_lead_id: Option<String>,
+}
+
+/// `($1, ..., $n), ($n+1, ...)` for `rows` rows of `per_row` parameters; plain `?` for
+/// SQLite, whose lookup of a numbered parameter's name is linear in the parameter count,
+/// which would make a large statement quadratic to bind.
+fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
+    let mut s = String::with_capacity(rows * per_row * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..per_row {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * per_row + c + 1).to_string());
+                }
+            }
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn users_sql(backend: Backend, rows: usize) -> String {
+    let returning = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " RETURNING legacy_lead_id",
+    };
+    format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING{returning}",
+        placeholders(backend, rows, USER_PARAMS)
+    )
+}
+
+fn json_array(items: &[&str]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// Users among the lead ids in `$1`, a JSON array of strings: SQLite has no array type, and
+/// one text parameter binds the same on both backends.
+fn among_leads(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "legacy_lead_id IN (SELECT value FROM json_each($1))",
+        Backend::Postgres => {
+            "legacy_lead_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))"
+        }
+    }
+}
+
+/// One `user_imported` row per user just written, made from the users table itself.
+fn activity_sql(backend: Backend) -> String {
+    let metadata = match backend {
+        Backend::Sqlite => "json_object('legacy_lead_id', legacy_lead_id, 'source', $3)",
+        Backend::Postgres => {
+            "jsonb_build_object('legacy_lead_id', legacy_lead_id, 'source', $3::text)"
+        }
+    };
+    format!(
+        "INSERT INTO user_activity_log (user_id, activity_type, activity_description, metadata, \
+         created_at) SELECT id, $2, 'Imported from lead ' || legacy_lead_id, {metadata}, $4 \
+         FROM users WHERE {}",
+        among_leads(backend)
+    )
+}
+
+/// Binds one user's values in [`USER_COLUMNS`] order; the same for both backends.
+macro_rules! bind_user {
+    ($q:expr, $u:expr, $now:expr) => {{
+        let u: &NewUser = $u;
+        $q.bind(&u.username)
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(&u.first_name)
+            .bind(&u.last_name)
+            .bind(full_name(u.first_name.as_deref(), u.last_name.as_deref()))
+            .bind(&u.phone)
+            .bind(&u.company_name)
+            .bind(u.tier.as_str())
+            .bind(&u.subscription_status)
+            .bind(u.credits_balance)
+            .bind(u.is_active)
+            .bind(u.is_verified)
+            .bind(u.is_admin)
+            .bind(u.is_superuser)
+            .bind(u.email_notifications)
+            .bind(u.sms_notifications)
+            .bind(&u.timezone)
+            .bind(&u.language)
+            .bind(u.created_at)
+            .bind($now)
+            .bind(u.last_login)
+            .bind(&u.legacy_lead_id)
+            .bind(u.password_hash.as_ref().map(|_| $now))
+            .bind(u.is_verified.then_some(u.created_at))
+    }};
+}
+
+impl Store {
+    /// Every user's username, email and legacy lead id.
+    pub async fn user_identities(&self) -> Result<Vec<UserIdentity>, StoreError> {
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, UserIdentity>(
+            "SELECT username, email, legacy_lead_id FROM users"
+        )
+        .fetch_all(p)
+        .await)?;
+        Ok(rows)
+    }
+
+    /// Inserts `users` and one activity row per inserted user, all in one transaction.
+    /// Users that clash with an existing username, email or legacy lead id are left out and
+    /// named in the result. Every user must carry a legacy lead id.
+    pub async fn import_users(
+        &self,
+        users: &[NewUser],
+        now: Ts,
+        activity: ImportActivity<'_>,
+    ) -> Result<ImportedBatch, StoreError> {
+        if users.is_empty() {
+            return Ok(ImportedBatch::default());
+        }
+        let backend = self.backend();
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let leads: Vec<&str> = users
+            .iter()
+            .filter_map(|u| u.legacy_lead_id.as_deref())
+            .collect();
+        let all_leads = json_array(&leads);
+        let present_sql = format!(
+            "SELECT legacy_lead_id FROM users WHERE {}",
+            among_leads(backend)
+        );
+        let (count, written) = on_pool!(self, |p| async {
+            let mut tx = p.begin_with(begin).await?;
+            macro_rules! present {
+                () => {
+                    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(present_sql.clone()))
+                        .bind(all_leads.clone())
+                        .fetch_all(&mut *tx)
+                        .await?
+                };
+            }
+            let before: HashSet<String> = match backend {
+                Backend::Sqlite => present!().into_iter().collect(),
+                Backend::Postgres => HashSet::new(),
+            };
+            let mut count = 0;
+            let mut returned = Vec::new();
+            for chunk in users.chunks(CHUNK) {
+                let sql = sqlx::AssertSqlSafe(users_sql(backend, chunk.len()));
+                if backend == Backend::Postgres {
+                    let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
+                    for u in chunk {
+                        q = bind_user!(q, u, now);
+                    }
+                    let rows = q.fetch_all(&mut *tx).await?;
+                    count += rows.len() as u64;
+                    returned.extend(rows.into_iter().flatten());
+                } else {
+                    let mut q = sqlx::query(sql);
+                    for u in chunk {
+                        q = bind_user!(q, u, now);
+                    }
+                    count += q.execute(&mut *tx).await?.rows_affected();
+                }
+            }
+            let written: Vec<String> = match backend {
+                Backend::Postgres => returned,
+                Backend::Sqlite if count == users.len() as u64 => {
+                    leads.iter().map(|l| l.to_string()).collect()
+                }
+                Backend::Sqlite => {
+                    let after = present!();
+                    after.into_iter().filter(|l| !before.contains(l)).collect()
+                }
+            };
+            if !written.is_empty() {
+                let written: Vec<&str> = written.iter().map(String::as_str).collect();
+                sqlx::query(sqlx::AssertSqlSafe(activity_sql(backend)))
+                    .bind(json_array(&written))
+                    .bind(activity.activity_type)
+                    .bind(activity.source)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((count, written))
+        }
+        .await)?;
+        let done: HashSet<&str> = written.iter().map(String::as_str).collect();
+        let clashed = leads
+            .iter()
+            .filter(|l| !done.contains(*l))
+            .map(|l| l.to_string())
+            .collect();
+        Ok(ImportedBatch {
+            written: count,
+            clashed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_in_order() {
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(USER_COLUMNS.split(',').count(), USER_PARAMS);
+    }
+}
