@@ -54,9 +54,9 @@ impl WebDriver {
                 "GATEHOUSE_REQUIRE_BROWSER=1 but chromium and chromedriver are not installed \
                  (apt-get install chromium chromium-driver)"
             );
-            eprintln!(
-                "skipping browser test: chromium and chromedriver are not installed \
-                 (apt-get install chromium chromium-driver)"
+            crate::harness::note_skipped(
+                "the browser test",
+                "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
             );
             return None;
         };

@@ -602,7 +602,10 @@ async fn openapi_document_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_conformance() {
     if std::env::var("GATEHOUSE_SCHEMATHESIS").as_deref() != Ok("1") {
-        eprintln!("skipping schemathesis: set GATEHOUSE_SCHEMATHESIS=1 to run it");
+        crate::harness::note_skipped(
+            "the schemathesis check",
+            "set GATEHOUSE_SCHEMATHESIS=1 to run it",
+        );
         return;
     }
     let s = TestServer::start(Backend::Sqlite, "").await.unwrap();

@@ -28,7 +28,10 @@ pub fn postgres_url() -> Option<String> {
                 std::env::var("GATEHOUSE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "GATEHOUSE_REQUIRE_POSTGRES=1 but GATEHOUSE_TEST_POSTGRES_URL is not set"
             );
-            eprintln!("skipping PostgreSQL test: set GATEHOUSE_TEST_POSTGRES_URL to run it");
+            super::note_skipped(
+                "PostgreSQL tests",
+                "set GATEHOUSE_TEST_POSTGRES_URL to run them",
+            );
             None
         }
     }

@@ -88,8 +88,9 @@ impl SmtpSink {
                 std::env::var("GATEHOUSE_REQUIRE_SMTP").as_deref() != Ok("1"),
                 "GATEHOUSE_REQUIRE_SMTP=1 but Python's aiosmtpd is not importable (pip install aiosmtpd)"
             );
-            eprintln!(
-                "skipping SMTP test: Python's aiosmtpd is not installed (pip install aiosmtpd)"
+            super::note_skipped(
+                "the SMTP test",
+                "Python's aiosmtpd is not installed (pip install aiosmtpd)",
             );
             return None;
         }

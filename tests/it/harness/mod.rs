@@ -87,3 +87,19 @@ macro_rules! both_backends {
         )+
     };
 }
+
+/// Says once per test run, past the test harness's output capture (which hides what passing
+/// tests print), that a group of tests was skipped and how to run it.
+pub fn note_skipped(what: &str, how: &str) {
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::sync::Mutex;
+    static SAID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said
+        .get_or_insert_with(HashSet::new)
+        .insert(what.to_string())
+    {
+        let _ = writeln!(std::io::stderr(), "note: skipping {what}: {how}");
+    }
+}

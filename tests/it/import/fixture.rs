@@ -65,7 +65,10 @@ pub fn mysql_url() -> Option<String> {
                 std::env::var("GATEHOUSE_REQUIRE_MYSQL").as_deref() != Ok("1"),
                 "GATEHOUSE_REQUIRE_MYSQL=1 but GATEHOUSE_TEST_MYSQL_URL is not set"
             );
-            eprintln!("skipping MySQL/MariaDB source test: set GATEHOUSE_TEST_MYSQL_URL to run it");
+            crate::harness::note_skipped(
+                "MySQL/MariaDB source tests",
+                "set GATEHOUSE_TEST_MYSQL_URL to run them",
+            );
             None
         }
     }
