@@ -24,7 +24,7 @@ pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
-pub use validate::{validate_email, validate_username};
+pub use validate::{is_timezone_name, validate_email, validate_username};
 pub use view::{UserView, effective_roles};
 
 /// Where a request came from, for the activity log and `last_login_ip`.

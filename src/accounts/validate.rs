@@ -72,13 +72,18 @@ pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
     Ok(r.to_string())
 }
 
-pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
-    let ok = !tz.is_empty()
+/// A time zone name shaped like `Europe/Berlin` or `UTC`; checked by shape, not against a
+/// zone database.
+pub fn is_timezone_name(tz: &str) -> bool {
+    !tz.is_empty()
         && tz.len() <= 64
         && tz
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
+}
+
+pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
+    if is_timezone_name(tz) {
         Ok(())
     } else {
         Err(AccountError::Invalid {

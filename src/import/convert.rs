@@ -232,15 +232,8 @@ pub fn split_name(full: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-/// A time zone name shaped like `Europe/Berlin` or `UTC`; checked by shape, not by a zone
-/// database, like the accounts rules.
-pub fn timezone_ok(tz: &str) -> bool {
-    !tz.is_empty()
-        && tz.len() <= 64
-        && tz
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
-}
+/// The accounts rule for time zone names, so imported rows obey what the account page does.
+pub use crate::accounts::is_timezone_name as timezone_ok;
 
 /// A language tag shaped like `en` or `pt-BR`.
 pub fn language_ok(lang: &str) -> bool {

@@ -1,57 +1,14 @@
 //! Reading form posts and checking where to send the browser next.
 
-use std::collections::HashMap;
-
-use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
-/// Forms are small; anything bigger is refused before it is read.
-pub const MAX_FORM_BYTES: usize = 64 * 1024;
+pub use crate::web::form::{Form, query};
 
-#[derive(Debug)]
-pub struct Form {
-    fields: HashMap<String, String>,
-}
-
-impl Form {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
-    }
-}
-
-/// Reads an `application/x-www-form-urlencoded` body, bounded in size.
+/// Reads a form body; the error is the status to answer with.
 pub async fn read(req: Request<Incoming>) -> Result<(http::request::Parts, Form), StatusCode> {
-    let (parts, body) = req.into_parts();
-    let ctype = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    }
-    let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
-        .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
-        .to_bytes();
-    let fields = url::form_urlencoded::parse(&bytes).into_owned().collect();
-    Ok((parts, Form { fields }))
-}
-
-/// Reads the query string into fields.
-pub fn query(uri: &http::Uri) -> Form {
-    Form {
-        fields: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect(),
-    }
+    crate::web::form::read(req).await.map_err(|e| e.status())
 }
 
 /// `next` if it is a same-site relative path, else `/`. Refuses `//host`, `/\host`, schemes

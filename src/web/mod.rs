@@ -6,6 +6,7 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod csrf;
+pub mod form;
 pub mod negotiate;
 pub mod render;
 pub mod respond;

@@ -61,7 +61,7 @@ pub async fn users(
     who: &Principal,
     admin: &AdminPrincipal,
 ) -> Response<Body> {
-    let fields = Fields::from_query(req.uri());
+    let fields = super::form::query(req.uri());
     let q = Query::from_pairs(fields.pairs());
     let mut status = StatusCode::OK;
     let mut error = None;
@@ -164,7 +164,7 @@ pub async fn user(
     admin: &AdminPrincipal,
     id: UserId,
 ) -> Response<Body> {
-    let fields = Fields::from_query(req.uri());
+    let fields = super::form::query(req.uri());
     let notice = fields.get("done").and_then(done_message);
     render_user(app, req.headers(), who, admin, id, notice, None).await
 }
@@ -204,7 +204,7 @@ pub async fn activity(
     who: &Principal,
     _admin: &AdminPrincipal,
 ) -> Response<Body> {
-    let fields = Fields::from_query(req.uri());
+    let fields = super::form::query(req.uri());
     let q = Query::from_pairs(fields.pairs());
     let mut status = StatusCode::OK;
     let mut error = None;
