@@ -14,6 +14,8 @@
 #   SKIP_BUILD=1                                  use the existing release binaries
 #   LAT_DURATION=5s                               per-case run at 1 connection, for latency
 #                                                 without queueing (0 skips it)
+#   GH_WORKERS=<THREADS>                          Gatehouse's server.workers (0: one shared
+#                                                 multi-threaded runtime)
 #   EXTRA_TOML='[audit]\non_full = "drop"'         appended to Gatehouse's config (experiments)
 #   PERF=1                                        also profile Gatehouse with `perf` during one
 #                                                 extra (c) and (d) run each
@@ -26,6 +28,7 @@ REPEAT=${REPEAT:-3}
 LAT_DURATION=${LAT_DURATION:-5s}
 CORES=$(nproc)
 THREADS=${THREADS:-$CORES}
+GH_WORKERS=${GH_WORKERS:-$THREADS}
 UPSTREAM_THREADS=${UPSTREAM_THREADS:-$CORES}
 PORT_BASE=${PORT_BASE:-18080}
 UP_PORT=$((PORT_BASE + 1))
@@ -158,6 +161,7 @@ cat >"$WORK/gatehouse.toml" <<EOF
 [server]
 listen = "127.0.0.1:$GH_PORT"
 data_dir = "$WORK/gh-data"
+workers = $GH_WORKERS
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [database]

@@ -44,6 +44,7 @@ pub struct RawServer {
     pub max_header_bytes: S<i64>,
     pub header_read_timeout: S<String>,
     pub shutdown_grace: S<String>,
+    pub workers: S<i64>,
     pub default_access: S<String>,
 }
 

@@ -40,6 +40,11 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// 0: one multi-threaded runtime serves all connections. N (default: cores): N
+    /// single-threaded workers,
+    /// each with its own `SO_REUSEPORT` listener and upstream pool (like nginx's workers), so a
+    /// request never hops between threads.
+    pub workers: usize,
     pub default_access: Access,
 }
 

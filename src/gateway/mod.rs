@@ -157,7 +157,7 @@ async fn pipeline<'a>(
     app.metrics
         .proxied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut resp = app.upstream.forward(req, host.as_deref()).await?;
+    let mut resp = app.upstream.local().forward(req, host.as_deref()).await?;
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::remove_hop_by_hop(resp.headers_mut(), switching);
     Ok(resp)

@@ -47,7 +47,25 @@ pub struct Upstream {
     preserve_host: bool,
 }
 
+thread_local! {
+    /// A worker thread's own client (see `server.workers`), so its requests use connections
+    /// that its own runtime drives.
+    static LOCAL: std::cell::Cell<Option<&'static Upstream>> = const { std::cell::Cell::new(None) };
+}
+
 impl Upstream {
+    /// Makes `self` the client that [`Upstream::local`] returns on this thread. One per worker
+    /// thread for the life of the process, so it is leaked rather than reference-counted.
+    pub fn install_for_this_thread(self) {
+        let leaked: &'static Upstream = Box::leak(Box::new(self));
+        LOCAL.with(|l| l.set(Some(leaked)));
+    }
+
+    /// This thread's own client if it has one, else the shared one.
+    pub fn local(&self) -> &Upstream {
+        LOCAL.with(std::cell::Cell::get).unwrap_or(self)
+    }
+
     pub fn new(s: &UpstreamSettings) -> Result<Upstream, UpstreamConfigError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -4,6 +4,7 @@
 //! `server.shutdown_grace`) → flush the activity queue and session touches → close the pool.
 
 pub mod tls;
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -28,17 +29,64 @@ use crate::gateway::{self, ConnInfo};
 pub struct Running {
     pub local_addr: SocketAddr,
     pub app: App,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    mode: Mode,
+    writer: Option<AuditWriter>,
+}
+
+enum Mode {
+    /// One accept loop on the caller's (multi-threaded) runtime.
+    Shared(JoinHandle<()>),
+    /// `server.workers` threads, each with a single-threaded runtime.
+    Workers {
+        drained: Vec<oneshot::Receiver<()>>,
+        exit: watch::Sender<bool>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    },
 }
 
 impl Running {
     /// Graceful shutdown; returns when the activity log is flushed.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        let _ = self.stop.send(true);
+        let mut exit_workers = None;
+        match self.mode {
+            Mode::Shared(task) => {
+                let _ = task.await;
+            }
+            Mode::Workers {
+                drained,
+                exit,
+                threads,
+            } => {
+                for d in drained {
+                    let _ = d.await;
+                }
+                exit_workers = Some((exit, threads));
+            }
         }
-        let _ = (&mut self.task).await;
+        // Workers keep their runtimes (and any database connections opened on them) alive
+        // until the activity log is written.
+        if let Some(writer) = self.writer.take() {
+            writer.shutdown().await;
+        }
+        self.app.sessions.flush().await;
+        let stats = self.app.audit.stats();
+        tracing::info!(
+            written = stats.written,
+            dropped = stats.dropped,
+            "activity log flushed"
+        );
+        if let Some((exit, threads)) = exit_workers {
+            let _ = exit.send(true);
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+            })
+            .await;
+        }
+        self.app.store.close().await;
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
@@ -50,7 +98,7 @@ impl Running {
 }
 
 /// Builds the app and starts serving. With `listener`, uses it instead of binding
-/// `server.listen` (tests bind port 0 first).
+/// `server.listen` (tests bind port 0 first); `server.workers > 0` binds its own sockets.
 pub async fn start(
     settings: Settings,
     clock: SharedClock,
@@ -63,33 +111,49 @@ pub async fn start(
         Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
         None => None,
     };
-    let listener = match listener {
-        Some(l) => l,
-        None => TcpListener::bind(settings.server.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.server.listen,
-                source,
-            })?,
-    };
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: settings.server.listen,
+    let workers = settings.server.workers;
+    let listen = settings.server.listen;
+    let listen_err = |source| StartError::Listen {
+        addr: listen,
         source,
-    })?;
+    };
     let (app, writer) = App::build(settings, clock).await?;
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(serve(listener, tls, app.clone(), writer, stop_rx));
+    let (stop, stop_rx) = watch::channel(false);
+    let (local_addr, mode) = if workers == 0 {
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(listen).await.map_err(listen_err)?,
+        };
+        let local_addr = listener.local_addr().map_err(listen_err)?;
+        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), stop_rx));
+        (local_addr, Mode::Shared(task))
+    } else {
+        // Workers bind one port with SO_REUSEPORT. A plain bind first fails if another process
+        // holds the port (so a second instance cannot silently share it) and resolves port 0.
+        let addr = match listener {
+            Some(l) => l.local_addr().map_err(listen_err)?,
+            None => std::net::TcpListener::bind(listen)
+                .and_then(|probe| probe.local_addr())
+                .map_err(listen_err)?,
+        };
+        let mode = workers::spawn(workers, addr, tls, &app, stop_rx)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        (addr, mode)
+    };
     tracing::info!(
         listen = %local_addr,
         tls = app.settings.server.tls.is_some(),
+        workers,
         upstream = %app.settings.upstream.url,
         "gatehouse is serving"
     );
     Ok(Running {
         local_addr,
         app,
-        stop: Some(stop_tx),
-        task,
+        stop,
+        mode,
+        writer: Some(writer),
     })
 }
 
@@ -108,12 +172,22 @@ fn builder(app: &App) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn serve(
+/// Resolves once the flag is true (or its sender is gone).
+pub(super) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let done = *rx.borrow_and_update();
+        if done || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts until `stop`, then lets open connections finish within `server.shutdown_grace`.
+async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: App,
-    writer: AuditWriter,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(builder(&app));
@@ -136,7 +210,7 @@ async fn serve(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = &mut stop => break,
+            _ = stopped(&mut stop) => break,
         }
     }
     drop(listener);
@@ -150,15 +224,6 @@ async fn serve(
             "in-flight requests did not finish within the grace period"
         );
     }
-    writer.shutdown().await;
-    app.sessions.flush().await;
-    let stats = app.audit.stats();
-    tracing::info!(
-        written = stats.written,
-        dropped = stats.dropped,
-        "activity log flushed"
-    );
-    app.store.close().await;
 }
 
 async fn connection(

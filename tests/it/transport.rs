@@ -272,3 +272,38 @@ async fn https_upstream_with_a_private_ca() {
     outer.shutdown().await;
     inner.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_threads_serve_and_flush_on_shutdown() {
+    let up = demo_upstream().await;
+    let (running, db) = start_bare(&format!("http://{up}"), |t| {
+        t.replace("[server]\n", "[server]\nworkers = 2\n")
+            + "[[routes]]\npath = \"/app/**\"\n"
+            + PUBLIC_ALL
+    })
+    .await;
+    let mut a = gatehouse::accounts::NewAccount::new(
+        "alice",
+        "alice@example.com",
+        Some(gatehouse::config::Secret::new(
+            crate::harness::PASSWORD.into(),
+        )),
+    );
+    a.is_verified = true;
+    running.app.accounts.create_user(a, None).await.unwrap();
+    // Several browsers, so connections land on both workers.
+    let mut total = 0;
+    for _ in 0..4 {
+        let mut b = crate::harness::Browser::new(&format!("http://{}", running.local_addr));
+        b.login("alice", crate::harness::PASSWORD).await;
+        for i in 0..25 {
+            let r = b.api(&format!("/app/{i}"), &[]).await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(r.echoed("x-auth-user"), vec!["alice"]);
+            total += 1;
+        }
+    }
+    running.shutdown().await;
+    let store = gatehouse::store::Store::connect(&db.url, 1).await.unwrap();
+    assert_eq!(store.count_activity(Some("request")).await.unwrap(), total);
+}

@@ -107,6 +107,7 @@ pub(super) fn server(c: &mut Ctx<'_>, s: &RawServer) -> ServerSettings {
         max_header_bytes,
         header_read_timeout,
         shutdown_grace,
+        workers: c.int("server.workers", &s.workers, cores(), 0, 1024) as usize,
         default_access,
     }
 }
@@ -518,4 +519,9 @@ pub(super) fn portal(c: &mut Ctx<'_>, p: &RawPortal) -> PortalSettings {
             },
         },
     }
+}
+
+/// The default for `server.workers`: one per core.
+fn cores() -> i64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as i64
 }
