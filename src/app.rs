@@ -31,7 +31,7 @@ pub enum StartError {
     Tls(#[from] crate::server::tls::TlsError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]

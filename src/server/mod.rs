@@ -117,16 +117,14 @@ pub async fn start(
         addr: listen,
         source,
     };
-    let (app, writer) = App::build(settings, clock).await?;
-    let (stop, stop_rx) = watch::channel(false);
-    let (local_addr, mode) = if workers == 0 {
-        let listener = match listener {
+    // Bind (or probe) before building the app, so a taken port fails fast and changes nothing.
+    let (shared_listener, addr) = if workers == 0 {
+        let l = match listener {
             Some(l) => l,
             None => TcpListener::bind(listen).await.map_err(listen_err)?,
         };
-        let local_addr = listener.local_addr().map_err(listen_err)?;
-        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), stop_rx));
-        (local_addr, Mode::Shared(task))
+        let addr = l.local_addr().map_err(listen_err)?;
+        (Some(l), addr)
     } else {
         // Workers bind one port with SO_REUSEPORT. A plain bind first fails if another process
         // holds the port (so a second instance cannot silently share it) and resolves port 0.
@@ -136,6 +134,14 @@ pub async fn start(
                 .and_then(|probe| probe.local_addr())
                 .map_err(listen_err)?,
         };
+        (None, addr)
+    };
+    let (app, writer) = App::build(settings, clock).await?;
+    let (stop, stop_rx) = watch::channel(false);
+    let (local_addr, mode) = if let Some(listener) = shared_listener {
+        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), stop_rx));
+        (addr, Mode::Shared(task))
+    } else {
         let mode = workers::spawn(workers, addr, tls, &app, stop_rx)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;

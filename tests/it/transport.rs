@@ -307,3 +307,25 @@ async fn worker_threads_serve_and_flush_on_shutdown() {
     let store = gatehouse::store::Store::connect(&db.url, 1).await.unwrap();
     assert_eq!(store.count_activity(Some("request")).await.unwrap(), total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_cannot_share_the_port() {
+    let up = demo_upstream().await;
+    let (first, _db) = start_bare(&format!("http://{up}"), |t| t + PUBLIC_ALL).await;
+    let db = crate::harness::TestDb::new(Backend::Sqlite).await.unwrap();
+    let toml = crate::harness::server::base_toml(&db, &format!("http://{up}")).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{}\"", first.local_addr),
+    );
+    let settings = gatehouse::config::from_toml(&toml).unwrap();
+    assert!(settings.server.workers > 0, "workers are the default");
+    let second = gatehouse::server::start(
+        settings,
+        Arc::new(gatehouse::clock::ManualClock::starting_now()),
+        None,
+    )
+    .await;
+    let err = second.err().expect("the port is taken").to_string();
+    assert!(err.contains(&first.local_addr.to_string()), "{err}");
+    first.shutdown().await;
+}
