@@ -1,7 +1,7 @@
 //! Password-reset and email-verification tokens on `users`. Only SHA-256 hashes are stored;
 //! redeeming a token is one conditional `UPDATE` that also clears it, so a token works once.
 
-use super::{Store, StoreError, Ts, UserId, UserRow, on_pool};
+use super::{Store, StoreError, Ts, UserId, UserRow, execute, on_pool};
 
 impl Store {
     /// Stores a reset token hash (replacing any earlier one: only the newest link works).
@@ -11,17 +11,13 @@ impl Store {
         hash: &str,
         expires_at: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET password_reset_token = $1, password_reset_expires_at = $2 WHERE id = $3"
-        )
-        .bind(hash)
-        .bind(expires_at)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET password_reset_token = $1, password_reset_expires_at = $2 WHERE id = $3",
+            hash,
+            expires_at,
+            id
+        )?;
         Ok(n > 0)
     }
 
@@ -76,20 +72,16 @@ impl Store {
         pending_email: Option<&str>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
+        let n = execute!(
+            self,
             "UPDATE users SET email_verification_token = $1, email_verification_expires_at = $2, \
-             pending_email = $3, updated_at = $4 WHERE id = $5"
-        )
-        .bind(hash)
-        .bind(expires_at)
-        .bind(pending_email)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+             pending_email = $3, updated_at = $4 WHERE id = $5",
+            hash,
+            expires_at,
+            pending_email,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 

@@ -55,6 +55,14 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs one statement with `$n` binds on either backend; evaluates to rows affected.
+macro_rules! execute {
+    ($store:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        on_pool!($store, |p| sqlx::query($sql)$(.bind($arg))*.execute(p).await.map(|r| r.rows_affected()))
+    };
+}
+pub(crate) use execute;
+
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
     Sqlite(SqlitePool),

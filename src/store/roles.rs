@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Store, StoreError, Ts, UserId, execute, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RoleRow {
@@ -51,16 +51,12 @@ impl Store {
 
     /// Deactivates a role; returns whether the user held it.
     pub async fn revoke_role(&self, user: UserId, role: &str) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE user_roles SET is_active = FALSE WHERE user_id = $1 AND role_name = $2 AND is_active"
-        )
-        .bind(user)
-        .bind(role)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE user_roles SET is_active = FALSE WHERE user_id = $1 AND role_name = $2 AND is_active",
+            user,
+            role
+        )?;
         Ok(n > 0)
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{SessionId, Store, StoreError, Ts, UserId, on_pool};
+use super::{SessionId, Store, StoreError, Ts, UserId, execute, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SessionRow {
@@ -150,13 +150,11 @@ impl Store {
 
     /// Marks sessions past their expiry inactive; returns how many.
     pub async fn expire_sessions(&self, now: Ts) -> Result<u64, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
-            "UPDATE user_sessions SET is_active = FALSE WHERE is_active AND expires_at <= $1"
-        )
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let n = execute!(
+            self,
+            "UPDATE user_sessions SET is_active = FALSE WHERE is_active AND expires_at <= $1",
+            now
+        )?;
         Ok(n)
     }
 }

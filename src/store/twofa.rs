@@ -2,7 +2,7 @@
 //! recovery codes. Every write that must happen at most once is one conditional `UPDATE`, so
 //! two requests racing with the same code cannot both win.
 
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Store, StoreError, Ts, UserId, execute, on_pool};
 
 impl Store {
     /// Stores a not-yet-confirmed secret (enrolment in progress). Refused once 2FA is on.
@@ -12,17 +12,13 @@ impl Store {
         sealed: &str,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET twofa_secret = $1, updated_at = $2 WHERE id = $3 AND NOT twofa_enabled"
-        )
-        .bind(sealed)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET twofa_secret = $1, updated_at = $2 WHERE id = $3 AND NOT twofa_enabled",
+            sealed,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 
@@ -35,51 +31,41 @@ impl Store {
         recovery_json: &str,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
+        let n = execute!(
+            self,
             "UPDATE users SET twofa_enabled = TRUE, twofa_last_step = $1, twofa_recovery_codes = $2, \
              updated_at = $3 WHERE id = $4 AND NOT twofa_enabled AND twofa_secret IS NOT NULL \
-             AND (twofa_last_step IS NULL OR twofa_last_step < $1)"
-        )
-        .bind(step)
-        .bind(recovery_json)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+             AND (twofa_last_step IS NULL OR twofa_last_step < $1)",
+            step,
+            recovery_json,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 
     /// Turns 2FA off and forgets the secret, the codes and the last step.
     pub async fn disable_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
+        let n = execute!(
+            self,
             "UPDATE users SET twofa_enabled = FALSE, twofa_secret = NULL, twofa_recovery_codes = NULL, \
-             twofa_last_step = NULL, updated_at = $1 WHERE id = $2"
-        )
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+             twofa_last_step = NULL, updated_at = $1 WHERE id = $2",
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 
     /// Records `step` as used, if it is later than any step used before. `false` means the code
     /// was replayed (or an older code came after a newer one).
     pub async fn claim_totp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
+        let n = execute!(
+            self,
             "UPDATE users SET twofa_last_step = $1 WHERE id = $2 \
-             AND (twofa_last_step IS NULL OR twofa_last_step < $1)"
-        )
-        .bind(step)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+             AND (twofa_last_step IS NULL OR twofa_last_step < $1)",
+            step,
+            id
+        )?;
         Ok(n > 0)
     }
 
@@ -90,17 +76,13 @@ impl Store {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET twofa_recovery_codes = $1 WHERE id = $2 AND twofa_recovery_codes = $3"
-        )
-        .bind(new)
-        .bind(id)
-        .bind(old)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET twofa_recovery_codes = $1 WHERE id = $2 AND twofa_recovery_codes = $3",
+            new,
+            id,
+            old
+        )?;
         Ok(n > 0)
     }
 
@@ -111,17 +93,13 @@ impl Store {
         json: &str,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET twofa_recovery_codes = $1, updated_at = $2 WHERE id = $3 AND twofa_enabled"
-        )
-        .bind(json)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET twofa_recovery_codes = $1, updated_at = $2 WHERE id = $3 AND twofa_enabled",
+            json,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 }

@@ -1,7 +1,7 @@
 //! Single-statement updates of `users` for the admin API: credit adjustments that can never
 //! overdraw, and clearing two-factor state.
 
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Store, StoreError, Ts, UserId, execute, on_pool};
 
 /// The outcome of [`Store::adjust_credits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +36,13 @@ impl Store {
     /// Turns two-factor sign-in off: clears the flag, the secret, the recovery codes and the
     /// last used step. Returns whether the user exists.
     pub async fn reset_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
+        let n = execute!(
+            self,
             "UPDATE users SET twofa_enabled = FALSE, twofa_secret = NULL, \
-             twofa_recovery_codes = NULL, twofa_last_step = NULL, updated_at = $1 WHERE id = $2"
-        )
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+             twofa_recovery_codes = NULL, twofa_last_step = NULL, updated_at = $1 WHERE id = $2",
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 }

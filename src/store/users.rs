@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Store, StoreError, Ts, UserId, execute, on_pool};
 
 /// Subscription tiers, in the spec's order.
 pub const TIERS: [&str; 4] = ["free", "beta", "premium", "enterprise"];
@@ -390,16 +390,14 @@ impl Store {
         hash: Option<&str>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let r = on_pool!(self, |p| sqlx::query(
+        let r = execute!(
+            self,
             "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2, \
-             password_reset_token = NULL, password_reset_expires_at = NULL WHERE id = $3"
-        )
-        .bind(hash)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+             password_reset_token = NULL, password_reset_expires_at = NULL WHERE id = $3",
+            hash,
+            now,
+            id
+        )?;
         Ok(r > 0)
     }
 
@@ -460,17 +458,14 @@ impl Store {
         until: Option<Ts>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, updated_at = $2 WHERE id = $3"
-        )
-        .bind(until)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, updated_at = $2 \
+             WHERE id = $3",
+            until,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 
@@ -482,18 +477,15 @@ impl Store {
         now: Ts,
     ) -> Result<bool, StoreError> {
         let deleted_at = deleted.then_some(now);
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE users SET is_deleted = $1, deleted_at = $2, updated_at = $3 WHERE id = $4 AND is_deleted <> $1"
-        )
-        .bind(deleted)
-        .bind(deleted_at)
-        .bind(now)
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = execute!(
+            self,
+            "UPDATE users SET is_deleted = $1, deleted_at = $2, updated_at = $3 \
+             WHERE id = $4 AND is_deleted <> $1",
+            deleted,
+            deleted_at,
+            now,
+            id
+        )?;
         Ok(n > 0)
     }
 
