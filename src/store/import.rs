@@ -16,16 +16,9 @@
 
 use std::collections::HashSet;
 
-use super::users::full_name;
+use super::users::{USER_COLUMNS, USER_PARAMS, bind_user};
 use super::{Backend, NewUser, Store, StoreError, Ts, on_pool};
 
-/// Columns written per user, in the order of [`USER_COLUMNS`].
-const USER_PARAMS: usize = 25;
-const USER_COLUMNS: &str = "username, email, password_hash, first_name, last_name, full_name, \
-    phone, company_name, subscription_tier, subscription_status, credits_balance, is_active, \
-    is_verified, is_admin, is_superuser, email_notifications, sms_notifications, timezone, \
-    language, created_at, updated_at, last_login, legacy_lead_id, password_changed_at, \
-    email_verified_at";
 /// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 const CHUNK: usize = 500;
 
@@ -120,38 +113,6 @@ fn activity_sql(backend: Backend) -> String {
          FROM users WHERE {}",
         among_leads(backend)
     )
-}
-
-/// Binds one user's values in [`USER_COLUMNS`] order; the same for both backends.
-macro_rules! bind_user {
-    ($q:expr, $u:expr, $now:expr) => {{
-        let u: &NewUser = $u;
-        $q.bind(&u.username)
-            .bind(&u.email)
-            .bind(&u.password_hash)
-            .bind(&u.first_name)
-            .bind(&u.last_name)
-            .bind(full_name(u.first_name.as_deref(), u.last_name.as_deref()))
-            .bind(&u.phone)
-            .bind(&u.company_name)
-            .bind(u.tier.as_str())
-            .bind(&u.subscription_status)
-            .bind(u.credits_balance)
-            .bind(u.is_active)
-            .bind(u.is_verified)
-            .bind(u.is_admin)
-            .bind(u.is_superuser)
-            .bind(u.email_notifications)
-            .bind(u.sms_notifications)
-            .bind(&u.timezone)
-            .bind(&u.language)
-            .bind(u.created_at)
-            .bind($now)
-            .bind(u.last_login)
-            .bind(&u.legacy_lead_id)
-            .bind(u.password_hash.as_ref().map(|_| $now))
-            .bind(u.is_verified.then_some(u.created_at))
-    }};
 }
 
 impl Store {

@@ -222,24 +222,27 @@ pub(crate) fn like_pattern(s: &str) -> String {
     out
 }
 
-impl Store {
-    pub async fn insert_user(&self, u: &NewUser, now: Ts) -> Result<UserRow, StoreError> {
-        let full_name = full_name(u.first_name.as_deref(), u.last_name.as_deref());
-        const SQL: &str = "INSERT INTO users (username, email, password_hash, first_name, last_name, full_name, \
-            phone, company_name, subscription_tier, subscription_status, credits_balance, is_active, is_verified, \
-            is_admin, is_superuser, email_notifications, sms_notifications, timezone, language, created_at, \
-            updated_at, last_login, legacy_lead_id, password_changed_at, email_verified_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-            $21, $22, $23, $24, $25) RETURNING *";
-        let pw_changed = u.password_hash.as_ref().map(|_| now);
-        let verified_at = u.is_verified.then_some(u.created_at);
-        let row = on_pool!(self, |p| sqlx::query_as::<_, UserRow>(SQL)
-            .bind(&u.username)
+/// The columns a new user row is written with; [`bind_user!`] binds them in this order.
+/// How many columns [`USER_COLUMNS`] names.
+pub(crate) const USER_PARAMS: usize = 25;
+pub(crate) const USER_COLUMNS: &str = "username, email, password_hash, first_name, last_name, full_name, \
+    phone, company_name, subscription_tier, subscription_status, credits_balance, is_active, \
+    is_verified, is_admin, is_superuser, email_notifications, sms_notifications, timezone, \
+    language, created_at, updated_at, last_login, legacy_lead_id, password_changed_at, \
+    email_verified_at";
+/// Binds one user's values in [`USER_COLUMNS`] order; the same for both backends.
+macro_rules! bind_user {
+    ($q:expr, $u:expr, $now:expr) => {{
+        let u: &$crate::store::NewUser = $u;
+        $q.bind(&u.username)
             .bind(&u.email)
             .bind(&u.password_hash)
             .bind(&u.first_name)
             .bind(&u.last_name)
-            .bind(&full_name)
+            .bind($crate::store::users_full_name(
+                u.first_name.as_deref(),
+                u.last_name.as_deref(),
+            ))
             .bind(&u.phone)
             .bind(&u.company_name)
             .bind(u.tier.as_str())
@@ -254,13 +257,30 @@ impl Store {
             .bind(&u.timezone)
             .bind(&u.language)
             .bind(u.created_at)
-            .bind(now)
+            .bind($now)
             .bind(u.last_login)
             .bind(&u.legacy_lead_id)
-            .bind(pw_changed)
-            .bind(verified_at)
-            .fetch_one(p)
-            .await)?;
+            .bind(u.password_hash.as_ref().map(|_| $now))
+            .bind(u.is_verified.then_some(u.created_at))
+    }};
+}
+
+pub(crate) use bind_user;
+
+impl Store {
+    pub async fn insert_user(&self, u: &NewUser, now: Ts) -> Result<UserRow, StoreError> {
+        let placeholders: Vec<String> = (1..=USER_PARAMS).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ({}) RETURNING *",
+            placeholders.join(", ")
+        ));
+        let row = on_pool!(self, |p| bind_user!(
+            sqlx::query_as::<_, UserRow>(sql),
+            u,
+            now
+        )
+        .fetch_one(p)
+        .await)?;
         Ok(row)
     }
 
