@@ -73,6 +73,8 @@ pub struct AppInner {
     /// Cookie names as sent (with `__Host-` when Secure), computed once.
     pub session_cookie: String,
     pub csrf_cookie: String,
+    /// Every cookie name Gatehouse sets, in both spellings; never forwarded to the app.
+    pub own_cookies: Vec<String>,
 }
 
 impl std::ops::Deref for App {
@@ -121,6 +123,19 @@ impl App {
         let secure = settings.server.secure_cookies();
         let session_cookie = crate::web::cookies::name(&settings.session.cookie_name, secure);
         let csrf_cookie = crate::web::cookies::name(crate::web::csrf::COOKIE_BASE, secure);
+        let own_cookies = [
+            settings.session.cookie_name.as_str(),
+            crate::web::csrf::COOKIE_BASE,
+            crate::portal::PENDING_COOKIE,
+        ]
+        .iter()
+        .flat_map(|base| {
+            [
+                crate::web::cookies::name(base, false),
+                crate::web::cookies::name(base, true),
+            ]
+        })
+        .collect();
         let app = App {
             inner: Arc::new(AppInner {
                 settings,
@@ -139,6 +154,7 @@ impl App {
                 portal,
                 session_cookie,
                 csrf_cookie,
+                own_cookies,
             }),
         };
         Ok((app, writer))

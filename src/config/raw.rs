@@ -46,6 +46,14 @@ pub struct RawServer {
     pub shutdown_grace: S<String>,
     pub workers: S<i64>,
     pub default_access: S<String>,
+    // --- trust boundary (issue 9) ---
+    pub route_case: S<String>,
+    pub allow_path_params: Option<bool>,
+    pub extra_methods: Option<Vec<Spanned<String>>>,
+    // --- connection deadlines (issue 16) ---
+    pub handshake_timeout: S<String>,
+    pub idle_timeout: S<String>,
+    pub max_connections: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +65,7 @@ pub struct RawUpstream {
     pub response_timeout: S<String>,
     pub preserve_host: Option<bool>,
     pub pool_max_idle_per_host: S<i64>,
+    pub allowed_upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +124,7 @@ pub struct RawHeaders {
     pub admin: S<String>,
     pub verified: S<String>,
     pub request_id: S<String>,
+    pub allow_method_override: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,19 @@ pub struct ServerSettings {
     /// request never hops between threads.
     pub workers: usize,
     pub default_access: Access,
+    /// `route_case = "sensitive"`: routes compare paths byte for byte. The default folds case,
+    /// because many frameworks route case-insensitively.
+    pub route_case_sensitive: bool,
+    /// `;params` in path segments are accepted (and ignored for matching) instead of refused.
+    pub allow_path_params: bool,
+    /// Methods accepted beyond RFC 9110's and PATCH (e.g. WebDAV's).
+    pub extra_methods: Vec<http::Method>,
+    /// A new connection must complete TLS / send its first request within this.
+    pub handshake_timeout: Duration,
+    /// An HTTP/1 keep-alive or HTTP/2 connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections at most; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl ServerSettings {
@@ -69,6 +82,8 @@ pub struct UpstreamSettings {
     pub response_timeout: Duration,
     pub preserve_host: bool,
     pub pool_max_idle_per_host: usize,
+    /// `Upgrade` protocols bridged after a `101` (lower-case); others are removed.
+    pub allowed_upgrades: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +161,9 @@ pub struct HeaderNames {
     pub admin: http::HeaderName,
     pub verified: http::HeaderName,
     pub request_id: http::HeaderName,
+    /// Keep `X-HTTP-Method-Override` and its kin for the app (rules then also apply to the
+    /// overriding method).
+    pub allow_method_override: bool,
 }
 
 impl HeaderNames {
@@ -270,15 +288,29 @@ pub enum PathMatcher {
 }
 
 impl PathMatcher {
-    pub fn new(pattern: &str) -> Result<PathMatcher, String> {
+    /// A matcher for paths in the gateway's canonical form, which is lower-cased unless
+    /// `case_sensitive`.
+    pub fn new(pattern: &str, case_sensitive: bool) -> Result<PathMatcher, String> {
         if !pattern.starts_with('/') {
             return Err(format!("route path {pattern:?} must start with '/'"));
         }
+        if pattern.contains([';', '%', '\\', '#']) || pattern.contains("//") {
+            return Err(format!(
+                "route path {pattern:?} must be a plain path: no ';', '%', '\\', '#' or '//' \
+                 (requests are decoded before matching)"
+            ));
+        }
         if !pattern.contains(['*', '?', '[', '{']) {
-            return Ok(PathMatcher::Exact(pattern.to_string()));
+            let exact = if case_sensitive {
+                pattern.to_string()
+            } else {
+                crate::gateway::fold_case(pattern)
+            };
+            return Ok(PathMatcher::Exact(exact));
         }
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
+            .case_insensitive(!case_sensitive)
             .build()
             .map_err(|e| format!("bad glob {pattern:?}: {}", e.kind()))?
             .compile_matcher();
@@ -286,10 +318,11 @@ impl PathMatcher {
             .strip_suffix("/**")
             .filter(|p| !p.contains(['*', '?', '[', '{']))
             .map(|p| {
-                if p.is_empty() {
-                    "/".to_string()
-                } else {
+                let p = if p.is_empty() { "/" } else { p };
+                if case_sensitive {
                     p.to_string()
+                } else {
+                    crate::gateway::fold_case(p)
                 }
             });
         Ok(PathMatcher::Glob { glob, bare_prefix })

@@ -145,7 +145,7 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let portal = sections::portal(&mut c, &raw.portal);
     let mut routes = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
-        if let Some(rule) = route(&mut c, i, r) {
+        if let Some(rule) = route(&mut c, i, r, server.route_case_sensitive) {
             routes.push(rule);
         }
     }
@@ -155,7 +155,8 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             problems: c.problems,
         });
     }
-    let warnings = shadow_warnings(&routes);
+    let mut warnings = shadow_warnings(&routes);
+    warnings.extend(method_warnings(&routes));
     Ok(Settings {
         server,
         upstream,
@@ -193,10 +194,10 @@ fn parse_access(c: &mut Ctx<'_>, key: &str, a: &Spanned<String>) -> Access {
     }
 }
 
-fn route(c: &mut Ctx<'_>, i: usize, r: &RawRoute) -> Option<RouteRule> {
+fn route(c: &mut Ctx<'_>, i: usize, r: &RawRoute, case_sensitive: bool) -> Option<RouteRule> {
     let line = c.line(&r.path);
     let key = |k: &str| format!("routes[{i}].{k}");
-    let matcher = match PathMatcher::new(r.path.get_ref()) {
+    let matcher = match PathMatcher::new(r.path.get_ref(), case_sensitive) {
         Ok(m) => Some(m),
         Err(e) => {
             c.problem(&key("path"), Some(line), e);
@@ -296,6 +297,26 @@ fn shadow_warnings(routes: &[RouteRule]) -> Vec<String> {
     out
 }
 
+/// A proxy sees the method line and headers, not a `_method` field inside a form body, so a
+/// rule that only limits methods can be walked around on apps that honour such fields.
+fn method_warnings(routes: &[RouteRule]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| !r.methods.is_empty())
+        .map(|r| {
+            let methods: Vec<&str> = r.methods.iter().map(http::Method::as_str).collect();
+            format!(
+                "route {:?} (line {}) applies only to {}: an app that reads a `_method` form field \
+                 (Rails, Laravel, Symfony, Express method-override) can be made to run another \
+                 method's handler, which Gatehouse cannot see; protect such handlers with path rules",
+                r.pattern,
+                r.line,
+                methods.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Whether pattern `a` matches at least every path `b` does (conservative).
 fn covers(a: &str, b: &str) -> bool {
     if a == b {
@@ -347,16 +368,16 @@ mod tests {
 
     #[test]
     fn globs_match_segments() {
-        let one = PathMatcher::new("/a/*").unwrap();
+        let one = PathMatcher::new("/a/*", true).unwrap();
         assert!(one.is_match("/a/b") && !one.is_match("/a/b/c"));
-        let deep = PathMatcher::new("/a/**").unwrap();
+        let deep = PathMatcher::new("/a/**", true).unwrap();
         assert!(
             deep.is_match("/a/b/c")
                 && deep.is_match("/a")
                 && deep.is_match("/a/")
                 && !deep.is_match("/ab")
         );
-        let exact = PathMatcher::new("/x").unwrap();
+        let exact = PathMatcher::new("/x", true).unwrap();
         assert!(exact.is_match("/x") && !exact.is_match("/x/"));
     }
 
@@ -439,6 +460,8 @@ mod example {
         let s =
             super::super::from_toml(include_str!("../../config/gatehouse.example.toml")).unwrap();
         assert_eq!(s.routes.len(), 4);
-        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // The example shows a method-limited rule on purpose, with the warning it earns.
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("_method"), "{:?}", s.warnings);
     }
 }

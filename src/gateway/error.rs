@@ -21,6 +21,12 @@ pub enum GateError {
     /// Client: a path we will not interpret.
     #[error("bad request path: {0}")]
     BadPath(&'static str),
+    /// Client: a method, host or override we will not interpret.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// Client: `CONNECT` (a proxy is not a tunnel service).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Us: the session store cannot answer.
     #[error("session store unavailable: {0}")]
     Unavailable(#[from] StoreError),
@@ -73,6 +79,18 @@ impl GateError {
                 "Bad request",
                 "The request path is not valid.",
             ),
+            GateError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad request",
+                "The request is not valid.",
+            ),
+            GateError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "This method is not accepted.",
+            ),
             GateError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -85,7 +103,11 @@ impl GateError {
                 "The application did not respond",
                 "The application took too long to answer. Please try again.",
             ),
-            GateError::Upstream(UpstreamError::Unreachable(_) | UpstreamError::BadRequest(_)) => (
+            GateError::Upstream(
+                UpstreamError::Unreachable(_)
+                | UpstreamError::BadRequest(_)
+                | UpstreamError::Protocol(_),
+            ) => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The application is unavailable",

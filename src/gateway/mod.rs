@@ -2,18 +2,24 @@
 //! rest through these phases, in this order:
 //!
 //! ```text
-//!  request ─▶ strip spoofed X-Auth-* ─▶ normalise path ─▶ match route (first wins)
-//!          ─▶ load session (cache) ─▶ authorize ─▶ rewrite headers (hop-by-hop,
-//!             X-Forwarded-*, identity) ─▶ forward to upstream (streaming)
+//!  request ─▶ read the target as the app will (method, Host, canonical path; 400 if ambiguous)
+//!          ─▶ strip spoofed headers (X-Auth-*, method overrides, untrusted forwarding)
+//!          ─▶ match route (first wins) ─▶ load session (cache)
+//!          ─▶ authorize every reading (HEAD as GET, overrides, trailing slash; strictest wins)
+//!          ─▶ rewrite headers (upgrades allowed, hop-by-hop, our cookies, forwarding, identity)
+//!          ─▶ forward to upstream (streaming; a tunnel closes when its session ends)
 //!          ─▶ record activity (queued, never awaited on the database)
 //! ```
 //!
-//! [`pipeline`] reads top to bottom with `?`; [`handle`] turns a [`GateError`] into a
-//! response (a redirect or HTML page for browsers, JSON for programs) and logs.
+//! The upstream receives the canonical path the rules were matched on, so the rule and the app
+//! cannot read the request two ways. [`pipeline`] reads top to bottom with `?`; [`handle`]
+//! turns a [`GateError`] into a response (a redirect or HTML page for browsers, JSON for
+//! programs) and logs.
 
 mod error;
 mod path;
 mod routes;
+mod target;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,10 +28,13 @@ use http::{Request, Response, header};
 use hyper::body::Incoming;
 
 pub use error::GateError;
-pub use routes::{Decision, decide};
+pub use path::{CanonicalPath, PathPolicy, canonicalize, fold_case};
+pub use routes::{Decision, authorize_all, decide};
+pub use target::Target;
 
 use crate::app::App;
 use crate::audit::ActivityKind;
+use crate::proxy::TunnelGuard;
 use crate::proxy::headers;
 use crate::session::Session;
 use crate::web::{Body, RequestCtx, cookies, negotiate};
@@ -127,40 +136,79 @@ async fn pipeline<'a>(
     out: &mut Outcome<'a>,
 ) -> Result<Response<Body>, GateError> {
     let s = &app.settings;
-    app.strip.strip(req.headers_mut());
-    let match_path = path::normalize(req.uri().path())?;
-    let decision = decide(
-        &s.routes,
-        s.server.default_access,
-        req.method(),
-        &match_path,
-    );
+    let target = target::read(&mut req, s)?;
+    app.strip.strip(req.headers_mut(), ctx.peer_trusted);
+    let default = s.server.default_access;
+    let decision = decide(&s.routes, default, req.method(), &target.path.matching);
     out.route = decision.rule.map(|r| r.pattern.as_str());
-    let session = match cookies::get(req.headers(), &app.session_cookie) {
-        Some(token) => app.sessions.lookup(&token).await?,
+    let token = cookies::get(req.headers(), &app.session_cookie);
+    let session = match &token {
+        Some(token) => app.sessions.lookup(token).await?,
         None => None,
     };
     out.session = session.clone();
-    decision.authorize(session.as_deref(), app.now())?;
+    authorize_all(&s.routes, default, &target, session.as_deref(), app.now())?;
 
     let host = authority(&req);
-    let upgrade = headers::is_upgrade(req.headers());
     let h = req.headers_mut();
+    let upgrade = headers::filter_upgrade(h, &s.upstream.allowed_upgrades);
     headers::remove_hop_by_hop(h, upgrade);
     headers::join_cookies(h);
     // The app never needs our cookies, and must not be able to leak the session token.
-    cookies::remove(h, &[&app.session_cookie, &app.csrf_cookie]);
+    let own: Vec<&str> = app.own_cookies.iter().map(String::as_str).collect();
+    cookies::remove(h, &own);
     headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
     }
+    let guard = match (upgrade, token, &session) {
+        (true, Some(token), Some(sess)) => Some(tunnel_guard(app, token, sess.clone())),
+        _ => None,
+    };
     app.metrics
         .proxied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut resp = app.upstream.local().forward(req, host.as_deref()).await?;
+    let mut resp = app
+        .upstream
+        .local()
+        .forward(req, host.as_deref(), guard)
+        .await?;
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::remove_hop_by_hop(resp.headers_mut(), switching);
     Ok(resp)
+}
+
+/// Completes when the session behind a tunnel has ended: it checks the session again whenever
+/// sessions are evicted (here or through the change feed) and when it would expire.
+fn tunnel_guard(app: &App, token: String, session: Arc<Session>) -> TunnelGuard {
+    use crate::session::tunnels::Revalidate;
+    use tokio::sync::broadcast::error::RecvError;
+    let sessions = app.sessions.clone();
+    let mut events = sessions.tunnel_events();
+    Box::pin(async move {
+        let mut current = session;
+        loop {
+            let wait = sessions
+                .time_left(&current)
+                .max(std::time::Duration::from_millis(200));
+            let recheck = tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(Revalidate::User(u)) => u == current.identity.user_id,
+                    Ok(Revalidate::TokenHash(h)) => h == current.token_hash,
+                    Ok(Revalidate::All) | Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return,
+                },
+                () = tokio::time::sleep(wait) => true,
+            };
+            if !recheck {
+                continue;
+            }
+            match sessions.lookup(&token).await {
+                Ok(Some(s)) if s.id == current.id => current = s,
+                _ => return,
+            }
+        }
+    })
 }
 
 /// The authority the client asked for: `Host`, or the HTTP/2 `:authority`.

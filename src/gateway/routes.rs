@@ -3,6 +3,7 @@
 use http::Method;
 
 use super::GateError;
+use super::target::Target;
 use crate::config::{Access, RouteRule};
 use crate::session::Session;
 use crate::store::Ts;
@@ -31,6 +32,24 @@ pub fn decide<'a>(
             access: default,
         },
     }
+}
+
+/// Authorizes every reading of the target: each method the app might run (see
+/// [`Target::methods`]) on each path form. The strictest decision wins: the request passes only
+/// if every reading would.
+pub fn authorize_all(
+    routes: &[RouteRule],
+    default: Access,
+    target: &Target,
+    session: Option<&Session>,
+    now: Ts,
+) -> Result<(), GateError> {
+    for path in target.match_paths() {
+        for method in &target.methods {
+            decide(routes, default, method, path).authorize(session, now)?;
+        }
+    }
+    Ok(())
 }
 
 impl Decision<'_> {

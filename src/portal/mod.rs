@@ -30,6 +30,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use forms::safe_next;
+pub use login::PENDING_COOKIE;
 pub use state::PortalState;
 
 use crate::app::App;

@@ -14,45 +14,90 @@ use crate::session::Identity;
 use crate::store::Ts;
 use crate::web::RequestCtx;
 
-/// Identity header names in folded form (lowercase, `_` → `-`).
+/// Header names in folded form (lowercase, `_` → `-`), by when they are removed.
 #[derive(Debug, Clone)]
 pub struct StripSet {
-    folded: Vec<String>,
+    /// Identity headers: from every client, always.
+    identity: Vec<String>,
+    /// Method overrides, unless `headers.allow_method_override`.
+    method_override: Vec<String>,
+    /// Forwarding and routing headers: from clients outside `server.trusted_proxies`.
+    forwarding: Vec<String>,
 }
+
+/// Headers that make frameworks run another method's handler (Express `method-override`,
+/// Rails, Laravel, Symfony, ASP.NET).
+pub const METHOD_OVERRIDE: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers through which apps and frameworks learn the client's address, scheme, host, port or
+/// the "original" URL (IIS and Symfony route on `X-Original-URL` / `X-Rewrite-URL`).
+const FORWARDING: [&str; 13] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-client-ip",
+    "true-client-ip",
+];
 
 impl StripSet {
     pub fn new(names: &HeaderNames) -> StripSet {
+        let mut forwarding: Vec<String> = FORWARDING.iter().map(|h| fold(h)).collect();
+        forwarding.push(fold(names.request_id.as_str()));
         StripSet {
-            folded: names.identity().iter().map(|h| fold(h.as_str())).collect(),
+            identity: names.identity().iter().map(|h| fold(h.as_str())).collect(),
+            method_override: if names.allow_method_override {
+                Vec::new()
+            } else {
+                METHOD_OVERRIDE.iter().map(|h| fold(h)).collect()
+            },
+            forwarding,
         }
     }
 
-    fn matches(&self, name: &str) -> bool {
-        // Compared byte by byte with folding, so the common case allocates nothing.
-        self.folded.iter().any(|f| {
-            f.len() == name.len()
-                && f.bytes().zip(name.bytes()).all(|(a, b)| {
-                    let b = if b == b'_' {
-                        b'-'
-                    } else {
-                        b.to_ascii_lowercase()
-                    };
-                    a == b
-                })
-        })
-    }
-
-    /// Removes every header that spells one of the identity names.
-    pub fn strip(&self, headers: &mut HeaderMap) {
+    /// Removes every header that spells one of the names due for removal: identity headers
+    /// always, method overrides unless allowed, forwarding headers unless the peer is trusted.
+    pub fn strip(&self, headers: &mut HeaderMap, peer_trusted: bool) {
         let doomed: Vec<HeaderName> = headers
             .keys()
-            .filter(|k| self.matches(k.as_str()))
+            .filter(|k| {
+                let k = k.as_str();
+                any_folded(&self.identity, k)
+                    || any_folded(&self.method_override, k)
+                    || (!peer_trusted && any_folded(&self.forwarding, k))
+            })
             .cloned()
             .collect();
         for name in doomed {
             headers.remove(&name);
         }
     }
+}
+
+fn any_folded(set: &[String], name: &str) -> bool {
+    // Compared byte by byte with folding, so the common case allocates nothing.
+    set.iter().any(|f| {
+        f.len() == name.len()
+            && f.bytes().zip(name.bytes()).all(|(a, b)| {
+                let b = if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                };
+                a == b
+            })
+    })
 }
 
 fn fold(name: &str) -> String {
@@ -65,6 +110,47 @@ fn fold(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Keeps only the `Upgrade` protocols in `allowed` (lower-case names; a `/version` suffix is
+/// ignored for the comparison). Returns whether an upgrade remains to be bridged; when none
+/// does, `Upgrade` is removed and the request continues as plain HTTP.
+pub fn filter_upgrade(headers: &mut HeaderMap, allowed: &[String]) -> bool {
+    if !headers.contains_key(header::UPGRADE) {
+        return false;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| {
+            let name = t.split('/').next().unwrap_or("");
+            allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::UPGRADE);
+    if kept.is_empty() || !is_upgrade_requested(headers) {
+        return false;
+    }
+    match HeaderValue::from_str(&kept.join(", ")) {
+        Ok(v) => {
+            headers.insert(header::UPGRADE, v);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn is_upgrade_requested(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -80,13 +166,7 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Whether a request asks to switch protocols (e.g. WebSocket).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    headers.contains_key(header::UPGRADE) && is_upgrade_requested(headers)
 }
 
 /// Removes hop-by-hop headers, including those named in `Connection`. With `keep_upgrade`, the
@@ -133,7 +213,9 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets `X-Forwarded-For`, `-Proto`, `-Host` and the request id.
+/// Sets `X-Forwarded-For`, `-Proto`, `-Host`, a `Forwarded` that says the same (RFC 7239),
+/// and the request id. Incoming copies are extended only when the peer is a trusted proxy;
+/// [`StripSet::strip`] has already removed them otherwise.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     ctx: &RequestCtx,
@@ -148,9 +230,6 @@ pub fn set_forwarded(
         (true, Some(prior)) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
         _ => peer,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
     let keep_host = ctx.peer_trusted && headers.contains_key("x-forwarded-host");
     if !keep_host {
@@ -163,9 +242,46 @@ pub fn set_forwarded(
             }
         }
     }
+    let fwd_host = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let forwarded = forwarded_value(&xff, ctx.scheme, fwd_host.as_deref());
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, v);
+    } else {
+        headers.remove(header::FORWARDED);
+    }
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(names.request_id.clone(), v);
     }
+}
+
+/// One `Forwarded` element per `X-Forwarded-For` hop, the last also with proto and host, so
+/// an app reading either header learns the same thing.
+fn forwarded_value(xff: &str, proto: &str, host: Option<&str>) -> String {
+    let mut out = String::new();
+    for hop in xff.split(',').map(str::trim) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => out.push_str(&format!("for={ip}")),
+            Ok(std::net::IpAddr::V6(ip)) => out.push_str(&format!("for=\"[{ip}]\"")),
+            Err(_) => out.push_str("for=unknown"),
+        }
+    }
+    out.push_str(";proto=");
+    out.push_str(proto);
+    if let Some(h) = host.filter(|h| !h.contains(['"', '\\'])) {
+        out.push_str(";host=\"");
+        out.push_str(h);
+        out.push('"');
+    }
+    out
 }
 
 /// Adds the identity headers for a signed-in user.
@@ -217,7 +333,7 @@ mod tests {
             );
         }
         h.append("x-auth-user", HeaderValue::from_static("second"));
-        set.strip(&mut h);
+        set.strip(&mut h, true);
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, vec!["accept", "x-authorization"]);

@@ -3,4 +3,4 @@
 pub mod headers;
 mod upstream;
 
-pub use upstream::{Upstream, UpstreamConfigError, UpstreamError};
+pub use upstream::{TunnelGuard, Upstream, UpstreamConfigError, UpstreamError};

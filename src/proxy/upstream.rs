@@ -25,7 +25,12 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("cannot build upstream request: {0}")]
     BadRequest(String),
+    #[error("upstream broke the protocol: {0}")]
+    Protocol(&'static str),
 }
+
+/// Completes when an upgraded connection must be closed (its session ended).
+pub type TunnelGuard = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamConfigError {
@@ -107,10 +112,13 @@ impl Upstream {
 
     /// Sends a request (headers already rewritten) and returns the response head with a
     /// streaming body. `host` is the authority the browser used.
+    ///
+    /// `guard` is awaited beside a bridged upgrade; when it completes, both sides are closed.
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
         host: Option<&str>,
+        guard: Option<TunnelGuard>,
     ) -> Result<Response<Body>, UpstreamError> {
         let client_upgrade = hyper::upgrade::on(&mut req);
         let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
@@ -137,14 +145,24 @@ impl Upstream {
             Ok(Err(e)) => return Err(classify(&e, self.connect_timeout)),
             Ok(Ok(r)) => r,
         };
-        if wants_upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if !wants_upgrade {
+                // Nothing was asked to switch; bridging would open a tunnel no rule has seen.
+                return Err(UpstreamError::Protocol(
+                    "101 to a request without an upgrade",
+                ));
+            }
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let guard = guard.unwrap_or_else(|| Box::pin(std::future::pending()));
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((client, upstream)) => {
                         let mut client = TokioIo::new(client);
                         let mut upstream = TokioIo::new(upstream);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            () = guard => tracing::debug!("tunnel closed: its session ended"),
+                        }
                     }
                     Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
                 }

@@ -17,6 +17,7 @@ pub mod api_tokens;
 mod identity;
 pub mod pending;
 mod toucher;
+pub mod tunnels;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -95,6 +96,7 @@ struct Inner {
     /// `security.require_2fa_for_admins`: sessions of admins that did not pass a two-factor
     /// step carry no admin powers.
     admin_requires_2fa: bool,
+    tunnels: tunnels::Tunnels,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -139,6 +141,7 @@ impl SessionService {
                 toucher,
                 stats: SessionStats::default(),
                 admin_requires_2fa,
+                tunnels: tunnels::Tunnels::new(),
             }),
         }
     }
@@ -316,6 +319,9 @@ impl SessionService {
         if let Some(id) = row_id {
             self.inner.store.end_session(id).await?;
         }
+        self.inner
+            .tunnels
+            .notify(tunnels::Revalidate::TokenHash(hash.to_string()));
         Ok(())
     }
 
@@ -324,6 +330,9 @@ impl SessionService {
         match self.inner.store.end_session(id).await? {
             Some(hash) => {
                 self.inner.cache.invalidate(&hash).await;
+                self.inner
+                    .tunnels
+                    .notify(tunnels::Revalidate::TokenHash(hash));
                 Ok(true)
             }
             None => Ok(false),
@@ -345,6 +354,9 @@ impl SessionService {
     pub async fn evict_token_hashes(&self, hashes: &[String]) {
         for h in hashes {
             self.inner.cache.invalidate(h).await;
+            self.inner
+                .tunnels
+                .notify(tunnels::Revalidate::TokenHash(h.clone()));
         }
     }
 
@@ -359,6 +371,28 @@ impl SessionService {
             tracing::error!(error = %e, "cannot evict cached sessions; clearing the whole cache");
             self.inner.cache.invalidate_all();
         }
+        self.inner.tunnels.notify(tunnels::Revalidate::User(user));
+    }
+
+    /// Drops every cached session (after a gap in the change feed): the next request of each
+    /// reloads it, and every tunnel checks its session again.
+    pub fn flush_all(&self) {
+        self.inner.cache.invalidate_all();
+        self.inner.unknown.invalidate_all();
+        self.inner.tunnels.notify(tunnels::Revalidate::All);
+    }
+
+    /// How long until `s` expires (idle or absolute), as of now.
+    pub fn time_left(&self, s: &Session) -> Duration {
+        let idle = chrono::Duration::from_std(self.inner.settings.idle_timeout)
+            .unwrap_or(chrono::Duration::minutes(30));
+        let end = s.expires_at.0.min(s.last_seen().0 + idle);
+        (end - self.now().0).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    /// Evictions, for tunnels that must close when their session ends.
+    pub fn tunnel_events(&self) -> tokio::sync::broadcast::Receiver<tunnels::Revalidate> {
+        self.inner.tunnels.subscribe()
     }
 
     /// Writes pending `last_activity` updates; for shutdown.

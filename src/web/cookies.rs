@@ -55,32 +55,35 @@ pub mod time_like {
     pub struct Seconds(pub i64);
 }
 
-/// Removes the named cookies from the `Cookie` header(s), keeping the rest.
+/// Removes the named cookies (names compared ignoring ASCII case, so no spelling slips
+/// through) from the `Cookie` header(s), keeping the rest. A header that is not UTF-8 is read
+/// lossily rather than passed on unread, so our cookie cannot hide behind one bad byte.
 pub fn remove(headers: &mut HeaderMap, names: &[&str]) {
-    if !headers.contains_key(header::COOKIE) {
+    let mentions_ours = headers.get_all(header::COOKIE).iter().any(|v| {
+        let bytes = v.as_bytes();
+        std::str::from_utf8(bytes).is_err()
+            || names.iter().any(|n| {
+                bytes
+                    .windows(n.len().max(1))
+                    .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+            })
+    });
+    if !mentions_ours {
         return;
     }
     let mut kept: Vec<String> = Vec::new();
-    let mut removed = false;
-    for v in headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
-        for c in Cookie::split_parse(v).filter_map(Result::ok) {
-            if names.contains(&c.name()) {
-                removed = true;
-            } else {
+    for v in headers.get_all(header::COOKIE).iter() {
+        let text = String::from_utf8_lossy(v.as_bytes());
+        for c in Cookie::split_parse(text.as_ref()).filter_map(Result::ok) {
+            let name = c.name().trim();
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 kept.push(format!("{}={}", c.name(), c.value()));
             }
         }
     }
-    if !removed {
-        return;
-    }
     headers.remove(header::COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(v) = HeaderValue::from_bytes(kept.join("; ").as_bytes())
     {
         headers.insert(header::COOKIE, v);
     }
@@ -99,6 +102,14 @@ mod tests {
         assert_eq!(get(&h, "c").as_deref(), Some("3"));
         remove(&mut h, &["gh"]);
         assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2; c=3");
+        let mut odd = HeaderMap::new();
+        odd.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"x=\xff; GH=tok; y=2").unwrap(),
+        );
+        remove(&mut odd, &["gh"]);
+        let left = String::from_utf8_lossy(odd.get(header::COOKIE).unwrap().as_bytes()).to_string();
+        assert!(!left.contains("tok") && left.contains("y=2"), "{left}");
         let set_cookie = set("__Host-gh", "v", true, None).unwrap();
         let s = set_cookie.to_str().unwrap();
         for part in [

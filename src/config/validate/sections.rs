@@ -96,6 +96,41 @@ pub(super) fn server(c: &mut Ctx<'_>, s: &RawServer) -> ServerSettings {
         None => Access::Authenticated,
         Some(a) => parse_access(c, "server.default_access", a),
     };
+    let route_case_sensitive = match &s.route_case {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "insensitive" => false,
+            "sensitive" => true,
+            other => {
+                let line = c.line(v);
+                c.problem(
+                    "server.route_case",
+                    Some(line),
+                    format!("{other:?} is not \"insensitive\" or \"sensitive\""),
+                );
+                false
+            }
+        },
+    };
+    let mut extra_methods = Vec::new();
+    for m in s.extra_methods.iter().flatten() {
+        let v = m.get_ref();
+        let token = !v.is_empty()
+            && v.bytes().all(|b| {
+                b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
+            });
+        match http::Method::from_bytes(v.as_bytes()) {
+            Ok(meth) if token && meth != http::Method::CONNECT => extra_methods.push(meth),
+            _ => {
+                let line = c.line(m);
+                c.problem(
+                    "server.extra_methods",
+                    Some(line),
+                    format!("{v:?} is not an upper-case method token (CONNECT is never proxied)"),
+                );
+            }
+        }
+    }
 
     ServerSettings {
         listen,
@@ -109,6 +144,27 @@ pub(super) fn server(c: &mut Ctx<'_>, s: &RawServer) -> ServerSettings {
         shutdown_grace,
         workers: c.int("server.workers", &s.workers, cores(), 0, 1024) as usize,
         default_access,
+        route_case_sensitive,
+        allow_path_params: s.allow_path_params.unwrap_or(false),
+        extra_methods,
+        handshake_timeout: c.duration(
+            "server.handshake_timeout",
+            &s.handshake_timeout,
+            Duration::from_secs(10),
+        ),
+        idle_timeout: c.duration(
+            "server.idle_timeout",
+            &s.idle_timeout,
+            Duration::from_secs(60),
+        ),
+        // 0: derived at start from the open-file limit.
+        max_connections: c.int(
+            "server.max_connections",
+            &s.max_connections,
+            0,
+            0,
+            10_000_000,
+        ) as usize,
     }
 }
 
@@ -146,6 +202,29 @@ pub(super) fn upstream(c: &mut Ctx<'_>, u: &RawUpstream) -> UpstreamSettings {
         0,
         65_536,
     ) as usize;
+    let mut allowed_upgrades = Vec::new();
+    match &u.allowed_upgrades {
+        None => allowed_upgrades.push("websocket".to_string()),
+        Some(list) => {
+            for p in list {
+                let v = p.get_ref().trim().to_ascii_lowercase();
+                let name = v.split('/').next().unwrap_or("");
+                if name.is_empty()
+                    || name.starts_with("h2")
+                    || name.contains(|ch: char| !ch.is_ascii_graphic() || ch == ',')
+                {
+                    let line = c.line(p);
+                    c.problem(
+                        "upstream.allowed_upgrades",
+                        Some(line),
+                        format!("{:?} cannot be bridged (h2c never is; write protocol tokens like \"websocket\")", p.get_ref()),
+                    );
+                } else {
+                    allowed_upgrades.push(name.to_string());
+                }
+            }
+        }
+    }
 
     UpstreamSettings {
         url: upstream_url.unwrap_or_else(placeholder_url),
@@ -154,6 +233,7 @@ pub(super) fn upstream(c: &mut Ctx<'_>, u: &RawUpstream) -> UpstreamSettings {
         response_timeout,
         preserve_host: u.preserve_host.unwrap_or(true),
         pool_max_idle_per_host,
+        allowed_upgrades,
     }
 }
 
@@ -374,6 +454,7 @@ pub(super) fn headers(c: &mut Ctx<'_>, h: &RawHeaders) -> HeaderNames {
         admin: c.header("headers.admin", &h.admin, "X-Auth-Admin"),
         verified: c.header("headers.verified", &h.verified, "X-Auth-Verified"),
         request_id: c.header("headers.request_id", &h.request_id, "X-Request-Id"),
+        allow_method_override: h.allow_method_override.unwrap_or(false),
     }
 }
 
