@@ -9,6 +9,7 @@ mod harness;
 mod accounts;
 mod admin;
 mod browser;
+mod bypass;
 mod cli;
 mod import;
 mod portal;

@@ -82,14 +82,31 @@ impl TestServer {
 
     /// Starts with exactly `config` (plus server/upstream/database and fast hashing).
     pub async fn start_full(backend: Backend, config: &str) -> Option<TestServer> {
-        let db = TestDb::new(backend).await?;
         let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream = up_listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
             let _ = stop_rx.await;
         }));
-        let toml = base_toml(&db, &format!("http://{upstream}")) + config;
+        let mut s = Self::start_in_front_of(backend, &format!("http://{upstream}"), config).await?;
+        s.stop_upstream = Some(stop_tx);
+        Some(s)
+    }
+
+    /// Starts in front of an upstream the test runs itself, with exactly `config` (plus
+    /// server/upstream/database and fast hashing).
+    pub async fn start_in_front_of(
+        backend: Backend,
+        upstream_url: &str,
+        config: &str,
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let upstream: SocketAddr = upstream_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let toml = base_toml(&db, upstream_url) + config;
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
@@ -105,7 +122,7 @@ impl TestServer {
             clock,
             db,
             upstream,
-            stop_upstream: Some(stop_tx),
+            stop_upstream: None,
         })
     }
 
