@@ -18,6 +18,8 @@
 
 mod error;
 mod path;
+#[cfg(test)]
+mod prop_tests;
 mod routes;
 mod target;
 

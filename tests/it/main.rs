@@ -8,6 +8,7 @@ mod harness;
 
 mod accounts;
 mod admin;
+mod boundary;
 mod browser;
 mod bypass;
 mod cli;
