@@ -42,6 +42,9 @@ pub enum StartError {
 /// Request counters for `/_auth/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    pub connections_open: std::sync::atomic::AtomicI64,
+    /// Connections closed because they missed a handshake or idle deadline.
+    pub connections_timed_out: AtomicU64,
     pub requests: AtomicU64,
     pub proxied: AtomicU64,
     pub upstream_errors: AtomicU64,

@@ -83,11 +83,19 @@ pub fn metrics(app: &App, ctx: &RequestCtx) -> Response<Body> {
         ("gatehouse_activity_queued_total", a.queued),
         ("gatehouse_activity_written_total", a.written),
         ("gatehouse_activity_dropped_total", a.dropped),
+        (
+            "gatehouse_connections_timed_out_total",
+            m.connections_timed_out.load(Ordering::Relaxed),
+        ),
     ];
-    let body: String = lines
+    let mut body: String = lines
         .iter()
         .map(|(k, v)| format!("# TYPE {k} counter\n{k} {v}\n"))
         .collect();
+    body.push_str(&format!(
+        "# TYPE gatehouse_connections_open gauge\ngatehouse_connections_open {}\n",
+        m.connections_open.load(Ordering::Relaxed)
+    ));
     let mut r = respond::text(StatusCode::OK, body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -3,19 +3,18 @@
 //! Shutdown order: stop accepting → let in-flight requests finish (bounded by
 //! `server.shutdown_grace`) → flush the activity queue and session touches → close the pool.
 
+mod conn;
 pub mod tls;
 mod workers;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -23,7 +22,6 @@ use crate::app::{App, StartError};
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::gateway::{self, ConnInfo};
 
 /// A started server.
 pub struct Running {
@@ -136,13 +134,16 @@ pub async fn start(
         };
         (None, addr)
     };
+    let slots = Arc::new(Semaphore::new(max_connections(
+        settings.server.max_connections,
+    )));
     let (app, writer) = App::build(settings, clock).await?;
     let (stop, stop_rx) = watch::channel(false);
     let (local_addr, mode) = if let Some(listener) = shared_listener {
-        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), stop_rx));
+        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), slots, stop_rx));
         (addr, Mode::Shared(task))
     } else {
-        let mode = workers::spawn(workers, addr, tls, &app, stop_rx)
+        let mode = workers::spawn(workers, addr, tls, &app, slots, stop_rx)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         (addr, mode)
@@ -163,6 +164,30 @@ pub async fn start(
     })
 }
 
+/// Raises the open-file limit to its hard maximum (once per process) and derives the
+/// connection cap from it when `server.max_connections` is 0: each connection may hold a client
+/// and an upstream socket, and the database, logs and listeners need some.
+fn max_connections(configured: usize) -> usize {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            1024
+        }
+    });
+    let derived = (limit.saturating_sub(128) / 2).max(64) as usize;
+    let n = if configured == 0 { derived } else { configured };
+    if configured > derived {
+        tracing::warn!(
+            configured,
+            open_file_limit = limit,
+            "server.max_connections is above what the open-file limit allows"
+        );
+    }
+    n
+}
+
 fn builder(app: &App) -> auto::Builder<TokioExecutor> {
     let s = &app.settings.server;
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -174,7 +199,12 @@ fn builder(app: &App) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(s.max_header_bytes as u32)
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // Pings find peers that vanished during a long request. They start only after a
+        // silence longer than idle_timeout, so an idle connection meets `conn`'s deadline
+        // first instead of being kept busy by its own pings.
+        .keep_alive_interval(Some(s.idle_timeout + Duration::from_secs(1)))
+        .keep_alive_timeout(Duration::from_secs(20));
     b
 }
 
@@ -189,39 +219,57 @@ pub(super) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Accepts until `stop`, then lets open connections finish within `server.shutdown_grace`.
+/// A connection is accepted only with a free slot under `server.max_connections`.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: App,
+    slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
     let builder = Arc::new(builder(&app));
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let mut failures: u64 = 0;
+    let mut last_warned: Option<Instant> = None;
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stopped(&mut stop) => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let watcher = graceful.watcher();
-                    let app = app.clone();
-                    let builder = builder.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        connection(stream, peer, tls, app, builder, watcher).await;
-                    });
+                    let ctx = conn::ConnCtx {
+                        app: app.clone(),
+                        tls: tls.clone(),
+                        builder: builder.clone(),
+                        stop: stop.clone(),
+                    };
+                    let slot = conn::Slot { _permit: permit, _open: open.clone() };
+                    tokio::spawn(conn::serve(stream, peer, ctx, slot));
                 }
                 Err(e) => {
-                    // Usually EMFILE under load: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Usually EMFILE: back off, and say so once in a while rather than per try.
+                    failures += 1;
+                    if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, failures, "accept failed; backing off");
+                        last_warned = Some(Instant::now());
+                    }
+                    drop(permit);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
             _ = stopped(&mut stop) => break,
         }
     }
     drop(listener);
+    drop(open);
     let grace = app.settings.server.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, all_closed.recv())
         .await
         .is_err()
     {
@@ -229,60 +277,6 @@ async fn accept_loop(
             ?grace,
             "in-flight requests did not finish within the grace period"
         );
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    app: App,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
-    let info = ConnInfo {
-        peer,
-        tls: tls.is_some(),
-    };
-    let svc_app = app.clone();
-    let svc = service_fn(move |req| {
-        let app = svc_app.clone();
-        async move { Ok::<_, Infallible>(gateway::handle(&app, req, info).await) }
-    });
-    let result = match tls {
-        None => {
-            watcher
-                .watch(
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .into_owned(),
-                )
-                .await
-        }
-        Some(acceptor) => {
-            let timeout = app.settings.server.header_read_timeout;
-            let tls_stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            watcher
-                .watch(
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
-                        .into_owned(),
-                )
-                .await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -19,6 +19,7 @@ pub(super) async fn spawn(
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: &App,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Mode> {
     let (exit, exit_rx) = watch::channel(false);
@@ -28,8 +29,13 @@ pub(super) async fn spawn(
     for i in 0..n {
         let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
         let (drained_tx, drained_rx) = oneshot::channel();
-        let (app, tls, stop, mut exit_rx) =
-            (app.clone(), tls.clone(), stop.clone(), exit_rx.clone());
+        let (app, tls, stop, mut exit_rx, slots) = (
+            app.clone(),
+            tls.clone(),
+            stop.clone(),
+            exit_rx.clone(),
+            slots.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("gatehouse-worker-{i}"))
             .spawn(move || {
@@ -59,7 +65,7 @@ pub(super) async fn spawn(
                         }
                     }
                     let _ = ready_tx.send(Ok(()));
-                    accept_loop(listener, tls, app, stop).await;
+                    accept_loop(listener, tls, app, slots, stop).await;
                     let _ = drained_tx.send(());
                     super::stopped(&mut exit_rx).await;
                 });

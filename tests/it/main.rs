@@ -12,6 +12,7 @@ mod boundary;
 mod browser;
 mod bypass;
 mod cli;
+mod deadlines;
 mod import;
 mod portal;
 mod proxy;
