@@ -232,16 +232,26 @@ impl Accounts {
                 .client(client.ip.clone(), client.user_agent.clone())
                 .describe(format!("Sign-in failed: {why}"))
         };
-        if user.is_locked(now) || !user.is_active {
+        if !user.is_active {
             self.inner.hasher.verify(None, password).await?;
-            let why = if user.is_locked(now) {
-                "account locked"
-            } else {
-                "account inactive"
-            };
-            self.record(failed(why)).await;
+            self.record(failed("account inactive")).await;
             return Err(AuthFailure::InvalidCredentials);
         }
+        // Reserve the attempt before checking it: concurrent guesses each need a slot from the
+        // database, so at most `lockout_threshold` of them are ever verified per lockout.
+        let threshold = i64::from(self.inner.security.lockout_threshold);
+        let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
+            .unwrap_or(ChronoDuration::minutes(30));
+        let until = Ts(now.0 + lock_for);
+        let Some(attempt) = store
+            .reserve_login_attempt(user.id, threshold, now, until)
+            .await?
+        else {
+            // Locked: the same hashing work as a wrong password, so it looks the same.
+            self.inner.hasher.verify(None, password).await?;
+            self.record(failed("account locked")).await;
+            return Err(AuthFailure::InvalidCredentials);
+        };
         match self
             .inner
             .hasher
@@ -254,6 +264,7 @@ impl Accounts {
                 } else {
                     None
                 };
+                // Gives the reserved slots back and lifts a lock this very attempt set.
                 store
                     .record_login_success(user.id, now, client.ip.as_deref(), rehash.as_deref())
                     .await?;
@@ -264,18 +275,9 @@ impl Accounts {
                 Ok(refreshed)
             }
             Verified::Mismatch => {
-                let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
-                    .unwrap_or(ChronoDuration::minutes(30));
-                let until = Ts(now.0 + lock_for);
-                let locked = store
-                    .record_login_failure(
-                        user.id,
-                        i64::from(self.inner.security.lockout_threshold),
-                        until,
-                    )
-                    .await?;
+                // The slot stays taken; the one that reached the threshold locked the account.
                 self.record(failed("wrong password")).await;
-                if locked {
+                if attempt >= threshold {
                     self.record(
                         self.event(ActivityKind::AccountLocked, Some(user.id))
                             .client(client.ip.clone(), client.user_agent.clone())

@@ -5,6 +5,7 @@
 //! sign-ins queues for CPU instead of starving the async workers that move proxy traffic.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -82,6 +83,9 @@ pub struct PasswordHasher {
     /// A real hash of a random password, verified for unknown users so that "no such user"
     /// takes as long as "wrong password".
     dummy: Arc<String>,
+    /// Verifications against a real stored hash (not the dummy), for
+    /// `gatehouse_password_verifications_total`: how many guesses were actually checked.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -101,6 +105,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy: Arc::new(dummy),
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -121,8 +126,18 @@ impl PasswordHasher {
         let dummy = self.dummy.clone();
         let stored = stored.map(str::to_string);
         let pw = password.clone();
-        self.run(move || verify_blocking(&params, &dummy, stored.as_deref(), pw.expose()))
-            .await
+        let (verified, real) = self
+            .run(move || verify_blocking(&params, &dummy, stored.as_deref(), pw.expose()))
+            .await?;
+        if real {
+            self.verifications.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(verified)
+    }
+
+    /// How many passwords have been checked against a real stored hash since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
@@ -152,12 +167,18 @@ fn hash_with(params: &Params, password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-fn verify_blocking(params: &Params, dummy: &str, stored: Option<&str>, password: &str) -> Verified {
+/// Returns the outcome and whether a real stored hash was checked (false: only the dummy).
+fn verify_blocking(
+    params: &Params,
+    dummy: &str,
+    stored: Option<&str>,
+    password: &str,
+) -> (Verified, bool) {
     let burn_dummy = || {
         if let Ok(h) = PasswordHash::new(dummy) {
             let _ = argon2(params).verify_password(password.as_bytes(), &h);
         }
-        Verified::Mismatch
+        (Verified::Mismatch, false)
     };
     let Some(stored) = stored else {
         return burn_dummy();
@@ -168,17 +189,18 @@ fn verify_blocking(params: &Params, dummy: &str, stored: Option<&str>, password:
             return burn_dummy();
         };
         // Verify with the parameters recorded in the hash itself, not the current ones.
-        return match Argon2::default().verify_password(password.as_bytes(), &h) {
+        let verified = match Argon2::default().verify_password(password.as_bytes(), &h) {
             Ok(()) => Verified::Match {
                 upgrade: outdated(&h, params),
             },
             Err(_) => Verified::Mismatch,
         };
+        return (verified, true);
     }
     if legacy::is_werkzeug_hash(stored) {
         return match legacy::verify_werkzeug(stored, password) {
-            Ok(true) => Verified::Match { upgrade: true },
-            Ok(false) => Verified::Mismatch,
+            Ok(true) => (Verified::Match { upgrade: true }, true),
+            Ok(false) => (Verified::Mismatch, true),
             Err(e) => {
                 tracing::warn!(error = %e, "stored legacy hash cannot be verified");
                 burn_dummy()

@@ -82,6 +82,15 @@ impl Throttle {
         w.count = w.count.saturating_add(1);
         w.count <= self.limit
     }
+
+    /// Gives back one event counted by [`Throttle::hit`] (an attempt that turned out to
+    /// succeed), so that reserving before checking counts only failures in the end.
+    pub async fn release(&self, key: &str) {
+        if let Some(w) = self.hits.get(key).await {
+            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.count = w.count.saturating_sub(1);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ pub fn metrics(app: &App, ctx: &RequestCtx) -> Response<Body> {
             "gatehouse_upstream_errors_total",
             m.upstream_errors.load(Ordering::Relaxed),
         ),
+        (
+            "gatehouse_password_verifications_total",
+            app.accounts.hasher().verifications(),
+        ),
         ("gatehouse_db_queries_total", app.store.query_count()),
         (
             "gatehouse_db_background_queries_total",

@@ -421,29 +421,41 @@ impl Store {
         Ok(r > 0)
     }
 
-    /// Counts a failed sign-in. When the count reaches `threshold` the account is locked until
-    /// `lock_until` and the count restarts. Returns whether this failure locked the account.
-    pub async fn record_login_failure(
+    /// Takes one password attempt for the account before the password is checked, so that
+    /// concurrent guesses cannot all pass a lock check made earlier: one statement that the
+    /// database serialises per row. Refused (`None`) while the account is locked. The slot that
+    /// reaches `threshold` sets `account_locked_until = lock_until` in the same statement, so
+    /// at most `threshold` attempts are ever verified per lockout. An expired lock starts the
+    /// count afresh. A successful sign-in gives the slots back ([`Store::record_login_success`]).
+    /// Returns the attempt's number (1-based); `threshold` means this attempt locked.
+    pub async fn reserve_login_attempt(
         &self,
         id: UserId,
         threshold: i64,
+        now: Ts,
         lock_until: Ts,
-    ) -> Result<bool, StoreError> {
-        // The count restarts at 0 only in the update that locks, so 0 here means "just locked".
-        let attempts: Option<i64> = on_pool!(self, |p| {
+    ) -> Result<Option<i64>, StoreError> {
+        // `base` is the count before this attempt: 0 after an expired lock (or a count left
+        // at the threshold without a lock, which only imported data can hold).
+        let attempt: Option<i64> = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "UPDATE users SET \
-               account_locked_until = CASE WHEN failed_login_attempts + 1 >= $1 THEN $2 ELSE account_locked_until END, \
-               failed_login_attempts = CASE WHEN failed_login_attempts + 1 >= $1 THEN 0 ELSE failed_login_attempts + 1 END \
-             WHERE id = $3 RETURNING failed_login_attempts"
-        )
-        .bind(threshold)
-        .bind(lock_until)
-        .bind(id)
-        .fetch_optional(p)
-        .await
+                "UPDATE users SET \
+                   account_locked_until = CASE WHEN (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 >= $1 \
+                       THEN $2 ELSE NULL END, \
+                   failed_login_attempts = (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 \
+                 WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
+                 RETURNING failed_login_attempts",
+            )
+            .bind(threshold)
+            .bind(lock_until)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(p)
+            .await
         })?;
-        Ok(attempts == Some(0))
+        Ok(attempt)
     }
 
     /// Records a successful sign-in; `rehash` replaces the stored hash (legacy or outdated).
