@@ -240,9 +240,7 @@ impl Accounts {
         // Reserve the attempt before checking it: concurrent guesses each need a slot from the
         // database, so at most `lockout_threshold` of them are ever verified per lockout.
         let threshold = i64::from(self.inner.security.lockout_threshold);
-        let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
-            .unwrap_or(ChronoDuration::minutes(30));
-        let until = Ts(now.0 + lock_for);
+        let until = self.lock_until(now);
         let Some(attempt) = store
             .reserve_login_attempt(user.id, threshold, now, until)
             .await?
@@ -291,6 +289,15 @@ impl Accounts {
                 Err(AuthFailure::InvalidCredentials)
             }
         }
+    }
+
+    /// When a lock that starts at `now` ends (`security.lockout_duration`), in whole seconds so
+    /// that the value reads back equal on both backends.
+    fn lock_until(&self, now: Ts) -> Ts {
+        use chrono::SubsecRound;
+        let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
+            .unwrap_or(ChronoDuration::minutes(30));
+        Ts((now.0 + lock_for).trunc_subsecs(0))
     }
 
     pub async fn get(&self, id: UserId) -> Result<Option<UserRow>, AccountError> {

@@ -101,6 +101,8 @@ pub struct RawSecurity {
     pub reset_throttle_window: S<String>,
     pub twofa_pending_ttl: S<String>,
     pub twofa_max_attempts: S<i64>,
+    // --- abuse resistance (issue 16) ---
+    pub twofa_attempts_per_account: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

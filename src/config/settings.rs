@@ -133,6 +133,9 @@ pub struct SecuritySettings {
     /// How long the code step of a two-factor sign-in waits, and how many wrong codes it takes.
     pub twofa_pending_ttl: Duration,
     pub twofa_max_attempts: u32,
+    /// Wrong second-factor codes per account, counted in the database across every pending
+    /// sign-in and instance, before the account locks for `lockout_duration`.
+    pub twofa_attempts_per_account: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Abuse resistance over HTTP (issue 16): concurrent guesses against one account and from one
 //! address are bounded by slots taken in the database (or throttle) before any check.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,11 +9,13 @@ use http::{Method, StatusCode};
 use tokio::sync::Barrier;
 
 use crate::both_backends;
-use crate::harness::{Backend, Browser, PASSWORD, TestServer};
+use crate::harness::otp::{base32_decode, code_at};
+use crate::harness::{Backend, Browser, PASSWORD, Resp, TestServer};
 
 both_backends! {
     concurrent_guesses_verify_at_most_threshold,
     concurrent_failures_throttled_per_ip,
+    twofa_budget_shared_by_pending_sign_ins,
 }
 
 /// Reads one counter from `/_auth/metrics`.
@@ -28,8 +31,42 @@ pub async fn metric(s: &TestServer, name: &str) -> u64 {
         .unwrap()
 }
 
-/// `n` sign-in form posts for `username`, all released at once by a barrier. Each gets its
-/// own browser carrying the same CSRF cookie. Returns the statuses.
+/// One form post: the browser's cookies, the path, the fields.
+pub type Post = (HashMap<String, String>, &'static str, Vec<(String, String)>);
+
+/// Form posts sent all at once (released together by a barrier), each from its own browser
+/// holding the given cookies. Returns the responses in order.
+pub async fn concurrent_posts(s: &TestServer, jobs: Vec<Post>) -> Vec<Resp> {
+    let barrier = Arc::new(Barrier::new(jobs.len()));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|(cookies, path, fields)| {
+            let mut b = Browser::new(&s.base);
+            b.cookies = cookies;
+            let barrier = barrier.clone();
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                b.send(
+                    Method::POST,
+                    path,
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    Bytes::from(body),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in futures_util::future::join_all(tasks).await {
+        out.push(t.unwrap());
+    }
+    out
+}
+
+/// `n` sign-in form posts for `username` at once, sharing one CSRF cookie. Returns statuses.
 pub async fn concurrent_logins(
     s: &TestServer,
     n: usize,
@@ -38,39 +75,20 @@ pub async fn concurrent_logins(
 ) -> Vec<StatusCode> {
     let mut first = s.browser();
     let token = first.csrf("/_auth/login").await;
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("csrf_token", token.as_str()),
-            ("username", username),
-            ("password", password),
-            ("next", "/app/"),
-        ])
-        .finish();
-    let barrier = Arc::new(Barrier::new(n));
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let mut b = Browser::new(&s.base);
-            b.cookies = first.cookies.clone();
-            let barrier = barrier.clone();
-            let body = Bytes::from(body.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                b.send(
-                    Method::POST,
-                    "/_auth/login",
-                    &[("content-type", "application/x-www-form-urlencoded")],
-                    body,
-                )
-                .await
-                .status
-            })
-        })
+    let fields = vec![
+        ("csrf_token".to_string(), token),
+        ("username".to_string(), username.to_string()),
+        ("password".to_string(), password.to_string()),
+        ("next".to_string(), "/app/".to_string()),
+    ];
+    let jobs = (0..n)
+        .map(|_| (first.cookies.clone(), "/_auth/login", fields.clone()))
         .collect();
-    let mut out = Vec::with_capacity(n);
-    for t in futures_util::future::join_all(tasks).await {
-        out.push(t.unwrap());
-    }
-    out
+    concurrent_posts(s, jobs)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
 }
 
 async fn concurrent_guesses_verify_at_most_threshold(b: Backend) {
@@ -135,4 +153,102 @@ async fn concurrent_failures_throttled_per_ip(b: Backend) {
         metric(&s, "gatehouse_password_verifications_total").await - before,
         3
     );
+}
+
+/// Turns 2FA on for `username` through the library; returns the TOTP secret.
+async fn with_twofa(s: &TestServer, username: &str) -> Vec<u8> {
+    use gatehouse::clock::Clock;
+    let app = s.app();
+    let user = s.plain_user(username).await;
+    let e = app
+        .accounts
+        .twofa_enrolment(&app.keys, &user, "Gatehouse")
+        .await
+        .unwrap();
+    let secret = base32_decode(e.secret_base32.expose());
+    let code = code_at(&secret, s.clock.now().timestamp());
+    app.accounts
+        .confirm_twofa(&app.keys, user.id, &code, &Default::default())
+        .await
+        .unwrap();
+    secret
+}
+
+async fn twofa_budget_shared_by_pending_sign_ins(b: Backend) {
+    let keys = "login_attempts_per_ip = 100000
+";
+    let Some(s) = TestServer::start_with_security(b, keys, "").await else {
+        return;
+    };
+    use gatehouse::clock::Clock;
+    let secret = with_twofa(&s, "carol").await;
+    let now = s.clock.now().timestamp();
+    let right: Vec<String> = (-1..=1).map(|k| code_at(&secret, now + 30 * k)).collect();
+    let wrong = ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !right.iter().any(|r| r == c))
+        .unwrap();
+    // Ten pending sign-ins (password accepted, waiting for a code), five wrong codes each.
+    let mut jobs = Vec::new();
+    for _ in 0..10 {
+        let mut br = s.browser();
+        let token = br.csrf("/_auth/login").await;
+        let r = br
+            .post_form(
+                "/_auth/login",
+                &[
+                    ("csrf_token", &token),
+                    ("username", "carol"),
+                    ("password", PASSWORD),
+                    ("next", "/app/"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert!(br.cookies.contains_key("gatehouse_2fa"));
+        let fields = vec![
+            ("csrf_token".to_string(), token),
+            ("code".to_string(), wrong.to_string()),
+        ];
+        for _ in 0..5 {
+            jobs.push((br.cookies.clone(), "/_auth/login/2fa", fields.clone()));
+        }
+    }
+    let rs = concurrent_posts(&s, jobs).await;
+    let checked = rs
+        .iter()
+        .filter(|r| r.status == StatusCode::OK && r.text().contains("not right"))
+        .count();
+    let refused = rs
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 45), "budget of 5 codes per account");
+    let sessions = rs
+        .iter()
+        .flat_map(|r| r.headers.get_all("set-cookie"))
+        .filter(|c| c.to_str().unwrap_or("").starts_with("gatehouse_session="))
+        .count();
+    assert_eq!(sessions, 0, "no wrong code starts a session");
+    let row = s.app().accounts.find("carol").await.unwrap();
+    assert!(
+        row.is_locked(s.app().now()),
+        "five wrong codes lock the account"
+    );
+    // Locked: the password step does not open a new code step.
+    let mut br = s.browser();
+    let token = br.csrf("/_auth/login").await;
+    let r = br
+        .post_form(
+            "/_auth/login",
+            &[
+                ("csrf_token", &token),
+                ("username", "carol"),
+                ("password", PASSWORD),
+                ("next", "/app/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!br.cookies.contains_key("gatehouse_2fa"));
 }

@@ -360,6 +360,13 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             1,
             100,
         ) as u32,
+        twofa_attempts_per_account: c.int(
+            "security.twofa_attempts_per_account",
+            &sec.twofa_attempts_per_account,
+            5,
+            1,
+            1000,
+        ) as u32,
     }
 }
 
