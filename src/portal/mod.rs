@@ -138,7 +138,7 @@ pub fn secure_headers(app: &App, mut resp: Response<Body>) -> Response<Body> {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
         ),
     );
     h.insert(

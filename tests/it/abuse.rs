@@ -16,6 +16,7 @@ both_backends! {
     concurrent_guesses_verify_at_most_threshold,
     concurrent_failures_throttled_per_ip,
     twofa_budget_shared_by_pending_sign_ins,
+    ipv6_clients_throttled_per_64,
 }
 
 /// Reads one counter from `/_auth/metrics`.
@@ -251,4 +252,59 @@ async fn twofa_budget_shared_by_pending_sign_ins(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(!br.cookies.contains_key("gatehouse_2fa"));
+}
+
+/// A server behind a trusted proxy on loopback, so tests choose the client address with
+/// `X-Forwarded-For`.
+pub async fn behind_proxy(b: Backend, security: &str, extra: &str) -> Option<TestServer> {
+    TestServer::start_edited(
+        b,
+        &format!("{security}\n{}\n{extra}", crate::harness::server::ROUTES),
+        |t| {
+            t.replace(
+                "[server]\n",
+                "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+            )
+        },
+    )
+    .await
+}
+
+async fn ipv6_clients_throttled_per_64(b: Backend) {
+    let keys = "login_attempts_per_ip = 2\nlogin_throttle_window = \"10m\"\n";
+    let Some(s) = behind_proxy(b, keys, "").await else {
+        return;
+    };
+    s.plain_user("dora").await;
+    let mut br = s.browser();
+    let token = br.csrf("/_auth/login").await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf_token", token.as_str()),
+            ("username", "dora"),
+            ("password", "not the password at all"),
+        ])
+        .finish();
+    let mut from = async |addr: &str| {
+        br.send(
+            Method::POST,
+            "/_auth/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-forwarded-for", addr),
+            ],
+            Bytes::from(body.clone()),
+        )
+        .await
+        .status
+    };
+    // Three addresses of one /64: two failures, then the third is throttled.
+    assert_eq!(from("2001:db8:7:1::1").await, StatusCode::OK);
+    assert_eq!(from("2001:db8:7:1::2").await, StatusCode::OK);
+    assert_eq!(
+        from("2001:db8:7:1:abcd:ef01:2345:6789").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another /64 has its own allowance.
+    assert_eq!(from("2001:db8:7:2::1").await, StatusCode::OK);
 }

@@ -141,6 +141,10 @@ async fn credits_never_go_below_zero_under_concurrency(b: Backend) {
     assert_eq!(r.json()["credits_balance"], 5);
     for (body, field) in [
         (json!({"delta": 0, "reason": "x"}), "delta"),
+        (json!({"delta": i64::MIN, "reason": "x"}), "delta"),
+        (json!({"delta": i64::MAX, "reason": "x"}), "delta"),
+        (json!({"delta": 1_000_000_001, "reason": "x"}), "delta"),
+        (json!({"delta": -1_000_000_001, "reason": "x"}), "delta"),
         (json!({"delta": 1}), "reason"),
         (json!({"delta": 1.5, "reason": "x"}), "delta"),
         (json!({"delta": 1, "reason": "x", "balance": 9}), "balance"),

@@ -82,6 +82,16 @@ impl TestServer {
 
     /// Starts with exactly `config` (plus server/upstream/database and fast hashing).
     pub async fn start_full(backend: Backend, config: &str) -> Option<TestServer> {
+        Self::start_edited(backend, config, |t| t).await
+    }
+
+    /// Like [`TestServer::start_full`], with `edit` applied to the whole TOML (e.g. to add
+    /// keys to `[server]`, which the base config opens).
+    pub async fn start_edited(
+        backend: Backend,
+        config: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;
         let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream = up_listener.local_addr().unwrap();
@@ -89,7 +99,7 @@ impl TestServer {
         tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
             let _ = stop_rx.await;
         }));
-        let toml = base_toml(&db, &format!("http://{upstream}")) + config;
+        let toml = edit(base_toml(&db, &format!("http://{upstream}")) + config);
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
