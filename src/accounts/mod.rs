@@ -24,7 +24,7 @@ pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
-pub use validate::{is_timezone_name, validate_email, validate_username};
+pub use validate::{is_timezone_name, normalize_role, validate_email, validate_username};
 pub use view::{UserView, effective_roles};
 
 /// Where a request came from, for the activity log and `last_login_ip`.
@@ -400,6 +400,15 @@ impl Accounts {
     }
 
     pub async fn list(&self, filter: &UserFilter) -> Result<(Vec<UserRow>, i64), AccountError> {
+        if let Some(role) = filter.role.as_deref().map(validate::normalize_role)
+            && Some(&role) != filter.role.as_ref()
+        {
+            let filter = UserFilter {
+                role: Some(role),
+                ..filter.clone()
+            };
+            return Ok(self.inner.store.list_users(&filter, self.now()).await?);
+        }
         Ok(self.inner.store.list_users(filter, self.now()).await?)
     }
 
@@ -516,6 +525,7 @@ impl Accounts {
         role: &str,
         actor: Option<UserId>,
     ) -> Result<(), AccountError> {
+        let role = &validate::normalize_role(role);
         if !self.inner.store.revoke_role(id, role).await? {
             return Err(AccountError::Invalid {
                 field: "role",

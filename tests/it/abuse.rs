@@ -17,6 +17,7 @@ both_backends! {
     concurrent_failures_throttled_per_ip,
     twofa_budget_shared_by_pending_sign_ins,
     ipv6_clients_throttled_per_64,
+    role_names_normalised_in_routes,
 }
 
 /// Reads one counter from `/_auth/metrics`.
@@ -307,4 +308,24 @@ async fn ipv6_clients_throttled_per_64(b: Backend) {
     );
     // Another /64 has its own allowance.
     assert_eq!(from("2001:db8:7:2::1").await, StatusCode::OK);
+}
+
+async fn role_names_normalised_in_routes(b: Backend) {
+    let routes = "[[routes]]\npath = \"/staff/**\"\nroles = [\" Staff \"]\n";
+    let Some(s) = TestServer::start(b, routes).await else {
+        return;
+    };
+    let u = s.plain_user("erin").await;
+    let row = s
+        .app()
+        .accounts
+        .grant_role(u.id, "STAFF", None, None)
+        .await
+        .unwrap();
+    assert_eq!(row.role_name, "staff");
+    let mut br = s.browser();
+    br.login("erin", PASSWORD).await;
+    let r = br.api("/staff/x", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echoed("x-auth-roles"), vec!["staff".to_string()]);
 }
