@@ -18,6 +18,7 @@ both_backends! {
     twofa_budget_shared_by_pending_sign_ins,
     ipv6_clients_throttled_per_64,
     role_names_normalised_in_routes,
+    sign_up_answers_the_same_for_a_taken_address,
 }
 
 /// Reads one counter from `/_auth/metrics`.
@@ -328,4 +329,56 @@ async fn role_names_normalised_in_routes(b: Backend) {
     let r = br.api("/staff/x", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.echoed("x-auth-roles"), vec!["staff".to_string()]);
+}
+
+async fn sign_up_answers_the_same_for_a_taken_address(b: Backend) {
+    use crate::harness::mail::{mails_to, wait_for_mail};
+    let Some(s) = TestServer::start(b, "[portal]\nregistration = \"open\"\n").await else {
+        return;
+    };
+    s.plain_user("kim").await; // kim@example.com
+    let outbox = s.db.dir.path().join("data").join("outbox");
+    let sign_up = async |username: &str, email: &str| {
+        let mut br = s.browser();
+        let token = br.csrf("/_auth/signup").await;
+        br.post_form(
+            "/_auth/signup",
+            &[
+                ("csrf_token", &token),
+                ("username", username),
+                ("email", email),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await
+    };
+    let fresh = sign_up("newbie", "newbie@example.com").await;
+    let taken = sign_up("other1", "KIM@example.com").await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text());
+    assert_eq!(taken.status, fresh.status);
+    assert_eq!(
+        taken
+            .text()
+            .replace("other1", "newbie")
+            .replace("KIM@example.com", "newbie@example.com"),
+        fresh.text(),
+        "the page does not tell whether the address has an account"
+    );
+    assert!(
+        s.app()
+            .accounts
+            .get_by_username("other1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mail = wait_for_mail(&outbox, "kim@example.com", 1).await;
+    assert!(
+        mail.text.contains("Someone tried to sign up"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.text.contains("/_auth/reset"));
+    assert_eq!(mails_to(&outbox, "kim@example.com").len(), 1);
 }
