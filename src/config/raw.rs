@@ -46,6 +46,9 @@ pub struct RawServer {
     pub shutdown_grace: S<String>,
     pub workers: S<i64>,
     pub default_access: S<String>,
+    // --- abuse resistance (issue 16) ---
+    pub metrics_allow: Option<Vec<Spanned<String>>>,
+    pub metrics_listen: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,11 @@ pub struct ServerSettings {
     /// request never hops between threads.
     pub workers: usize,
     pub default_access: Access,
+    /// Client networks `/_auth/metrics` answers (default: loopback). A request that came
+    /// through a proxy is refused whatever its address.
+    pub metrics_allow: Vec<IpNet>,
+    /// Serve `/_auth/metrics` on its own listener instead (the main one then answers 404).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerSettings {

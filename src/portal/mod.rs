@@ -18,6 +18,7 @@ mod device;
 mod forms;
 mod login;
 mod ops;
+pub use ops::{metrics_allowed, metrics_body};
 mod page;
 mod reset;
 mod second_factor;
@@ -106,7 +107,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
-        (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx),
+        (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx, req.headers()),
         (
             _,
             "/_auth/login"

@@ -21,6 +21,65 @@ both_backends! {
     sign_up_answers_the_same_for_a_taken_address,
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_only_for_allowed_clients_never_through_a_proxy() {
+    let b = Backend::Sqlite;
+    let s = TestServer::start(b, "").await.unwrap();
+    let mut br = s.browser();
+    assert_eq!(br.get("/_auth/metrics").await.status, StatusCode::OK);
+    for (h, v) in [
+        ("x-forwarded-for", "203.0.113.5"),
+        ("forwarded", "for=203.0.113.5"),
+        ("x-real-ip", "203.0.113.5"),
+    ] {
+        let r = br
+            .send(Method::GET, "/_auth/metrics", &[(h, v)], Bytes::new())
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{h}");
+    }
+    // From a trusted proxy: refused even for a loopback client.
+    let s = behind_proxy(b, "", "").await.unwrap();
+    assert_eq!(
+        s.browser().get("/_auth/metrics").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Loopback not in metrics_allow.
+    let s = TestServer::start_edited(b, crate::harness::server::ROUTES, |t| {
+        t.replace("[server]\n", "[server]\nmetrics_allow = [\"10.0.0.0/8\"]\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.browser().get("/_auth/metrics").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Its own listener: the main one answers 404.
+    let s = TestServer::start_edited(b, crate::harness::server::ROUTES, |t| {
+        t.replace("[server]\n", "[server]\nmetrics_listen = \"127.0.0.1:0\"\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.browser().get("/_auth/metrics").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let addr = s.running.as_ref().unwrap().metrics_addr.unwrap();
+    let mut m = Browser::new(&format!("http://{addr}"));
+    let r = m.get("/_auth/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("gatehouse_password_verifications_total "));
+    assert_eq!(m.get("/app/").await.status, StatusCode::NOT_FOUND);
+    let r = m
+        .send(
+            Method::GET,
+            "/_auth/metrics",
+            &[("x-forwarded-for", "203.0.113.5")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
 /// Reads one counter from `/_auth/metrics`.
 pub async fn metric(s: &TestServer, name: &str) -> u64 {
     let r = s.browser().get("/_auth/metrics").await;
