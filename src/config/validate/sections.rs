@@ -317,10 +317,11 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             Duration::from_secs(30 * 60),
         ),
         argon2,
+        // Hashing never takes every core from proxying: one fewer than the cores, at least one.
         hash_concurrency: c.int(
             "security.hash_concurrency",
             &sec.hash_concurrency,
-            cores,
+            (cores - 1).max(1),
             1,
             1024,
         ) as usize,
