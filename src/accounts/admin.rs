@@ -18,7 +18,8 @@ impl Accounts {
         reason: &str,
         actor: Option<UserId>,
     ) -> Result<i64, AccountError> {
-        if delta == 0 || delta.abs() > MAX_CREDIT_DELTA {
+        // A range check, not `abs()`: `i64::MIN.abs()` overflows.
+        if delta == 0 || !(-MAX_CREDIT_DELTA..=MAX_CREDIT_DELTA).contains(&delta) {
             return Err(AccountError::Invalid {
                 field: "delta",
                 message: format!(

@@ -24,7 +24,7 @@ pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
-pub use validate::{is_timezone_name, validate_email, validate_username};
+pub use validate::{is_timezone_name, normalize_role, validate_email, validate_username};
 pub use view::{UserView, effective_roles};
 
 /// Where a request came from, for the activity log and `last_login_ip`.
@@ -232,16 +232,24 @@ impl Accounts {
                 .client(client.ip.clone(), client.user_agent.clone())
                 .describe(format!("Sign-in failed: {why}"))
         };
-        if user.is_locked(now) || !user.is_active {
+        if !user.is_active {
             self.inner.hasher.verify(None, password).await?;
-            let why = if user.is_locked(now) {
-                "account locked"
-            } else {
-                "account inactive"
-            };
-            self.record(failed(why)).await;
+            self.record(failed("account inactive")).await;
             return Err(AuthFailure::InvalidCredentials);
         }
+        // Reserve the attempt before checking it: concurrent guesses each need a slot from the
+        // database, so at most `lockout_threshold` of them are ever verified per lockout.
+        let threshold = i64::from(self.inner.security.lockout_threshold);
+        let until = self.lock_until(now);
+        let Some(attempt) = store
+            .reserve_login_attempt(user.id, threshold, now, until)
+            .await?
+        else {
+            // Locked: the same hashing work as a wrong password, so it looks the same.
+            self.inner.hasher.verify(None, password).await?;
+            self.record(failed("account locked")).await;
+            return Err(AuthFailure::InvalidCredentials);
+        };
         match self
             .inner
             .hasher
@@ -254,6 +262,7 @@ impl Accounts {
                 } else {
                     None
                 };
+                // Gives the reserved slots back and lifts a lock this very attempt set.
                 store
                     .record_login_success(user.id, now, client.ip.as_deref(), rehash.as_deref())
                     .await?;
@@ -264,18 +273,9 @@ impl Accounts {
                 Ok(refreshed)
             }
             Verified::Mismatch => {
-                let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
-                    .unwrap_or(ChronoDuration::minutes(30));
-                let until = Ts(now.0 + lock_for);
-                let locked = store
-                    .record_login_failure(
-                        user.id,
-                        i64::from(self.inner.security.lockout_threshold),
-                        until,
-                    )
-                    .await?;
+                // The slot stays taken; the one that reached the threshold locked the account.
                 self.record(failed("wrong password")).await;
-                if locked {
+                if attempt >= threshold {
                     self.record(
                         self.event(ActivityKind::AccountLocked, Some(user.id))
                             .client(client.ip.clone(), client.user_agent.clone())
@@ -289,6 +289,15 @@ impl Accounts {
                 Err(AuthFailure::InvalidCredentials)
             }
         }
+    }
+
+    /// When a lock that starts at `now` ends (`security.lockout_duration`), in whole seconds so
+    /// that the value reads back equal on both backends.
+    fn lock_until(&self, now: Ts) -> Ts {
+        use chrono::SubsecRound;
+        let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
+            .unwrap_or(ChronoDuration::minutes(30));
+        Ts((now.0 + lock_for).trunc_subsecs(0))
     }
 
     pub async fn get(&self, id: UserId) -> Result<Option<UserRow>, AccountError> {
@@ -391,6 +400,15 @@ impl Accounts {
     }
 
     pub async fn list(&self, filter: &UserFilter) -> Result<(Vec<UserRow>, i64), AccountError> {
+        if let Some(role) = filter.role.as_deref().map(validate::normalize_role)
+            && Some(&role) != filter.role.as_ref()
+        {
+            let filter = UserFilter {
+                role: Some(role),
+                ..filter.clone()
+            };
+            return Ok(self.inner.store.list_users(&filter, self.now()).await?);
+        }
         Ok(self.inner.store.list_users(filter, self.now()).await?)
     }
 
@@ -507,6 +525,7 @@ impl Accounts {
         role: &str,
         actor: Option<UserId>,
     ) -> Result<(), AccountError> {
+        let role = &validate::normalize_role(role);
         if !self.inner.store.revoke_role(id, role).await? {
             return Err(AccountError::Invalid {
                 field: "role",

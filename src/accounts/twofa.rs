@@ -18,6 +18,9 @@ pub enum TwofaError {
     Replayed,
     #[error("the password is not right")]
     WrongPassword,
+    /// The account is locked (too many wrong codes or passwords): no code is checked.
+    #[error("the account is locked")]
+    Locked,
     #[error("two-factor sign-in is not turned on")]
     NotEnabled,
     #[error("two-factor sign-in is already turned on")]
@@ -167,6 +170,46 @@ impl Accounts {
         if !user.twofa_enabled {
             return Err(TwofaError::NotEnabled);
         }
+        // Reserve the attempt in the database before checking the code: one budget per
+        // account, whichever pending sign-in, form or instance the codes come from.
+        let now = self.now();
+        let budget = i64::from(self.security().twofa_attempts_per_account);
+        let until = self.lock_until(now);
+        let Some(attempt) = self
+            .store()
+            .reserve_twofa_attempt(id, budget, now, until)
+            .await?
+        else {
+            return Err(TwofaError::Locked);
+        };
+        let result = self.check_code(keys, user, code, client).await;
+        match &result {
+            Ok(_) => {
+                let set_lock = (attempt >= budget).then_some(until);
+                self.store().release_twofa_attempts(id, set_lock).await?;
+            }
+            Err(TwofaError::WrongCode | TwofaError::Replayed) if attempt >= budget => {
+                self.record(
+                    self.event(ActivityKind::AccountLocked, Some(id))
+                        .client(client.ip.clone(), client.user_agent.clone())
+                        .describe(format!("Locked until {until} after {budget} wrong codes")),
+                )
+                .await;
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// The code check proper: TOTP (a step not used before) or an unused recovery code.
+    async fn check_code(
+        &self,
+        keys: &Keys,
+        user: UserRow,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<SecondFactor, TwofaError> {
+        let id = user.id;
         if totp::is_totp_shaped(code) {
             let sealed = user.twofa_secret.as_deref().ok_or(TwofaError::NotEnabled)?;
             let secret = totp::open(&keys.totp, sealed, id)?;

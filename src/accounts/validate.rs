@@ -54,8 +54,15 @@ pub fn validate_email(e: &str) -> Result<String, AccountError> {
     Ok(e.to_string())
 }
 
+/// The one spelling of a role name: trimmed and lowercase, so `Admin`, ` ADMIN ` and `admin`
+/// are the same role wherever a name comes in (API, console, CLI, route config).
+pub fn normalize_role(r: &str) -> String {
+    r.trim().to_lowercase()
+}
+
 pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
-    let r = r.trim();
+    let r = normalize_role(r);
+    let r = r.as_str();
     if r.is_empty()
         || r.len() > 64
         || !r

@@ -327,10 +327,11 @@ pub async fn roles(app: &App, user: &UserRow) -> Result<(Vec<RoleRow>, Vec<Strin
 }
 
 fn guard_role(admin: &AdminPrincipal, role: &str) -> Result<(), ApiError> {
-    if PRIVILEGED_ROLES.contains(&role.trim()) && !admin.is_superuser() {
+    // Judged on the normalised name: `Admin` or ` ADMIN ` is the admin role.
+    let role = crate::accounts::normalize_role(role);
+    if PRIVILEGED_ROLES.contains(&role.as_str()) && !admin.is_superuser() {
         return Err(ApiError::forbidden(format!(
-            "only a superuser may grant or revoke the {} role",
-            role.trim()
+            "only a superuser may grant or revoke the {role} role"
         )));
     }
     Ok(())
@@ -363,12 +364,13 @@ pub async fn revoke_role(
     let target = load_user(app, id).await?;
     guard_target(admin, &target)?;
     guard_role(admin, role)?;
+    let role = &crate::accounts::normalize_role(role);
     let held = app
         .accounts
         .roles(id)
         .await?
         .iter()
-        .any(|r| r.role_name == role && r.is_active);
+        .any(|r| r.role_name == *role && r.is_active);
     if !held {
         return Err(ApiError::NotFound(format!(
             "the user does not hold the role {role:?}"

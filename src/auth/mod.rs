@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP or the database.
 
 pub mod common_passwords;
+mod hashpool;
 pub mod keys;
 pub mod legacy;
 pub mod password;

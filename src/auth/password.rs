@@ -1,15 +1,20 @@
 //! Password hashing (argon2id), verification of stored hashes old and new, and the policy for
 //! new passwords.
 //!
-//! Hashing is deliberately slow, so it runs on the blocking pool behind a semaphore: a burst of
-//! sign-ins queues for CPU instead of starving the async workers that move proxy traffic.
+//! Hashing is deliberately slow, so it runs on a few dedicated threads behind a semaphore: a
+//! burst of sign-ins queues (as waiting futures, no memory each) instead of starving the async
+//! workers that move proxy traffic. Policy: `security.hash_concurrency` threads, by default one
+//! fewer than the cores (at least one), so hashing never takes every core from proxying; each
+//! thread reuses one argon2 buffer ([`super::hashpool`]), so memory stays bounded under a flood.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
+use super::hashpool::HashPool;
 use super::{common_passwords, legacy};
 use crate::config::{Argon2Params, Secret};
 
@@ -79,9 +84,13 @@ pub enum Verified {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    pool: Arc<HashPool>,
     /// A real hash of a random password, verified for unknown users so that "no such user"
     /// takes as long as "wrong password".
     dummy: Arc<String>,
+    /// Verifications against a real stored hash (not the dummy), for
+    /// `gatehouse_password_verifications_total`: how many guesses were actually checked.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -96,18 +105,22 @@ impl PasswordHasher {
     pub fn new(p: Argon2Params, concurrency: usize) -> Result<Self, PasswordError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let dummy = hash_with(&params, &super::tokens::random_token())?;
+        let dummy = hash_with(&params, &super::tokens::random_token(), &mut [])?;
+        let concurrency = concurrency.max(1);
         Ok(PasswordHasher {
+            pool: Arc::new(HashPool::new(concurrency, params.block_count())?),
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
             dummy: Arc::new(dummy),
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
     pub async fn hash(&self, password: &Secret<String>) -> Result<String, PasswordError> {
         let params = self.params.clone();
         let pw = password.clone();
-        self.run(move || hash_with(&params, pw.expose())).await?
+        self.run(move |blocks| hash_with(&params, pw.expose(), blocks))
+            .await?
     }
 
     /// Verifies `password` against a stored hash. A missing or unrecognisable hash verifies
@@ -121,22 +134,32 @@ impl PasswordHasher {
         let dummy = self.dummy.clone();
         let stored = stored.map(str::to_string);
         let pw = password.clone();
-        self.run(move || verify_blocking(&params, &dummy, stored.as_deref(), pw.expose()))
-            .await
+        let (verified, real) = self
+            .run(move |blocks| {
+                verify_blocking(&params, &dummy, stored.as_deref(), pw.expose(), blocks)
+            })
+            .await?;
+        if real {
+            self.verifications.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(verified)
+    }
+
+    /// How many passwords have been checked against a real stored hash since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| PasswordError::Join)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| PasswordError::Join)
+        self.pool.run(f).await
     }
 }
 
@@ -144,48 +167,122 @@ fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn hash_with(params: &Params, password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+/// Runs argon2 into `out` with `blocks` as its memory: the thread's buffer when it is large
+/// enough, else a temporary one (a stored hash with larger parameters than configured).
+fn argon2_into(
+    a: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    blocks: &mut [Block],
+) -> Result<(), argon2::Error> {
+    let need = params.block_count();
+    if blocks.len() >= need {
+        a.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
+    } else {
+        let mut temp = vec![Block::default(); need];
+        a.hash_password_into_with_memory(password, salt, out, &mut temp[..])
+    }
 }
 
-fn verify_blocking(params: &Params, dummy: &str, stored: Option<&str>, password: &str) -> Verified {
-    let burn_dummy = || {
+/// A new argon2id hash in PHC string form, computed in `blocks`.
+fn hash_with(
+    params: &Params,
+    password: &str,
+    blocks: &mut [Block],
+) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    argon2_into(
+        &argon2(params),
+        params,
+        password.as_bytes(),
+        salt_raw,
+        &mut out,
+        blocks,
+    )
+    .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let output = Output::new(&out).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        output
+    ))
+}
+
+/// Verifies against a parsed argon2 hash with the parameters recorded in it, in `blocks`.
+/// `None`: the hash cannot be used (unknown variant, bad parameters).
+fn argon2_matches(h: &PasswordHash<'_>, password: &str, blocks: &mut [Block]) -> Option<bool> {
+    let algorithm = Algorithm::try_from(h.algorithm).ok()?;
+    let version = match h.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(h).ok()?;
+    let expected = h.hash?;
+    let mut salt_bytes = [0u8; 64];
+    let salt = h.salt?.decode_b64(&mut salt_bytes).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    let a = Argon2::new(algorithm, version, params.clone());
+    argon2_into(&a, &params, password.as_bytes(), salt, &mut out, blocks).ok()?;
+    // `Output`'s equality is constant-time.
+    Some(Output::new(&out).ok()? == expected)
+}
+
+/// Returns the outcome and whether a real stored hash was checked (false: only the dummy).
+fn verify_blocking(
+    params: &Params,
+    dummy: &str,
+    stored: Option<&str>,
+    password: &str,
+    blocks: &mut [Block],
+) -> (Verified, bool) {
+    let burn_dummy = |blocks: &mut [Block]| {
         if let Ok(h) = PasswordHash::new(dummy) {
-            let _ = argon2(params).verify_password(password.as_bytes(), &h);
+            let _ = argon2_matches(&h, password, blocks);
         }
-        Verified::Mismatch
+        (Verified::Mismatch, false)
     };
     let Some(stored) = stored else {
-        return burn_dummy();
+        return burn_dummy(blocks);
     };
     if stored.starts_with("$argon2") {
         let Ok(h) = PasswordHash::new(stored) else {
             tracing::warn!("stored argon2 hash is malformed");
-            return burn_dummy();
+            return burn_dummy(blocks);
         };
         // Verify with the parameters recorded in the hash itself, not the current ones.
-        return match Argon2::default().verify_password(password.as_bytes(), &h) {
-            Ok(()) => Verified::Match {
+        let verified = match argon2_matches(&h, password, blocks) {
+            Some(true) => Verified::Match {
                 upgrade: outdated(&h, params),
             },
-            Err(_) => Verified::Mismatch,
+            Some(false) => Verified::Mismatch,
+            None => {
+                tracing::warn!("stored argon2 hash cannot be verified");
+                return burn_dummy(blocks);
+            }
         };
+        return (verified, true);
     }
     if legacy::is_werkzeug_hash(stored) {
         return match legacy::verify_werkzeug(stored, password) {
-            Ok(true) => Verified::Match { upgrade: true },
-            Ok(false) => Verified::Mismatch,
+            Ok(true) => (Verified::Match { upgrade: true }, true),
+            Ok(false) => (Verified::Mismatch, true),
             Err(e) => {
                 tracing::warn!(error = %e, "stored legacy hash cannot be verified");
-                burn_dummy()
+                burn_dummy(blocks)
             }
         };
     }
-    burn_dummy()
+    burn_dummy(blocks)
 }
 
 fn outdated(h: &PasswordHash<'_>, want: &Params) -> bool {
@@ -233,6 +330,40 @@ mod tests {
             h.verify(Some(&stored), &wrong).await.unwrap(),
             Verified::Mismatch
         );
+    }
+
+    /// Hashes made in a reused buffer are standard PHC strings, and standard ones verify here.
+    #[tokio::test]
+    async fn buffer_reuse_agrees_with_the_stock_argon2() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let h = fast();
+        let pw = Secret::new("correct horse battery staple".to_string());
+        for _ in 0..3 {
+            let ours = h.hash(&pw).await.unwrap();
+            let parsed = PasswordHash::new(&ours).unwrap();
+            assert!(
+                Argon2::default()
+                    .verify_password(pw.expose().as_bytes(), &parsed)
+                    .is_ok()
+            );
+        }
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let params = Params::new(128, 2, 1, None).unwrap();
+        let stock = argon2(&params)
+            .hash_password(pw.expose().as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        // Larger than the pool's buffer (64 KiB): verified in a temporary one.
+        assert_eq!(
+            h.verify(Some(&stock), &pw).await.unwrap(),
+            Verified::Match { upgrade: true }
+        );
+        let wrong = Secret::new("wrong".to_string());
+        assert_eq!(
+            h.verify(Some(&stock), &wrong).await.unwrap(),
+            Verified::Mismatch
+        );
+        assert_eq!(h.verifications(), 2);
     }
 
     #[tokio::test]

@@ -18,6 +18,24 @@ struct Window {
     count: u32,
 }
 
+/// The throttle key for a client address: an IPv4 address as is, an IPv6 address by its /64
+/// (one subscriber's network: a client rotating through its /64 stays one key). IPv4-mapped
+/// IPv6 addresses count as the IPv4 address.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+    }
+}
+
 /// At most `limit` events per key within `window`.
 #[derive(Clone)]
 pub struct Throttle {
@@ -82,11 +100,30 @@ impl Throttle {
         w.count = w.count.saturating_add(1);
         w.count <= self.limit
     }
+
+    /// Gives back one event counted by [`Throttle::hit`] (an attempt that turned out to
+    /// succeed), so that reserving before checking counts only failures in the end.
+    pub async fn release(&self, key: &str) {
+        if let Some(w) = self.hits.get(key).await {
+            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.count = w.count.saturating_sub(1);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_keyed_by_its_64() {
+        let k = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(k("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+    }
 
     #[tokio::test]
     async fn limits_per_key_and_window() {

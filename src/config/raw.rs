@@ -54,6 +54,9 @@ pub struct RawServer {
     pub handshake_timeout: S<String>,
     pub idle_timeout: S<String>,
     pub max_connections: S<i64>,
+    // --- abuse resistance (issue 16) ---
+    pub metrics_allow: Option<Vec<Spanned<String>>>,
+    pub metrics_listen: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +113,8 @@ pub struct RawSecurity {
     pub reset_throttle_window: S<String>,
     pub twofa_pending_ttl: S<String>,
     pub twofa_max_attempts: S<i64>,
+    // --- abuse resistance (issue 16) ---
+    pub twofa_attempts_per_account: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -59,6 +59,11 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// Open connections at most; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Client networks `/_auth/metrics` answers (default: loopback). A request that came
+    /// through a proxy is refused whatever its address.
+    pub metrics_allow: Vec<IpNet>,
+    /// Serve `/_auth/metrics` on its own listener instead (the main one then answers 404).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerSettings {
@@ -148,6 +153,9 @@ pub struct SecuritySettings {
     /// How long the code step of a two-factor sign-in waits, and how many wrong codes it takes.
     pub twofa_pending_ttl: Duration,
     pub twofa_max_attempts: u32,
+    /// Wrong second-factor codes per account, counted in the database across every pending
+    /// sign-in and instance, before the account locks for `lockout_duration`.
+    pub twofa_attempts_per_account: u32,
 }
 
 #[derive(Debug, Clone)]

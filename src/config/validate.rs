@@ -218,7 +218,7 @@ fn route(c: &mut Ctx<'_>, i: usize, r: &RawRoute, case_sensitive: bool) -> Optio
         .roles
         .iter()
         .flatten()
-        .map(|s| s.get_ref().trim().to_string())
+        .map(|s| crate::accounts::normalize_role(s.get_ref()))
         .collect();
     if roles.iter().any(String::is_empty) {
         c.problem(&key("roles"), Some(line), "role names must not be empty");

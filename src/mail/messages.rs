@@ -56,6 +56,29 @@ pub fn verify_link(base: &url::Url, product: &str, to: &str, token: &str, ttl: &
     }
 }
 
+/// To the owner of an address someone tried to sign up with: the sign-up page answers as if
+/// it worked (so it never tells whether an address has an account), and the owner learns of it.
+pub fn signup_attempt(base: &url::Url, product: &str, to: &str) -> Mail {
+    let mut sign_in = base.clone();
+    sign_in.set_path("/_auth/login");
+    sign_in.set_query(None);
+    let mut reset = base.clone();
+    reset.set_path("/_auth/reset");
+    reset.set_query(None);
+    Mail {
+        to: to.to_string(),
+        subject: format!("Someone tried to sign up for {product} with your address"),
+        text: format!(
+            "Someone tried to create a new {product} account with this address, which already \
+             has an account. No new account was made.\n\n\
+             If it was you, sign in instead: {sign_in}\n\
+             Forgot your password? Choose a new one: {reset}\n\n\
+             If it was not you, you can ignore this mail: your account is unchanged.\n"
+        ),
+        kind: "signup_attempt",
+    }
+}
+
 pub fn password_changed(product: &str, to: &str, how: &str) -> Mail {
     Mail {
         to: to.to_string(),

@@ -22,7 +22,7 @@ use lettre::message::{Body, Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-pub use messages::{password_changed, reset_link, set_password_link, verify_link};
+pub use messages::{password_changed, reset_link, set_password_link, signup_attempt, verify_link};
 
 use crate::config::{MailSettings, SmtpTls};
 

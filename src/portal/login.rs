@@ -1,7 +1,8 @@
 //! `/_auth/login` and `/_auth/logout`.
 //!
 //! ```text
-//!  POST /_auth/login ─▶ per-IP throttle (429) ─▶ authenticate (lockout, one generic failure)
+//!  POST /_auth/login ─▶ per-IP throttle: count first (429) ─▶ authenticate (reserve an
+//!     attempt in the database, then verify; lockout; one generic failure)
 //!     ├─ 2FA on  ─▶ pending sign-in (cookie gatehouse_2fa) ─▶ 303 /_auth/login/2fa
 //!     └─ 2FA off ─▶ fresh session ─▶ 303 next (an admin under require_2fa_for_admins: enrolment)
 //! ```
@@ -94,7 +95,9 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+    // Counted before the password is checked (and given back on success), so concurrent
+    // attempts from one address cannot all pass a check made before any of them failed.
+    if !app.portal.login_ip.hit(&ip, app.now()).await {
         return page::too_many(app);
     }
     let next = safe_next(form.get("next"));
@@ -108,9 +111,11 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         .authenticate(&username, &password, &ctx.client())
         .await
     {
-        Ok(u) => u,
+        Ok(u) => {
+            app.portal.login_ip.release(&ip).await;
+            u
+        }
         Err(AuthFailure::InvalidCredentials) => {
-            app.portal.login_ip.hit(&ip, app.now()).await;
             return login_page(
                 app,
                 &csrf,
@@ -121,6 +126,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             );
         }
         Err(e) => {
+            app.portal.login_ip.release(&ip).await;
             tracing::error!(error = %e, "sign-in failed on our side");
             return respond::text(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -18,6 +18,7 @@ mod device;
 mod forms;
 mod login;
 mod ops;
+pub use ops::{metrics_allowed, metrics_body};
 mod page;
 mod reset;
 mod second_factor;
@@ -107,7 +108,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
-        (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx),
+        (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx, req.headers()),
         (
             _,
             "/_auth/login"
@@ -139,7 +140,7 @@ pub fn secure_headers(app: &App, mut resp: Response<Body>) -> Response<Body> {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
         ),
     );
     h.insert(

@@ -43,14 +43,43 @@ pub async fn health(app: &App) -> Response<Body> {
     }
 }
 
-/// Prometheus text counters, for loopback and trusted proxies only.
-pub fn metrics(app: &App, ctx: &RequestCtx) -> Response<Body> {
-    if !(ctx.peer.ip().is_loopback() || ctx.peer_trusted) {
+/// Headers by which a proxy says it forwarded a request.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+
+/// Whether `/_auth/metrics` may answer this request: the TCP peer is in
+/// `server.metrics_allow`, is not a trusted proxy, and the request carries no forwarding
+/// header. A TLS terminator or proxy on the same host thus never relays metrics to the world,
+/// whether or not it is configured as trusted.
+pub fn metrics_allowed(app: &App, peer: std::net::SocketAddr, headers: &http::HeaderMap) -> bool {
+    let s = &app.settings.server;
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    s.metrics_allow.iter().any(|n| n.contains(&ip))
+        && !s.trusted_proxies.iter().any(|n| n.contains(&ip))
+        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// `/_auth/metrics` on the main listener: 404 when it has its own (`server.metrics_listen`),
+/// 403 to anyone [`metrics_allowed`] refuses.
+pub fn metrics(app: &App, ctx: &RequestCtx, headers: &http::HeaderMap) -> Response<Body> {
+    if app.settings.server.metrics_listen.is_some() {
+        return respond::text(StatusCode::NOT_FOUND, "not found");
+    }
+    if !metrics_allowed(app, ctx.peer, headers) {
         return respond::text(
             StatusCode::FORBIDDEN,
-            "metrics are served to loopback and trusted proxies only",
+            "metrics are served only to the addresses in server.metrics_allow, never through a proxy",
         );
     }
+    metrics_body(app)
+}
+
+/// The Prometheus text counters.
+pub fn metrics_body(app: &App) -> Response<Body> {
     let m = &app.metrics;
     let a = app.audit.stats();
     let s = app.sessions.stats();
@@ -66,6 +95,10 @@ pub fn metrics(app: &App, ctx: &RequestCtx) -> Response<Body> {
         (
             "gatehouse_upstream_errors_total",
             m.upstream_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "gatehouse_password_verifications_total",
+            app.accounts.hasher().verifications(),
         ),
         ("gatehouse_db_queries_total", app.store.query_count()),
         (

@@ -145,9 +145,9 @@ pub fn event(
         .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
 }
 
-/// The client address as a throttle key.
+/// The client address as a throttle key (an IPv6 client by its /64).
 pub fn ip_key(ctx: &RequestCtx) -> String {
-    ctx.client_ip.to_string()
+    crate::auth::throttle::address_key(ctx.client_ip)
 }
 
 /// A cookie name, `__Host-` prefixed when cookies are `Secure`.

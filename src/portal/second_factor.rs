@@ -81,7 +81,8 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+    // Counted before the code is checked and given back when it is right.
+    if !app.portal.login_ip.hit(&ip, app.now()).await {
         return page::too_many(app);
     }
     let Some(token) = pending_token(app, &parts.headers) else {
@@ -100,9 +101,16 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         .verify_second_factor(&app.keys, pending.user_id, code, &ctx.client())
         .await
     {
-        Ok(f) => f,
+        Ok(f) => {
+            app.portal.login_ip.release(&ip).await;
+            f
+        }
+        Err(TwofaError::Locked) => {
+            // The account's budget is spent (or it was locked): this sign-in is over.
+            app.portal.pending.finish(&token).await;
+            return spent(app, PendingError::TooManyAttempts);
+        }
         Err(TwofaError::WrongCode | TwofaError::Replayed | TwofaError::NotEnabled) => {
-            app.portal.login_ip.hit(&ip, app.now()).await;
             let left = app
                 .portal
                 .pending

@@ -113,6 +113,14 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     let user = match app.accounts.sign_up(&username, &email, &password).await {
         Ok(u) => u,
         Err(AccountError::Invalid { field, message }) => return bad(&[(field, message)]),
+        Err(AccountError::Duplicate { field: "email" }) => {
+            // Answer exactly as a new account would, so the page never tells whether the
+            // address has an account; its owner gets a mail about the attempt instead.
+            if let Err(e) = tell_owner(app, &email).await {
+                return page::unavailable(&e);
+            }
+            return created(app, &username, &email);
+        }
         Err(AccountError::Duplicate { field }) => {
             return bad(&[(field, format!("this {field} is already taken"))]);
         }
@@ -122,16 +130,41 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     if let Err(e) = send_verification(app, user.id, &user.email, None).await {
         return page::unavailable(&e);
     }
+    created(app, &username, &email)
+}
+
+/// The answer to a sign-up, built from the submitted names so that it reads the same whether
+/// an account was made or the address already had one.
+fn created(app: &App, username: &str, email: &str) -> Response<Body> {
     page::message(
         app,
         StatusCode::OK,
         "Account created",
         &format!(
             "Welcome, {}! We sent a link to {} to confirm the address. You can sign in now.",
-            user.username, user.email
+            username.trim(),
+            email.trim()
         ),
         Some(("/_auth/login", "Sign in")),
     )
+}
+
+/// Mails the owner of `email` that someone tried to sign up with it, at most as often as the
+/// per-account mail throttle allows (so the form cannot be used to flood someone's inbox).
+async fn tell_owner(app: &App, email: &str) -> Result<(), AccountError> {
+    let Some(owner) = app.accounts.get_by_email(email).await? else {
+        return Ok(());
+    };
+    let key = format!("user:{}", owner.id);
+    if app.portal.mail_account.hit(&key, app.now()).await {
+        let s = &app.settings;
+        app.mailer.send_later(crate::mail::signup_attempt(
+            &s.server.public_url,
+            &s.portal.product_name,
+            &owner.email,
+        ));
+    }
+    Ok(())
 }
 
 /// GET `/_auth/verify?token=…`.

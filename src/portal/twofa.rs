@@ -214,7 +214,8 @@ async fn manage(
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+    // Counted before the password and code are checked, given back when both are right.
+    if !app.portal.login_ip.hit(&ip, app.now()).await {
         return page::too_many(app);
     }
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
@@ -236,18 +237,29 @@ async fn manage(
         Manage::Disable => "disable",
         Manage::Regenerate => "regenerate",
     };
+    if result.is_ok() {
+        app.portal.login_ip.release(&ip).await;
+    }
     match result {
         Ok(None) => {
             app.sessions.evict_user(id);
             respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=disabled"))
         }
         Ok(Some(codes)) => codes_page(app, &s, &csrf, &codes, ""),
-        Err(e @ (TwofaError::WrongPassword | TwofaError::WrongCode | TwofaError::Replayed)) => {
-            app.portal.login_ip.hit(&ip, app.now()).await;
+        Err(
+            e @ (TwofaError::WrongPassword
+            | TwofaError::WrongCode
+            | TwofaError::Replayed
+            | TwofaError::Locked),
+        ) => {
             let (key, msg) = match e {
                 TwofaError::WrongPassword => {
                     (format!("{prefix}-password"), "The password is not right.")
                 }
+                TwofaError::Locked => (
+                    format!("{prefix}-code"),
+                    "Too many wrong codes: the account is locked for a while.",
+                ),
                 _ => (
                     format!("{prefix}-code"),
                     "That code is not right, or it was already used.",

@@ -4,6 +4,7 @@
 //! `server.shutdown_grace`) → flush the activity queue and session touches → close the pool.
 
 mod conn;
+mod metrics;
 pub mod tls;
 mod workers;
 
@@ -26,6 +27,8 @@ use crate::config::Settings;
 /// A started server.
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// The metrics listener's address (`server.metrics_listen`), when there is one.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: App,
     stop: watch::Sender<bool>,
     mode: Mode,
@@ -139,6 +142,7 @@ pub async fn start(
     )));
     let (app, writer) = App::build(settings, clock).await?;
     let (stop, stop_rx) = watch::channel(false);
+    let metrics_addr = metrics::spawn(&app, stop_rx.clone()).await?;
     let (local_addr, mode) = if let Some(listener) = shared_listener {
         let task = tokio::spawn(accept_loop(listener, tls, app.clone(), slots, stop_rx));
         (addr, Mode::Shared(task))
@@ -157,6 +161,7 @@ pub async fn start(
     );
     Ok(Running {
         local_addr,
+        metrics_addr,
         app,
         stop,
         mode,

@@ -421,29 +421,91 @@ impl Store {
         Ok(r > 0)
     }
 
-    /// Counts a failed sign-in. When the count reaches `threshold` the account is locked until
-    /// `lock_until` and the count restarts. Returns whether this failure locked the account.
-    pub async fn record_login_failure(
+    /// Takes one password attempt for the account before the password is checked, so that
+    /// concurrent guesses cannot all pass a lock check made earlier: one statement that the
+    /// database serialises per row. Refused (`None`) while the account is locked. The slot that
+    /// reaches `threshold` sets `account_locked_until = lock_until` in the same statement, so
+    /// at most `threshold` attempts are ever verified per lockout. An expired lock starts the
+    /// count afresh. A successful sign-in gives the slots back ([`Store::record_login_success`]).
+    /// Returns the attempt's number (1-based); `threshold` means this attempt locked.
+    pub async fn reserve_login_attempt(
         &self,
         id: UserId,
         threshold: i64,
+        now: Ts,
         lock_until: Ts,
-    ) -> Result<bool, StoreError> {
-        // The count restarts at 0 only in the update that locks, so 0 here means "just locked".
-        let attempts: Option<i64> = on_pool!(self, |p| {
+    ) -> Result<Option<i64>, StoreError> {
+        // `base` is the count before this attempt: 0 after an expired lock (or a count left
+        // at the threshold without a lock, which only imported data can hold).
+        let attempt: Option<i64> = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "UPDATE users SET \
-               account_locked_until = CASE WHEN failed_login_attempts + 1 >= $1 THEN $2 ELSE account_locked_until END, \
-               failed_login_attempts = CASE WHEN failed_login_attempts + 1 >= $1 THEN 0 ELSE failed_login_attempts + 1 END \
-             WHERE id = $3 RETURNING failed_login_attempts"
-        )
-        .bind(threshold)
-        .bind(lock_until)
-        .bind(id)
-        .fetch_optional(p)
-        .await
+                "UPDATE users SET \
+                   account_locked_until = CASE WHEN (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 >= $1 \
+                       THEN $2 ELSE NULL END, \
+                   failed_login_attempts = (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 \
+                 WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
+                 RETURNING failed_login_attempts",
+            )
+            .bind(threshold)
+            .bind(lock_until)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(p)
+            .await
         })?;
-        Ok(attempts == Some(0))
+        Ok(attempt)
+    }
+
+    /// Takes one second-factor attempt for the account before the code is checked: the same
+    /// shape as [`Store::reserve_login_attempt`] over `failed_twofa_attempts`, shared by every
+    /// pending sign-in and instance. `None` while the account is locked; the slot that reaches
+    /// `budget` locks it until `lock_until`.
+    pub async fn reserve_twofa_attempt(
+        &self,
+        id: UserId,
+        budget: i64,
+        now: Ts,
+        lock_until: Ts,
+    ) -> Result<Option<i64>, StoreError> {
+        let attempt: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "UPDATE users SET \
+                   account_locked_until = CASE WHEN (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_twofa_attempts >= $1 THEN 0 ELSE failed_twofa_attempts END) + 1 >= $1 \
+                       THEN $2 ELSE NULL END, \
+                   failed_twofa_attempts = (CASE WHEN account_locked_until IS NOT NULL \
+                       OR failed_twofa_attempts >= $1 THEN 0 ELSE failed_twofa_attempts END) + 1 \
+                 WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
+                 RETURNING failed_twofa_attempts",
+            )
+            .bind(budget)
+            .bind(lock_until)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(attempt)
+    }
+
+    /// Gives back the second-factor slots after a right code, lifting the lock only if it is
+    /// the one this attempt's reservation set (`set_lock`), not a lock made since.
+    pub async fn release_twofa_attempts(
+        &self,
+        id: UserId,
+        set_lock: Option<Ts>,
+    ) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "UPDATE users SET failed_twofa_attempts = 0, account_locked_until = \
+               CASE WHEN account_locked_until = $1 THEN NULL ELSE account_locked_until END \
+             WHERE id = $2",
+            set_lock,
+            id
+        )?;
+        Ok(())
     }
 
     /// Records a successful sign-in; `rehash` replaces the stored hash (legacy or outdated).
@@ -480,7 +542,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = execute!(
             self,
-            "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, updated_at = $2 \
+            "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, failed_twofa_attempts = 0, updated_at = $2 \
              WHERE id = $3",
             until,
             now,

@@ -289,7 +289,7 @@ async fn list_filters_and_roles(b: Backend) {
             "role",
             "grant",
             "bob",
-            "editor",
+            " Editor ",
             "--expires",
             "2099-01-01T00:00:00Z",
         ],
@@ -298,9 +298,10 @@ async fn list_filters_and_roles(b: Backend) {
     let r = cli.json(&["role", "list", "alice", "--json"]);
     assert_eq!(r["effective"], serde_json::json!(["editor"]));
     assert!(r["roles"][0]["expires_at"].is_string());
-    let v = cli.json(&["user", "list", "--role", "editor", "--json"]);
+    // Role names are normalised (trimmed, lowercase) wherever they come in.
+    let v = cli.json(&["user", "list", "--role", "Editor", "--json"]);
     assert_eq!(v["total"], 2);
-    cli.ok(&["role", "revoke", "alice", "editor"], None);
+    cli.ok(&["role", "revoke", "alice", "EDITOR"], None);
     let v = cli.json(&["user", "list", "--role", "editor", "--json"]);
     assert_eq!(v["total"], 1);
     let bad = cli.run(

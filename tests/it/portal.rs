@@ -328,7 +328,9 @@ async fn forms_need_csrf(b: Backend) {
     let page = br.page("/_auth/reset").await;
     assert_eq!(
         page.header("content-security-policy"),
-        Some("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+        Some(
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+        )
     );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));

@@ -566,7 +566,9 @@ async fn login_rejects_forged_csrf_and_open_redirects() {
     let page = b.page("/_auth/login").await;
     assert_eq!(
         page.header("content-security-policy"),
-        Some("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+        Some(
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+        )
     );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));

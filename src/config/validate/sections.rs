@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use toml::Spanned;
 
 use super::super::Secret;
 use super::super::raw::{
@@ -57,24 +58,28 @@ pub(super) fn server(c: &mut Ctx<'_>, s: &RawServer) -> ServerSettings {
             }
         },
     };
-    let mut trusted_proxies = Vec::new();
-    for p in s.trusted_proxies.iter().flatten() {
-        let v = p.get_ref();
-        match v
-            .parse::<IpNet>()
-            .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
-        {
-            Ok(n) => trusted_proxies.push(n),
+    let trusted_proxies = networks(c, "server.trusted_proxies", s.trusted_proxies.as_deref());
+    let metrics_allow = match &s.metrics_allow {
+        None => vec![
+            IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+            IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+        ],
+        Some(list) => networks(c, "server.metrics_allow", Some(list)),
+    };
+    let metrics_listen = match c.text(&s.metrics_listen, None) {
+        None => None,
+        Some((v, line)) => match v.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
             Err(_) => {
-                let line = c.line(p);
                 c.problem(
-                    "server.trusted_proxies",
-                    Some(line),
-                    format!("{v:?} is not an IP address or CIDR"),
+                    "server.metrics_listen",
+                    line,
+                    format!("{v:?} is not an address like \"127.0.0.1:9090\""),
                 );
+                None
             }
-        }
-    }
+        },
+    };
     let max_header_bytes = c.int(
         "server.max_header_bytes",
         &s.max_header_bytes,
@@ -165,7 +170,32 @@ pub(super) fn server(c: &mut Ctx<'_>, s: &RawServer) -> ServerSettings {
             0,
             10_000_000,
         ) as usize,
+        metrics_allow,
+        metrics_listen,
     }
+}
+
+/// A list of IP addresses or CIDRs (`key`), each bad entry reported with its line.
+fn networks(c: &mut Ctx<'_>, key: &str, list: Option<&[Spanned<String>]>) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for p in list.into_iter().flatten() {
+        let v = p.get_ref();
+        match v
+            .parse::<IpNet>()
+            .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => out.push(n),
+            Err(_) => {
+                let line = c.line(p);
+                c.problem(
+                    key,
+                    Some(line),
+                    format!("{v:?} is not an IP address or CIDR"),
+                );
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn upstream(c: &mut Ctx<'_>, u: &RawUpstream) -> UpstreamSettings {
@@ -367,10 +397,11 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             Duration::from_secs(30 * 60),
         ),
         argon2,
+        // Hashing never takes every core from proxying: one fewer than the cores, at least one.
         hash_concurrency: c.int(
             "security.hash_concurrency",
             &sec.hash_concurrency,
-            cores,
+            (cores - 1).max(1),
             1,
             1024,
         ) as usize,
@@ -439,6 +470,13 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             5,
             1,
             100,
+        ) as u32,
+        twofa_attempts_per_account: c.int(
+            "security.twofa_attempts_per_account",
+            &sec.twofa_attempts_per_account,
+            5,
+            1,
+            1000,
         ) as u32,
     }
 }

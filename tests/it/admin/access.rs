@@ -141,6 +141,10 @@ async fn credits_never_go_below_zero_under_concurrency(b: Backend) {
     assert_eq!(r.json()["credits_balance"], 5);
     for (body, field) in [
         (json!({"delta": 0, "reason": "x"}), "delta"),
+        (json!({"delta": i64::MIN, "reason": "x"}), "delta"),
+        (json!({"delta": i64::MAX, "reason": "x"}), "delta"),
+        (json!({"delta": 1_000_000_001, "reason": "x"}), "delta"),
+        (json!({"delta": -1_000_000_001, "reason": "x"}), "delta"),
         (json!({"delta": 1}), "reason"),
         (json!({"delta": 1.5, "reason": "x"}), "delta"),
         (json!({"delta": 1, "reason": "x", "balance": 9}), "balance"),
@@ -341,6 +345,37 @@ async fn roles_with_expiry_take_effect_at_once(b: Backend) {
     )
     .await;
     assert_status(&r, StatusCode::FORBIDDEN, "plain admin grants admin");
+    // Role names are normalised: no spelling of a reserved role gets past the check.
+    for spelling in ["Admin", "ADMIN", " admin ", "SuperUser"] {
+        let r = api(
+            &s,
+            Method::POST,
+            &roles,
+            Some(&t),
+            Some(json!({ "role": spelling })),
+        )
+        .await;
+        assert_status(&r, StatusCode::FORBIDDEN, spelling);
+    }
+    let r = api(
+        &s,
+        Method::POST,
+        &roles,
+        Some(&t),
+        Some(json!({"role": " Editor "})),
+    )
+    .await;
+    assert_status(&r, StatusCode::CREATED, "editor in another spelling");
+    assert_eq!(r.json()["role"]["role"], "editor");
+    let r = api(
+        &s,
+        Method::DELETE,
+        &format!("{roles}/EDITOR"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_status(&r, StatusCode::OK, "revoked in another spelling");
 }
 
 async fn activity_names_actor_and_fields(b: Backend) {

@@ -82,13 +82,25 @@ impl TestServer {
 
     /// Starts with exactly `config` (plus server/upstream/database and fast hashing).
     pub async fn start_full(backend: Backend, config: &str) -> Option<TestServer> {
+        Self::start_edited(backend, config, |t| t).await
+    }
+
+    /// Like [`TestServer::start_full`], with `edit` applied to the whole TOML (e.g. to add
+    /// keys to `[server]`, which the base config opens).
+    pub async fn start_edited(
+        backend: Backend,
+        config: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Option<TestServer> {
         let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream = up_listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
             let _ = stop_rx.await;
         }));
-        let mut s = Self::start_in_front_of(backend, &format!("http://{upstream}"), config).await?;
+        let mut s =
+            Self::start_in_front_of_edited(backend, &format!("http://{upstream}"), config, edit)
+                .await?;
         s.stop_upstream = Some(stop_tx);
         Some(s)
     }
@@ -100,13 +112,22 @@ impl TestServer {
         upstream_url: &str,
         config: &str,
     ) -> Option<TestServer> {
+        Self::start_in_front_of_edited(backend, upstream_url, config, |t| t).await
+    }
+
+    async fn start_in_front_of_edited(
+        backend: Backend,
+        upstream_url: &str,
+        config: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;
         let upstream: SocketAddr = upstream_url
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
             .unwrap();
-        let toml = base_toml(&db, upstream_url) + config;
+        let toml = edit(base_toml(&db, upstream_url) + config);
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
