@@ -9,8 +9,9 @@
 //! ```
 //!
 //! A token acts as its user with that user's roles. The cached identity is dropped on revoke
-//! and by [`ApiTokens::evict_user`] after a change to the user; a revocation made by another
-//! process (the CLI) is seen within the cache TTL.
+//! and by [`ApiTokens::evict_user`] after a change to the user; the change feed (`crate::feed`)
+//! calls [`ApiTokens::evict_token_hash`], [`ApiTokens::evict_user`] and [`ApiTokens::flush_all`]
+//! for changes made by other processes (the CLI, another instance).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -156,7 +157,7 @@ impl ApiTokens {
     }
 
     /// Resolves a bearer token to its principal; `Ok(None)` for anything not live (garbage,
-    /// unknown, revoked, expired, or a user who is deleted or inactive).
+    /// unknown, revoked, expired, or a user who is deleted, inactive or locked).
     pub async fn authenticate(
         &self,
         token: &str,
@@ -196,7 +197,7 @@ impl ApiTokens {
         let Some(user) = store
             .user_by_id(row.user_id)
             .await?
-            .filter(|u| u.is_active && !u.is_deleted)
+            .filter(|u| u.is_active && !u.is_deleted && !u.is_locked(now))
         else {
             return Ok(None);
         };
@@ -250,6 +251,17 @@ impl ApiTokens {
             .get_with(ip, async { Arc::new(AtomicU32::new(0)) })
             .await
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops one cached token by hash (revoked elsewhere).
+    pub async fn evict_token_hash(&self, hash: &str) {
+        self.inner.cache.invalidate(hash).await;
+    }
+
+    /// Drops every cached token.
+    pub fn flush_all(&self) {
+        self.inner.cache.invalidate_all();
+        self.inner.unknown.invalidate_all();
     }
 
     /// Drops the cached identities of a user's tokens (after a role, status or profile change).
