@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod browser;
 mod cli;
+mod feed;
 mod import;
 mod portal;
 mod proxy;
