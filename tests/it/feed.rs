@@ -420,6 +420,9 @@ async fn feed_lag_bench() {
         let mut holds = false;
         let mut lags = Vec::with_capacity(n);
         for _ in 0..n {
+            // Changes arrive at random moments, not in step with the SQLite poll.
+            let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..150);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             if holds {
                 other.revoke_role(u.id, "editor", None).await.unwrap();
             } else {
