@@ -302,3 +302,20 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_are_distinct() {
+        let mut names: Vec<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+        for k in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(k.as_str()), Some(k));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ChangeKind::ALL.len());
+        assert_eq!(ChangeKind::parse("from_a_newer_version"), None);
+    }
+}
