@@ -26,6 +26,7 @@ both_backends! {
     other_process_changes_reach_a_running_server,
     second_instance_enforces_changes_made_on_the_first,
     locked_account_is_refused_on_reload,
+    an_id_gap_flushes_the_caches,
 }
 
 /// Polls `path` with the browser's cookie until `done` holds and returns how long that took;
@@ -132,6 +133,23 @@ async fn cli_changes_reach_a_running_server(b: Backend) {
     let (mut carol, _) = signed_in_and_cached(&s, "carol").await;
     cli(&s, &["user", "delete", "carol"], None).await;
     enforced(&mut carol, "/app/", "CLI delete", refused).await;
+
+    let (mut hal, _) = signed_in_and_cached(&s, "hal").await;
+    cli(&s, &["user", "deactivate", "hal"], None).await;
+    enforced(&mut hal, "/app/", "CLI deactivate", refused).await;
+
+    let (mut ivy, u) = signed_in_and_cached(&s, "ivy").await;
+    let now = s.app().now();
+    let store = &s.app().store;
+    assert!(
+        store
+            .set_twofa_pending_secret(u.id, "sealed", now)
+            .await
+            .unwrap()
+    );
+    assert!(store.enable_twofa(u.id, 1, "[]", now).await.unwrap());
+    cli(&s, &["user", "reset-2fa", "ivy"], None).await;
+    enforced(&mut ivy, "/app/", "CLI reset-2fa", refused).await;
 
     // A role revoked: the session stays, its identity is reloaded.
     let dave = s.plain_user("dave").await;
@@ -448,4 +466,58 @@ async fn feed_lag_bench() {
             lags[lags.len() - 1].as_secs_f64() * 1e3,
         );
     }
+}
+
+/// Runs `sql` in one transaction on the test database, outside Gatehouse.
+async fn in_one_transaction(db: &harness::TestDb, sql: &[&str]) {
+    use sqlx::Connection;
+    macro_rules! run {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(&db.url).await.unwrap();
+            let mut tx = c.begin().await.unwrap();
+            for q in sql {
+                sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }};
+    }
+    match db.backend {
+        Backend::Sqlite => run!(sqlx::SqliteConnection),
+        Backend::Postgres => run!(sqlx::PgConnection),
+    }
+}
+
+async fn an_id_gap_flushes_the_caches(b: Backend) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(s) = TestServer::start(b, "").await else {
+        return;
+    };
+    let (mut br, _) = signed_in_and_cached(&s, "gap").await;
+    let stats = s.app().feed.stats();
+    assert_eq!(stats.flushes.load(Relaxed), 0);
+    // Three rows naming nobody, the middle one gone by commit: the tailer sees an id missing
+    // and cannot know what it held.
+    let row = "INSERT INTO change_events (kind, user_id) VALUES ('user_updated', 999999)";
+    in_one_transaction(
+        &s.db,
+        &[
+            row,
+            row,
+            row,
+            "DELETE FROM change_events WHERE id = (SELECT MAX(id) - 1 FROM change_events)",
+        ],
+    )
+    .await;
+    let start = Instant::now();
+    while stats.flushes.load(Relaxed) == 0 {
+        assert!(start.elapsed() < BOUND, "no flush after an id gap");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The session was dropped from the cache: the next request reloads it (and it is fine).
+    let misses = s.app().sessions.stats().misses.load(Relaxed);
+    assert_eq!(br.api("/app/", &[]).await.status, StatusCode::OK);
+    assert_eq!(s.app().sessions.stats().misses.load(Relaxed), misses + 1);
 }
