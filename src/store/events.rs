@@ -233,7 +233,7 @@ impl Store {
         let sql = match self.backend() {
             Backend::Sqlite => {
                 "DELETE FROM change_events WHERE id <= $1 AND \
-                 created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $2 || ' seconds')"
+                 created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+d seconds', -$2))"
             }
             Backend::Postgres => {
                 "DELETE FROM change_events WHERE id <= $1 AND \

@@ -27,6 +27,7 @@ both_backends! {
     second_instance_enforces_changes_made_on_the_first,
     locked_account_is_refused_on_reload,
     an_id_gap_flushes_the_caches,
+    old_applied_events_are_pruned,
 }
 
 /// Polls `path` with the browser's cookie until `done` holds and returns how long that took;
@@ -520,4 +521,36 @@ async fn an_id_gap_flushes_the_caches(b: Backend) {
     let misses = s.app().sessions.stats().misses.load(Relaxed);
     assert_eq!(br.api("/app/", &[]).await.status, StatusCode::OK);
     assert_eq!(s.app().sessions.stats().misses.load(Relaxed), misses + 1);
+}
+
+async fn old_applied_events_are_pruned(b: Backend) {
+    use gatehouse::store::{Change, ChangeKind};
+    let Some(f) = harness::AccountsFixture::new(b).await else {
+        return;
+    };
+    let store = &f.store;
+    let u = f
+        .accounts
+        .create_user(
+            gatehouse::accounts::NewAccount::new("pia", "pia@example.com", None),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .append_change(&Change::user(ChangeKind::UserUpdated, u.id))
+        .await
+        .unwrap();
+    let newest = store.newest_change_id().await.unwrap();
+    assert!(newest >= 1);
+    let rows = store.changes_after(newest - 1).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, "user_updated");
+    assert_eq!(rows[0].user_id, Some(u.id));
+    // Younger than the retention: kept. Not yet applied by this reader: kept.
+    assert_eq!(store.prune_changes(newest, 3600).await.unwrap(), 0);
+    assert_eq!(store.prune_changes(newest - 1, -1).await.unwrap(), 0);
+    // Applied and old enough (a cut-off 1 s in the future): gone.
+    assert_eq!(store.prune_changes(newest, -1).await.unwrap(), 1);
+    assert!(store.changes_after(0).await.unwrap().is_empty());
 }
