@@ -36,8 +36,10 @@ use crate::store::{ChangeKind, ChangeRow, Store, StoreError};
 pub const SQLITE_POLL: Duration = Duration::from_millis(100);
 /// How often PostgreSQL is read without a wake-up.
 pub const PG_SAFETY_POLL: Duration = Duration::from_secs(5);
-/// Wait before reconnecting a lost listener after a failed attempt.
+/// Wait before reconnecting a lost listener after a failed attempt, doubling up to the maximum
+/// while the database stays unreachable.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Events older than this are deleted.
 pub const RETENTION_SECS: i64 = 3600;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -155,6 +157,7 @@ impl Tailer {
 
     async fn run_listening(&mut self) {
         let mut first = true;
+        let mut backoff = RECONNECT_BACKOFF;
         loop {
             if self.stopped() {
                 return;
@@ -166,13 +169,15 @@ impl Tailer {
                     if e.is_closed() {
                         return;
                     }
-                    tracing::warn!(error = %e, "change feed: cannot listen; retrying");
-                    if !self.pause(RECONNECT_BACKOFF).await {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "change feed: cannot listen");
+                    if !self.pause(backoff).await {
                         return;
                     }
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
                     continue;
                 }
             };
+            backoff = RECONNECT_BACKOFF;
             if !first {
                 // Wake-ups were lost while the connection was down: start over from a clean
                 // cache at the newest id.
@@ -230,11 +235,16 @@ impl Tailer {
         }
     }
 
-    /// Flushes every cache and moves to the newest id.
+    /// Flushes every cache and moves to the newest id. The id is read before the flush: an
+    /// event committed after the read is still read by id; one committed before it is in the
+    /// database every load after the flush sees (and a load that straddles the flush is dropped
+    /// by the caches' generation check). Without the newest id, it flushes and keeps reading
+    /// from the last id applied, which loses nothing either.
     async fn resync(&mut self) -> Next {
-        match self.store.newest_change_id().await {
+        let newest = self.store.newest_change_id().await;
+        self.flush();
+        match newest {
             Ok(newest) => {
-                self.flush();
                 self.set_last(newest.max(self.last));
                 Next::Continue
             }
