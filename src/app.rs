@@ -62,6 +62,8 @@ pub struct AppInner {
     pub accounts: Accounts,
     pub sessions: SessionService,
     pub tokens: ApiTokens,
+    /// The change-feed tailer: applies changes made by other processes to the caches.
+    pub feed: crate::feed::Feed,
     pub audit: AuditLog,
     pub keys: Keys,
     pub templates: Templates,
@@ -114,6 +116,8 @@ impl App {
             settings.security.require_2fa_for_admins,
         );
         let tokens = ApiTokens::new(store.clone(), clock.clone(), audit.clone());
+        let feed =
+            crate::feed::Feed::start(store.clone(), sessions.clone(), tokens.clone()).await?;
         let mailer = crate::mail::Mailer::new(&settings.mail)?;
         let portal = crate::portal::PortalState::new(&settings.security);
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
@@ -146,6 +150,7 @@ impl App {
                 accounts,
                 sessions,
                 tokens,
+                feed,
                 audit,
                 keys,
                 templates,

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod feed;
 pub mod gateway;
 pub mod import;
 pub mod mail;

@@ -60,7 +60,7 @@ impl Accounts {
     }
 
     /// Turns two-factor sign-in off for a user who lost their device: clears the secret,
-    /// recovery codes and last used step.
+    /// recovery codes and last used step; the user's sessions end with it.
     pub async fn reset_twofa(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {
         if !self.store().reset_twofa(id, self.now()).await? {
             return Err(AccountError::NotFound);

@@ -386,11 +386,13 @@ impl Accounts {
         let user = self.get(id).await?.ok_or(AccountError::NotFound)?;
         self.check_password(password, &[&user.username, &user.email])?;
         let hash = self.inner.hasher.hash(password).await?;
-        self.inner
+        // One transaction: the new hash, the ended sessions and the change-feed event.
+        let ended = self
+            .inner
             .store
-            .set_password_hash(id, Some(&hash), self.now())
-            .await?;
-        let ended = self.inner.store.end_sessions_of(id, keep).await?;
+            .set_password_ending_sessions(id, Some(&hash), Some(keep), self.now())
+            .await?
+            .ok_or(AccountError::NotFound)?;
         self.record(
             self.event(ActivityKind::PasswordChange, Some(id))
                 .describe("Password changed"),
@@ -412,7 +414,8 @@ impl Accounts {
         Ok(self.inner.store.list_users(filter, self.now()).await?)
     }
 
-    /// Locks an account until `until` (by hand, e.g. from the CLI or console).
+    /// Locks an account until `until` (by hand, e.g. from the CLI or console); the user's
+    /// sessions end with it.
     pub async fn lock(
         &self,
         id: UserId,
@@ -457,13 +460,18 @@ impl Accounts {
         actor: Option<UserId>,
     ) -> Result<Vec<String>, AccountError> {
         let now = self.now();
-        if !self.inner.store.set_deleted(id, true, now).await? {
+        // One transaction: the flag, the ended sessions and the change-feed event.
+        let Some(ended) = self
+            .inner
+            .store
+            .set_deleted_ending_sessions(id, true, now)
+            .await?
+        else {
             return match self.get(id).await? {
                 Some(_) => Err(AccountError::Conflict("user is already deleted".into())),
                 None => Err(AccountError::NotFound),
             };
-        }
-        let ended = self.inner.store.end_sessions_of(id, None).await?;
+        };
         self.record(
             self.event(ActivityKind::UserDeleted, Some(id))
                 .describe("Account deleted (soft)")

@@ -69,7 +69,8 @@ impl Accounts {
     }
 
     /// Sets a new password through a reset token (policy-checked); the token is spent and any
-    /// lockout lifted. The caller ends the user's sessions.
+    /// lockout lifted; the user's sessions end in the same transaction (the caller drops them
+    /// from its cache).
     pub async fn reset_password(
         &self,
         token: &str,

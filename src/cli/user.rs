@@ -47,7 +47,7 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Lock an account so it cannot sign in
+    /// Lock an account so it cannot sign in (ends its sessions)
     Lock {
         user: String,
         /// How long, e.g. 30m, 2h, 7d
@@ -60,6 +60,13 @@ pub enum UserCommand {
     Delete { user: String },
     /// Restore a soft-deleted account
     Restore { user: String },
+    /// Deactivate an account: it cannot sign in, and its sessions end
+    Deactivate { user: String },
+    /// Activate a deactivated account
+    Activate { user: String },
+    /// Turn two-factor sign-in off for a user who lost their device (ends their sessions)
+    #[command(name = "reset-2fa")]
+    ResetTwofa { user: String },
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +230,25 @@ pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
             let u = acc.find(user).await?;
             acc.restore(u.id, None).await?;
             println!("{} is restored", u.username);
+        }
+        UserCommand::Deactivate { user } | UserCommand::Activate { user } => {
+            let active = matches!(cmd, UserCommand::Activate { .. });
+            let u = acc.find(user).await?;
+            let patch = crate::store::UserPatch {
+                is_active: Some(active),
+                ..crate::store::UserPatch::default()
+            };
+            acc.update(u.id, patch, None).await?;
+            let state = if active { "active" } else { "inactive" };
+            println!("{} is {state}", u.username);
+        }
+        UserCommand::ResetTwofa { user } => {
+            let u = acc.find(user).await?;
+            acc.reset_twofa(u.id, None).await?;
+            println!(
+                "two-factor sign-in is off for {}; their sessions ended",
+                u.username
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

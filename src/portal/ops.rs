@@ -129,10 +129,43 @@ pub fn metrics_body(app: &App) -> Response<Body> {
         "# TYPE gatehouse_connections_open gauge\ngatehouse_connections_open {}\n",
         m.connections_open.load(Ordering::Relaxed)
     ));
+    body.push_str(&feed_metrics(app.feed.stats()));
     let mut r = respond::text(StatusCode::OK, body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+/// The change feed: events applied, flushes, reconnects, and the lag from commit to applied.
+fn feed_metrics(f: &crate::feed::FeedStats) -> String {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let secs = |us: u64| us as f64 / 1e6;
+    let applied = get(&f.applied);
+    let mut out = String::new();
+    for (name, v) in [
+        ("gatehouse_feed_events_applied_total", applied),
+        ("gatehouse_feed_flushes_total", get(&f.flushes)),
+        ("gatehouse_feed_reconnects_total", get(&f.reconnects)),
+        ("gatehouse_feed_read_errors_total", get(&f.errors)),
+    ] {
+        out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
+    }
+    out.push_str(&format!(
+        "# TYPE gatehouse_feed_last_id gauge\ngatehouse_feed_last_id {}\n",
+        f.last_id.load(Ordering::Relaxed)
+    ));
+    out.push_str(&format!(
+        "# TYPE gatehouse_feed_lag_seconds summary\ngatehouse_feed_lag_seconds_sum {}\n\
+         gatehouse_feed_lag_seconds_count {applied}\n",
+        secs(get(&f.lag_sum_us))
+    ));
+    for (name, us) in [
+        ("gatehouse_feed_lag_last_seconds", get(&f.lag_last_us)),
+        ("gatehouse_feed_lag_max_seconds", get(&f.lag_max_us)),
+    ] {
+        out.push_str(&format!("# TYPE {name} gauge\n{name} {}\n", secs(us)));
+    }
+    out
 }

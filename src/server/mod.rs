@@ -72,6 +72,7 @@ impl Running {
             writer.shutdown().await;
         }
         self.app.sessions.flush().await;
+        self.app.feed.stop();
         let stats = self.app.audit.stats();
         tracing::info!(
             written = stats.written,

@@ -9,12 +9,13 @@
 //! ```
 //!
 //! A token acts as its user with that user's roles. The cached identity is dropped on revoke
-//! and by [`ApiTokens::evict_user`] after a change to the user; a revocation made by another
-//! process (the CLI) is seen within the cache TTL.
+//! and by [`ApiTokens::evict_user`] after a change to the user; the change feed (`crate::feed`)
+//! calls [`ApiTokens::evict_token_hash`], [`ApiTokens::evict_user`] and [`ApiTokens::flush_all`]
+//! for changes made by other processes (the CLI, another instance).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -54,6 +55,9 @@ struct Inner {
     unknown: Cache<String, ()>,
     /// Failed bearer attempts per client address (a fixed window from the first failure).
     failures: Cache<IpAddr, Arc<AtomicU32>>,
+    /// Bumped by every eviction, so a load that raced with one drops what it cached (as in
+    /// `SessionService`).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for ApiTokens {
@@ -95,6 +99,7 @@ impl ApiTokens {
                     .max_capacity(100_000)
                     .time_to_live(FAILURE_WINDOW)
                     .build(),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -156,7 +161,7 @@ impl ApiTokens {
     }
 
     /// Resolves a bearer token to its principal; `Ok(None)` for anything not live (garbage,
-    /// unknown, revoked, expired, or a user who is deleted or inactive).
+    /// unknown, revoked, expired, or a user who is deleted, inactive or locked).
     pub async fn authenticate(
         &self,
         token: &str,
@@ -190,13 +195,14 @@ impl ApiTokens {
 
     async fn load(&self, hash: &str, now: Ts) -> Result<Option<Arc<TokenPrincipal>>, StoreError> {
         let store = &self.inner.store;
+        let generation = self.inner.generation.load(Ordering::SeqCst);
         let Some(row) = store.token_by_hash(hash).await?.filter(|t| t.is_live(now)) else {
             return Ok(None);
         };
         let Some(user) = store
             .user_by_id(row.user_id)
             .await?
-            .filter(|u| u.is_active && !u.is_deleted)
+            .filter(|u| u.is_active && !u.is_deleted && !u.is_locked(now))
         else {
             return Ok(None);
         };
@@ -209,6 +215,9 @@ impl ApiTokens {
             expires_at: row.expires_at,
         });
         self.inner.cache.insert(hash.to_string(), p.clone()).await;
+        if self.inner.generation.load(Ordering::SeqCst) != generation {
+            self.inner.cache.invalidate(hash).await;
+        }
         Ok(Some(p))
     }
 
@@ -252,8 +261,22 @@ impl ApiTokens {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Drops one cached token by hash (revoked elsewhere).
+    pub async fn evict_token_hash(&self, hash: &str) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.invalidate(hash).await;
+    }
+
+    /// Drops every cached token.
+    pub fn flush_all(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.invalidate_all();
+        self.inner.unknown.invalidate_all();
+    }
+
     /// Drops the cached identities of a user's tokens (after a role, status or profile change).
     pub fn evict_user(&self, user: UserId) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self
             .inner
             .cache

@@ -10,8 +10,13 @@
 //!
 //! Steady state is zero queries per request: `last_activity` is written back at most once per
 //! `touch_interval` per session, by a background task. Sign-out and revocation evict at once;
-//! [`SessionService::evict_token_hashes`] and [`SessionService::evict_user`] are the hooks a
-//! cross-instance event feed would call.
+//! [`SessionService::evict_token_hashes`], [`SessionService::evict_user`] and
+//! [`SessionService::flush_all`] are the hooks the change feed (`crate::feed`) calls for changes
+//! made by other processes.
+//!
+//! A load from the database races with an eviction: a request may read a session just before
+//! another process ends it, and cache it just after the feed evicted it. Every eviction bumps a
+//! generation counter; a load that sees the counter move while it ran drops what it cached.
 
 pub mod api_tokens;
 mod identity;
@@ -93,6 +98,8 @@ struct Inner {
     unknown: Cache<String, ()>,
     toucher: toucher::Toucher,
     stats: SessionStats,
+    /// Bumped by every eviction; see the module docs.
+    generation: AtomicU64,
     /// `security.require_2fa_for_admins`: sessions of admins that did not pass a two-factor
     /// step carry no admin powers.
     admin_requires_2fa: bool,
@@ -118,8 +125,8 @@ impl SessionService {
         settings: SessionSettings,
         admin_requires_2fa: bool,
     ) -> SessionService {
-        // Entries live no longer than the idle timeout; a revocation made by another process is
-        // therefore seen within that bound even without an event feed.
+        // Entries live no longer than the idle timeout; the change feed evicts what other
+        // processes change much sooner, and this bounds the damage should it fall behind.
         let ttl = settings.idle_timeout.min(Duration::from_secs(15 * 60));
         let cache = Cache::builder()
             .max_capacity(settings.cache_capacity)
@@ -140,6 +147,7 @@ impl SessionService {
                 unknown,
                 toucher,
                 stats: SessionStats::default(),
+                generation: AtomicU64::new(0),
                 admin_requires_2fa,
                 tunnels: tunnels::Tunnels::new(),
             }),
@@ -269,6 +277,7 @@ impl SessionService {
 
     async fn load(&self, hash: &str) -> Result<Option<Arc<Session>>, StoreError> {
         let store = &self.inner.store;
+        let generation = self.inner.generation.load(Ordering::SeqCst);
         let Some(row) = store.session_by_token_hash(hash).await? else {
             return Ok(None);
         };
@@ -277,6 +286,12 @@ impl SessionService {
         };
         if user.is_deleted || !user.is_active {
             store.end_session(row.id).await?;
+            return Ok(None);
+        }
+        // A locked account's sessions are refused but not ended: a lockout after failed
+        // sign-ins (which anyone can cause) must not sign the owner out for good. A lock made
+        // by hand ends the sessions itself.
+        if user.is_locked(self.now()) {
             return Ok(None);
         }
         let roles = store.roles_of(user.id).await?;
@@ -294,6 +309,10 @@ impl SessionService {
             .cache
             .insert(hash.to_string(), session.clone())
             .await;
+        if self.inner.generation.load(Ordering::SeqCst) != generation {
+            // An eviction ran while we read: what we read may predate it.
+            self.inner.cache.invalidate(hash).await;
+        }
         Ok(Some(session))
     }
 
@@ -352,6 +371,7 @@ impl SessionService {
 
     /// Drops cached sessions by token hash (after the store ended them).
     pub async fn evict_token_hashes(&self, hashes: &[String]) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         for h in hashes {
             self.inner.cache.invalidate(h).await;
             self.inner
@@ -363,6 +383,7 @@ impl SessionService {
     /// Drops every cached session of a user, so the next request reloads their identity (after
     /// a profile, role or status change).
     pub fn evict_user(&self, user: UserId) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self
             .inner
             .cache
@@ -393,6 +414,14 @@ impl SessionService {
     /// Evictions, for tunnels that must close when their session ends.
     pub fn tunnel_events(&self) -> tokio::sync::broadcast::Receiver<tunnels::Revalidate> {
         self.inner.tunnels.subscribe()
+    }
+
+    /// Drops every cached session (and the cache of unknown tokens), so every next request
+    /// reloads from the database; for the change feed after a gap it cannot account for.
+    pub fn flush_all(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.invalidate_all();
+        self.inner.unknown.invalidate_all();
     }
 
     /// Writes pending `last_activity` updates; for shutdown.

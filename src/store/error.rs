@@ -21,6 +21,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the pool was closed (the process is shutting down).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::PoolClosed))
+    }
+
     /// Whether the database itself is unreachable or failing, as opposed to a bad request.
     pub fn is_unavailable(&self) -> bool {
         matches!(

@@ -10,6 +10,7 @@
 mod account_tokens;
 mod activity;
 mod error;
+pub mod events;
 pub mod ids;
 pub mod import;
 mod roles;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use error::StoreError;
+pub use events::{Change, ChangeKind, ChangeRow};
 pub use ids::{SessionId, TokenId, UserId};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, Ts, UserId, execute, on_pool};
+use super::events::{Change, ChangeKind, append_change, in_tx};
+use super::{Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RoleRow {
@@ -22,6 +23,7 @@ impl RoleRow {
 
 impl Store {
     /// Grants a role, or renews it (new expiry, grantor, active again) when the user had it.
+    /// Appends a change-feed event in the same transaction.
     pub async fn grant_role(
         &self,
         user: UserId,
@@ -30,33 +32,47 @@ impl Store {
         expires_at: Option<Ts>,
         now: Ts,
     ) -> Result<RoleRow, StoreError> {
-        let row = on_pool!(self, |p| {
-            sqlx::query_as::<_, RoleRow>(
-            "INSERT INTO user_roles (user_id, role_name, granted_at, granted_by, expires_at, is_active) \
-             VALUES ($1, $2, $3, $4, $5, TRUE) \
-             ON CONFLICT (user_id, role_name) DO UPDATE SET granted_at = excluded.granted_at, \
-             granted_by = excluded.granted_by, expires_at = excluded.expires_at, is_active = TRUE \
-             RETURNING user_id, role_name, granted_at, granted_by, expires_at, is_active"
-        )
-        .bind(user)
-        .bind(role)
-        .bind(now)
-        .bind(granted_by)
-        .bind(expires_at)
-        .fetch_one(p)
-        .await
+        let change = Change::user(ChangeKind::RoleGranted, user).detail(role);
+        let row = in_tx!(self, |tx| {
+            let row = sqlx::query_as::<_, RoleRow>(
+                "INSERT INTO user_roles (user_id, role_name, granted_at, granted_by, expires_at, \
+                 is_active) VALUES ($1, $2, $3, $4, $5, TRUE) \
+                 ON CONFLICT (user_id, role_name) DO UPDATE SET granted_at = excluded.granted_at, \
+                 granted_by = excluded.granted_by, expires_at = excluded.expires_at, is_active = TRUE \
+                 RETURNING user_id, role_name, granted_at, granted_by, expires_at, is_active",
+            )
+            .bind(user)
+            .bind(role)
+            .bind(now)
+            .bind(granted_by)
+            .bind(expires_at)
+            .fetch_one(&mut **tx)
+            .await?;
+            append_change!(tx, &change).await?;
+            row
         })?;
         Ok(row)
     }
 
-    /// Deactivates a role; returns whether the user held it.
+    /// Deactivates a role; returns whether the user held it. Appends a change-feed event in the
+    /// same transaction.
     pub async fn revoke_role(&self, user: UserId, role: &str) -> Result<bool, StoreError> {
-        let n = execute!(
-            self,
-            "UPDATE user_roles SET is_active = FALSE WHERE user_id = $1 AND role_name = $2 AND is_active",
-            user,
-            role
-        )?;
+        let change = Change::user(ChangeKind::RoleRevoked, user).detail(role);
+        let n = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE user_roles SET is_active = FALSE WHERE user_id = $1 AND role_name = $2 \
+                 AND is_active",
+            )
+            .bind(user)
+            .bind(role)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                append_change!(tx, &change).await?;
+            }
+            n
+        })?;
         Ok(n > 0)
     }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::events::{Change, ChangeKind, append_change, in_tx};
 use super::{SessionId, Store, StoreError, Ts, UserId, execute, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -30,6 +31,21 @@ pub struct NewSession {
     pub twofa_verified: bool,
     pub remember_me: bool,
 }
+
+/// Inside a transaction (`&mut Transaction`): ends every active session of `$user` except
+/// `$keep` (`Option<SessionId>`); evaluates to the ended token hashes.
+macro_rules! end_user_sessions {
+    ($tx:expr, $user:expr, $keep:expr) => {
+        sqlx::query_scalar::<_, String>(
+            "UPDATE user_sessions SET is_active = FALSE WHERE user_id = $1 AND is_active \
+             AND id <> $2 RETURNING session_token",
+        )
+        .bind($user)
+        .bind($keep.map_or(-1, |k: $crate::store::SessionId| k.0))
+        .fetch_all(&mut **$tx)
+    };
+}
+pub(crate) use end_user_sessions;
 
 const COLS: &str = "id, user_id, session_token, ip_address, user_agent, created_at, last_activity, \
     expires_at, is_active, twofa_verified, remember_me";
@@ -93,35 +109,40 @@ impl Store {
         Ok(rows)
     }
 
-    /// Ends one session; returns its token hash when it was active.
+    /// Ends one session; returns its token hash when it was active. Appends a change-feed event
+    /// in the same transaction.
     pub async fn end_session(&self, id: SessionId) -> Result<Option<String>, StoreError> {
-        let hash: Option<String> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-            "UPDATE user_sessions SET is_active = FALSE WHERE id = $1 AND is_active RETURNING session_token"
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await
+        let hash = in_tx!(self, |tx| {
+            let ended: Option<(String, UserId)> = sqlx::query_as(
+                "UPDATE user_sessions SET is_active = FALSE WHERE id = $1 AND is_active \
+                 RETURNING session_token, user_id",
+            )
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some((hash, user)) = &ended {
+                let change = Change::token(ChangeKind::SessionEnded, Some(*user), hash);
+                append_change!(tx, &change).await?;
+            }
+            ended.map(|(h, _)| h)
         })?;
         Ok(hash)
     }
 
     /// Ends every active session of a user except `keep`; returns the ended token hashes.
+    /// Appends a change-feed event in the same transaction when any ended.
     pub async fn end_sessions_of(
         &self,
         user: UserId,
         keep: Option<SessionId>,
     ) -> Result<Vec<String>, StoreError> {
-        let keep = keep.map_or(-1, |k| k.0);
-        let hashes: Vec<String> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-            "UPDATE user_sessions SET is_active = FALSE WHERE user_id = $1 AND is_active AND id <> $2 \
-             RETURNING session_token"
-        )
-        .bind(user)
-        .bind(keep)
-        .fetch_all(p)
-        .await
+        let hashes = in_tx!(self, |tx| {
+            let hashes = end_user_sessions!(tx, user, keep).await?;
+            if !hashes.is_empty() {
+                let change = Change::user(ChangeKind::SessionsEnded, user);
+                append_change!(tx, &change).await?;
+            }
+            hashes
         })?;
         Ok(hashes)
     }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::events::{Change, ChangeKind, append_change, in_tx};
 use super::{Store, StoreError, TokenId, Ts, UserId, on_pool};
 
 /// A token row with its owner's username (every query joins `users`).
@@ -96,16 +97,24 @@ impl Store {
         Ok(rows)
     }
 
-    /// Revokes a token; returns its hash when it was not revoked before.
+    /// Revokes a token; returns its hash when it was not revoked before. Appends a change-feed
+    /// event in the same transaction.
     pub async fn revoke_token(&self, id: TokenId, now: Ts) -> Result<Option<String>, StoreError> {
-        let hash: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-             RETURNING token_hash"
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(p)
-        .await)?;
+        let hash = in_tx!(self, |tx| {
+            let revoked: Option<(String, UserId)> = sqlx::query_as(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+                 RETURNING token_hash, user_id",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some((hash, user)) = &revoked {
+                let change = Change::token(ChangeKind::TokenRevoked, Some(*user), hash);
+                append_change!(tx, &change).await?;
+            }
+            revoked.map(|(h, _)| h)
+        })?;
         Ok(hash)
     }
 

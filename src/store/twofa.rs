@@ -2,6 +2,7 @@
 //! recovery codes. Every write that must happen at most once is one conditional `UPDATE`, so
 //! two requests racing with the same code cannot both win.
 
+use super::events::{Change, ChangeKind, append_change, in_tx};
 use super::{Store, StoreError, Ts, UserId, execute, on_pool};
 
 impl Store {
@@ -31,28 +32,46 @@ impl Store {
         recovery_json: &str,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = execute!(
-            self,
-            "UPDATE users SET twofa_enabled = TRUE, twofa_last_step = $1, twofa_recovery_codes = $2, \
-             updated_at = $3 WHERE id = $4 AND NOT twofa_enabled AND twofa_secret IS NOT NULL \
-             AND (twofa_last_step IS NULL OR twofa_last_step < $1)",
-            step,
-            recovery_json,
-            now,
-            id
-        )?;
+        let change = Change::user(ChangeKind::TwofaEnabled, id);
+        let n = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE users SET twofa_enabled = TRUE, twofa_last_step = $1, \
+                 twofa_recovery_codes = $2, updated_at = $3 WHERE id = $4 AND NOT twofa_enabled \
+                 AND twofa_secret IS NOT NULL AND (twofa_last_step IS NULL OR twofa_last_step < $1)",
+            )
+            .bind(step)
+            .bind(recovery_json)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                append_change!(tx, &change).await?;
+            }
+            n
+        })?;
         Ok(n > 0)
     }
 
     /// Turns 2FA off and forgets the secret, the codes and the last step.
     pub async fn disable_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
-        let n = execute!(
-            self,
-            "UPDATE users SET twofa_enabled = FALSE, twofa_secret = NULL, twofa_recovery_codes = NULL, \
-             twofa_last_step = NULL, updated_at = $1 WHERE id = $2",
-            now,
-            id
-        )?;
+        let change = Change::user(ChangeKind::TwofaDisabled, id);
+        let n = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE users SET twofa_enabled = FALSE, twofa_secret = NULL, \
+                 twofa_recovery_codes = NULL, twofa_last_step = NULL, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                append_change!(tx, &change).await?;
+            }
+            n
+        })?;
         Ok(n > 0)
     }
 

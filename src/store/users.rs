@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, Ts, UserId, execute, on_pool};
+use super::events::{Change, ChangeKind, append_change, in_tx};
+use super::sessions::end_user_sessions;
+use super::{SessionId, Store, StoreError, Ts, UserId, on_pool};
 
 /// Subscription tiers, in the spec's order.
 pub const TIERS: [&str; 4] = ["free", "beta", "premium", "enterprise"];
@@ -387,7 +389,13 @@ impl Store {
         if let Some(c) = patch.credits_balance {
             set("credits_balance", Val::I64(c), &mut parts);
         }
-        set("updated_at", Val::Ts(Some(now)), &mut parts);
+        // What the change feed names (the columns changed, without `updated_at`).
+        let changed: Vec<String> = sets
+            .iter()
+            .filter_map(|s| s.split(' ').next().map(str::to_string))
+            .collect();
+        let ph = parts.push_val(Val::Ts(Some(now)));
+        sets.push(format!("updated_at = {ph}"));
         let id_ph = parts.push_val(Val::I64(id.0));
         parts.sql = format!(
             "UPDATE users SET {} WHERE id = {id_ph} RETURNING *",
@@ -395,30 +403,71 @@ impl Store {
         );
         let sql = sqlx::AssertSqlSafe(parts.sql);
         let vals = parts.vals;
-        let row = on_pool!(self, |p| bind_vals!(
-            sqlx::query_as::<_, UserRow>(sql),
-            &vals
-        )
-        .fetch_optional(p)
-        .await)?;
+        let deactivated = patch.is_active == Some(false);
+        let change = Change::user(ChangeKind::UserUpdated, id).detail(changed.join(","));
+        let row = in_tx!(self, |tx| {
+            let row = bind_vals!(sqlx::query_as::<_, UserRow>(sql), &vals)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if row.is_some() {
+                // A deactivated account's sessions end with it, in the same transaction.
+                if deactivated {
+                    end_user_sessions!(tx, id, None::<SessionId>).await?;
+                }
+                append_change!(tx, &change).await?;
+            }
+            row
+        })?;
         Ok(row)
     }
 
+    /// Sets (or clears) the password hash; appends a change-feed event.
     pub async fn set_password_hash(
         &self,
         id: UserId,
         hash: Option<&str>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let r = execute!(
-            self,
-            "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2, \
-             password_reset_token = NULL, password_reset_expires_at = NULL WHERE id = $3",
-            hash,
-            now,
-            id
-        )?;
-        Ok(r > 0)
+        Ok(self
+            .set_password_ending_sessions(id, hash, None, now)
+            .await?
+            .is_some())
+    }
+
+    /// Sets (or clears) the password hash and, with `end_sessions = Some(keep)`, ends every
+    /// session of the user but `keep`, in one transaction with its change-feed event. Returns
+    /// the ended sessions' token hashes, or `None` when the user does not exist.
+    pub async fn set_password_ending_sessions(
+        &self,
+        id: UserId,
+        hash: Option<&str>,
+        end_sessions: Option<Option<SessionId>>,
+        now: Ts,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let change = Change::user(ChangeKind::PasswordChanged, id);
+        let ended = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2, \
+                 password_reset_token = NULL, password_reset_expires_at = NULL WHERE id = $3",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                None
+            } else {
+                let ended = match end_sessions {
+                    Some(keep) => end_user_sessions!(tx, id, keep).await?,
+                    None => Vec::new(),
+                };
+                append_change!(tx, &change).await?;
+                Some(ended)
+            }
+        })?;
+        Ok(ended)
     }
 
     /// Takes one password attempt for the account before the password is checked, so that
@@ -533,22 +582,39 @@ impl Store {
         Ok(())
     }
 
-    /// Locks (`Some(until)`) or unlocks (`None`) an account by hand.
+    /// Locks (`Some(until)`) or unlocks (`None`) an account by hand. Locking also ends the
+    /// user's sessions; both append a change-feed event in the same transaction.
     pub async fn set_lock(
         &self,
         id: UserId,
         until: Option<Ts>,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        let n = execute!(
-            self,
-            "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, failed_twofa_attempts = 0, updated_at = $2 \
-             WHERE id = $3",
-            until,
-            now,
-            id
-        )?;
-        Ok(n > 0)
+        let kind = match until {
+            Some(_) => ChangeKind::UserLocked,
+            None => ChangeKind::UserUnlocked,
+        };
+        let change = Change::user(kind, id);
+        let found = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE users SET account_locked_until = $1, failed_login_attempts = 0, \
+                 failed_twofa_attempts = 0, updated_at = $2 WHERE id = $3",
+            )
+            .bind(until)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                if until.is_some() {
+                    end_user_sessions!(tx, id, None::<SessionId>).await?;
+                }
+                append_change!(tx, &change).await?;
+            }
+            n > 0
+        })?;
+        Ok(found)
     }
 
     /// Soft delete (`true`) or restore (`false`). Returns whether a row changed state.
@@ -558,17 +624,53 @@ impl Store {
         deleted: bool,
         now: Ts,
     ) -> Result<bool, StoreError> {
+        Ok(self
+            .set_deleted_ending_sessions(id, deleted, now)
+            .await?
+            .is_some())
+    }
+
+    /// Soft delete (`true`, which also ends every session) or restore (`false`), in one
+    /// transaction with its change-feed event. Returns the ended sessions' token hashes, or
+    /// `None` when no row changed state.
+    pub async fn set_deleted_ending_sessions(
+        &self,
+        id: UserId,
+        deleted: bool,
+        now: Ts,
+    ) -> Result<Option<Vec<String>>, StoreError> {
         let deleted_at = deleted.then_some(now);
-        let n = execute!(
-            self,
-            "UPDATE users SET is_deleted = $1, deleted_at = $2, updated_at = $3 \
-             WHERE id = $4 AND is_deleted <> $1",
-            deleted,
-            deleted_at,
-            now,
-            id
-        )?;
-        Ok(n > 0)
+        let kind = if deleted {
+            ChangeKind::UserDeleted
+        } else {
+            ChangeKind::UserRestored
+        };
+        let change = Change::user(kind, id);
+        let ended = in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE users SET is_deleted = $1, deleted_at = $2, updated_at = $3 \
+                 WHERE id = $4 AND is_deleted <> $1",
+            )
+            .bind(deleted)
+            .bind(deleted_at)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                None
+            } else {
+                let ended = if deleted {
+                    end_user_sessions!(tx, id, None::<SessionId>).await?
+                } else {
+                    Vec::new()
+                };
+                append_change!(tx, &change).await?;
+                Some(ended)
+            }
+        })?;
+        Ok(ended)
     }
 
     /// Lists users matching `f`, ordered by id, with the total count of matches.

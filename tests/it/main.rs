@@ -14,6 +14,7 @@ mod browser;
 mod bypass;
 mod cli;
 mod deadlines;
+mod feed;
 mod import;
 mod portal;
 mod proxy;

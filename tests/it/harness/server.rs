@@ -147,6 +147,36 @@ impl TestServer {
         })
     }
 
+    /// A second instance on this server's database (and data folder, so the same keys), in
+    /// front of the same upstream, with [`ROUTES`] and `extra` — as for [`TestServer::start`].
+    /// It has its own caches and clock, as another process would; the first server must
+    /// outlive it.
+    pub async fn second(&self, extra: &str) -> TestServer {
+        let toml = base_toml(&self.db, &format!("http://{}", self.upstream))
+            + &format!("{ROUTES}\n{extra}");
+        let settings =
+            gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+        let clock = Arc::new(ManualClock::starting_now());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = gatehouse::server::start(settings, clock.clone(), Some(listener))
+            .await
+            .expect("second server starts");
+        let addr = running.local_addr;
+        TestServer {
+            running: Some(running),
+            addr,
+            base: format!("http://{addr}"),
+            clock,
+            db: TestDb {
+                url: self.db.url.clone(),
+                backend: self.db.backend,
+                dir: tempfile::tempdir().expect("temp dir"),
+            },
+            upstream: self.upstream,
+            stop_upstream: None,
+        }
+    }
+
     pub fn app(&self) -> &gatehouse::app::App {
         &self.running.as_ref().expect("server running").app
     }
