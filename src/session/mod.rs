@@ -395,14 +395,6 @@ impl SessionService {
         self.inner.tunnels.notify(tunnels::Revalidate::User(user));
     }
 
-    /// Drops every cached session (after a gap in the change feed): the next request of each
-    /// reloads it, and every tunnel checks its session again.
-    pub fn flush_all(&self) {
-        self.inner.cache.invalidate_all();
-        self.inner.unknown.invalidate_all();
-        self.inner.tunnels.notify(tunnels::Revalidate::All);
-    }
-
     /// How long until `s` expires (idle or absolute), as of now.
     pub fn time_left(&self, s: &Session) -> Duration {
         let idle = chrono::Duration::from_std(self.inner.settings.idle_timeout)
@@ -418,10 +410,12 @@ impl SessionService {
 
     /// Drops every cached session (and the cache of unknown tokens), so every next request
     /// reloads from the database; for the change feed after a gap it cannot account for.
+    /// Every tunnel checks its session again.
     pub fn flush_all(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate_all();
         self.inner.unknown.invalidate_all();
+        self.inner.tunnels.notify(tunnels::Revalidate::All);
     }
 
     /// Writes pending `last_activity` updates; for shutdown.

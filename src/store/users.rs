@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{Change, ChangeKind, append_change, in_tx};
 use super::sessions::end_user_sessions;
-use super::{SessionId, Store, StoreError, Ts, UserId, on_pool};
+use super::{SessionId, Store, StoreError, Ts, UserId, execute, on_pool};
 
 /// Subscription tiers, in the spec's order.
 pub const TIERS: [&str; 4] = ["free", "beta", "premium", "enterprise"];
