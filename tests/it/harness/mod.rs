@@ -6,6 +6,7 @@ pub mod db;
 pub mod mail;
 pub mod otp;
 pub mod server;
+pub mod tls;
 
 pub use db::{Backend, TestDb};
 pub use server::{Browser, PASSWORD, Resp, TestServer};
