@@ -320,4 +320,12 @@ async fn websocket_tunnels_end_with_their_session() {
         .await
         .unwrap();
     assert_closed(&mut ws).await;
+
+    // And locking the account, as any process would: the change feed brings it here.
+    let mut alice = s.browser();
+    alice.login("alice", crate::harness::PASSWORD).await;
+    let mut ws = open_ws(s.addr, &alice.cookie_header().unwrap()).await;
+    let until = gatehouse::store::Ts(s.app().now().0 + chrono::Duration::hours(1));
+    s.app().accounts.lock(user.id, until, None).await.unwrap();
+    assert_closed(&mut ws).await;
 }
