@@ -19,6 +19,7 @@ both_backends! {
     ipv6_clients_throttled_per_64,
     role_names_normalised_in_routes,
     sign_up_answers_the_same_for_a_taken_address,
+    csrf_token_bound_to_the_session,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,4 +441,35 @@ async fn sign_up_answers_the_same_for_a_taken_address(b: Backend) {
     );
     assert!(mail.text.contains("/_auth/reset"));
     assert_eq!(mails_to(&outbox, "kim@example.com").len(), 1);
+}
+
+async fn csrf_token_bound_to_the_session(b: Backend) {
+    let Some(s) = TestServer::start(b, "").await else {
+        return;
+    };
+    let mut a = s.signed_in("ann").await;
+    let mut bob = s.signed_in("bob").await;
+    let token_a = a.csrf("/_auth/account").await;
+    // Bob's browser with Ann's CSRF cookie and token (as if planted): his session differs.
+    bob.cookies.insert(
+        "gatehouse_csrf".into(),
+        a.cookies.get("gatehouse_csrf").unwrap().clone(),
+    );
+    let fields = [("csrf_token", token_a.as_str()), ("first_name", "Mallory")];
+    let r = bob.post_form("/_auth/account/profile", &fields).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // The same token in Ann's own browser works.
+    let r = a.post_form("/_auth/account/profile", &fields).await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // A token minted before sign-in (no session) no longer passes once there is a session.
+    let mut c = s.browser();
+    let anonymous = c.csrf("/_auth/login").await;
+    c.login("ann", PASSWORD).await;
+    let r = c
+        .post_form(
+            "/_auth/account/profile",
+            &[("csrf_token", anonymous.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
