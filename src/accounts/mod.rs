@@ -24,7 +24,10 @@ pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
-pub use validate::{is_timezone_name, normalize_role, validate_email, validate_username};
+pub use validate::{
+    DEFAULT_USERNAME_PATTERN, UsernameRules, is_timezone_name, normalize_role, username_skeleton,
+    validate_email, validate_username,
+};
 pub use view::{UserView, effective_roles};
 
 /// Where a request came from, for the activity log and `last_login_ip`.
@@ -162,8 +165,16 @@ impl Accounts {
         a: NewAccount,
         actor: Option<UserId>,
     ) -> Result<UserRow, AccountError> {
-        let username = validate_username(&a.username)?;
+        let username = self.inner.security.username_rules.check(&a.username)?;
         let email = validate_email(&a.email)?;
+        // A name that looks like an existing one is "taken", like the same name.
+        let skeleton = username_skeleton(&username);
+        if self.skeleton_taken(&skeleton).await?
+            || (username.contains('@')
+                && self.inner.store.user_by_email(&username).await?.is_some())
+        {
+            return Err(AccountError::Duplicate { field: "username" });
+        }
         let password_hash = match &a.password {
             Some(pw) => {
                 self.check_password(pw, &[&username, &email])?;
@@ -196,6 +207,10 @@ impl Accounts {
             legacy_lead_id: None,
         };
         let user = self.inner.store.insert_user(&new, now).await?;
+        self.inner
+            .store
+            .set_username_skeleton(user.id, &skeleton)
+            .await?;
         self.record(
             self.event(ActivityKind::UserCreated, Some(user.id))
                 .describe(format!("Account {} created", user.username))
@@ -203,6 +218,24 @@ impl Accounts {
         )
         .await;
         Ok(user)
+    }
+
+    /// Whether an existing username has this confusable skeleton. Fills in the skeletons of
+    /// users made without one first (before the column existed, or by an import).
+    async fn skeleton_taken(&self, skeleton: &str) -> Result<bool, AccountError> {
+        let store = &self.inner.store;
+        loop {
+            let missing = store.users_without_skeleton(500).await?;
+            if missing.is_empty() {
+                break;
+            }
+            for (id, name) in missing {
+                store
+                    .set_username_skeleton(id, &username_skeleton(&name))
+                    .await?;
+            }
+        }
+        Ok(store.username_skeleton_taken(skeleton).await?)
     }
 
     /// Signs in by username or email. Unknown user, wrong password, inactive, deleted and locked

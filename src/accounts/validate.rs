@@ -2,27 +2,78 @@
 
 use super::AccountError;
 
-/// Usernames: 1–64 characters of letters, digits, `.`, `_`, `-`; no `@`, so a username can
-/// never be mistaken for someone else's email at sign-in.
+use unicode_normalization::UnicodeNormalization;
+
+/// The default `security.username_pattern`: ASCII letters, digits, `.`, `_`, `-`, `@`, `+`
+/// (so email-style names work), and nothing that can look like something else.
+pub const DEFAULT_USERNAME_PATTERN: &str = "[A-Za-z0-9._@+-]+";
+
+/// Which usernames are accepted: NFKC-normalised (`ａｄｍｉｎ` becomes `admin`), trimmed, 1–64
+/// characters, matching `security.username_pattern` as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct UsernameRules {
+    /// A configured pattern (anchored) and its text for messages; `None`: the default set,
+    /// checked without a regex.
+    custom: Option<(regex::Regex, String)>,
+}
+
+impl UsernameRules {
+    /// Compiles `pattern`, anchored so that it must match the whole name.
+    pub fn new(pattern: &str) -> Result<UsernameRules, regex::Error> {
+        if pattern == DEFAULT_USERNAME_PATTERN {
+            return Ok(UsernameRules::default());
+        }
+        let re = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+        Ok(UsernameRules {
+            custom: Some((re, pattern.to_string())),
+        })
+    }
+
+    fn matches(&self, u: &str) -> bool {
+        match &self.custom {
+            Some((re, _)) => re.is_match(u),
+            None => u
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-')),
+        }
+    }
+
+    /// The normalised username, or why it is refused.
+    pub fn check(&self, u: &str) -> Result<String, AccountError> {
+        let u: String = u.nfkc().collect();
+        let u = u.trim();
+        let bad = |m: String| AccountError::Invalid {
+            field: "username",
+            message: m,
+        };
+        if u.is_empty() {
+            return Err(bad("must not be empty".into()));
+        }
+        if u.chars().count() > 64 {
+            return Err(bad("must be at most 64 characters".into()));
+        }
+        if !self.matches(u) {
+            return Err(bad(match &self.custom {
+                None => "may contain only ASCII letters, digits, '.', '_', '-', '@' and '+'".into(),
+                Some((_, source)) => format!("must match the pattern {source}"),
+            }));
+        }
+        Ok(u.to_string())
+    }
+}
+
+/// The confusable skeleton of a username (Unicode TR39, case-folded): two names with the same
+/// skeleton look alike (`admin`, `adrnin`, Cyrillic `аdmin`), so only one may exist.
+pub fn username_skeleton(u: &str) -> String {
+    let lower: String = u.nfkc().collect::<String>().to_lowercase();
+    unicode_security::skeleton(&lower)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// A username under the default rules (see [`UsernameRules`]).
 pub fn validate_username(u: &str) -> Result<String, AccountError> {
-    let u = u.trim();
-    let bad = |m: &str| AccountError::Invalid {
-        field: "username",
-        message: m.to_string(),
-    };
-    if u.is_empty() {
-        return Err(bad("must not be empty"));
-    }
-    if u.chars().count() > 64 {
-        return Err(bad("must be at most 64 characters"));
-    }
-    if !u
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(bad("may contain only letters, digits, '.', '_' and '-'"));
-    }
-    Ok(u.to_string())
+    UsernameRules::default().check(u)
 }
 
 /// A pragmatic address check (one `@`, a dotted domain, no spaces or control characters); the

@@ -193,7 +193,13 @@ pub async fn authenticate(
         .ok_or(ApiError::Unauthenticated)?;
     if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
-        if !csrf::verify(&app.keys, headers, app.secure_cookies(), submitted) {
+        if !csrf::verify(
+            &app.keys,
+            headers,
+            app.secure_cookies(),
+            &app.session_cookie,
+            submitted,
+        ) {
             return Err(ApiError::Csrf);
         }
     }

@@ -99,6 +99,7 @@ pub async fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         source: &source,
         table: &table,
         mapping: &mapping,
+        usernames: &ctx.settings.security.username_rules,
     };
     let outcome = crate::import::import(
         job,

@@ -115,6 +115,7 @@ pub struct RawSecurity {
     pub twofa_max_attempts: S<i64>,
     // --- abuse resistance (issue 16) ---
     pub twofa_attempts_per_account: S<i64>,
+    pub username_pattern: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

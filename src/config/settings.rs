@@ -156,6 +156,8 @@ pub struct SecuritySettings {
     /// Wrong second-factor codes per account, counted in the database across every pending
     /// sign-in and instance, before the account locks for `lockout_duration`.
     pub twofa_attempts_per_account: u32,
+    /// New usernames: NFKC-normalised, then matched whole against `security.username_pattern`.
+    pub username_rules: crate::accounts::UsernameRules,
 }
 
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use super::mapping::{Field, Mapping};
 use super::names::{Clash, Usernames};
 use super::report::{Reason, Skipped, Summary, Warning};
 use super::source::{Source, TableName, TextRow};
-use crate::accounts::{validate_email, validate_username};
+use crate::accounts::validate_email;
 use crate::audit::ActivityKind;
 use crate::store::import::ImportActivity;
 use crate::store::{NewUser, Store, Ts};
@@ -58,6 +58,8 @@ pub struct Job<'a> {
     pub source: &'a Source,
     pub table: &'a TableName,
     pub mapping: &'a Mapping,
+    /// `security.username_pattern`: names outside it are replaced by generated ones (reported).
+    pub usernames: &'a crate::accounts::UsernameRules,
 }
 
 /// Reads the job's table, converts and de-duplicates its rows, and writes them to `store` in
@@ -74,15 +76,17 @@ pub async fn import(
         source,
         table,
         mapping,
+        usernames: rules,
     } = job;
     let mut importer = Importer::new(mapping, store, now).await?;
+    importer.rules = rules.clone();
     let order_by = mapping.column(Field::Id).ok_or_else(no_id)?;
     if let Some(username) = mapping.column(Field::Username) {
         let mut names = source.rows(table, std::slice::from_ref(username), order_by);
         while let Some(row) = names.next().await {
             let row = row.map_err(ImportError::Source)?;
             if let Some(name) = row.first().cloned().flatten()
-                && let Ok(name) = validate_username(&name)
+                && let Ok(name) = rules.check(&name)
             {
                 importer.names.reserve(&name);
             }
@@ -152,6 +156,7 @@ struct Importer<'a> {
     /// Lower-cased email → the lead that has it.
     seen_emails: HashMap<String, String>,
     names: Usernames,
+    rules: crate::accounts::UsernameRules,
     out: Outcome,
 }
 
@@ -167,6 +172,7 @@ impl<'a> Importer<'a> {
             known_ids.extend(i.legacy_lead_id);
         }
         Ok(Importer {
+            rules: crate::accounts::UsernameRules::default(),
             mapping,
             now,
             known_ids,
@@ -224,7 +230,7 @@ impl<'a> Importer<'a> {
         let mut w = Warnings::default();
         let (username, generated_username) = match lead.get(Field::Username) {
             None => (self.names.generate(&email), true),
-            Some(asked) => match validate_username(asked) {
+            Some(asked) => match self.rules.check(asked) {
                 Ok(name) => match self.names.claim(&name) {
                     Ok(()) => (name, false),
                     Err(Clash::Existing) => {
@@ -237,7 +243,7 @@ impl<'a> Importer<'a> {
                     }
                 },
                 Err(_) => {
-                    let message = "not a valid username: one was made from the email address";
+                    let message = "not an accepted username (security.username_pattern): one was made from the email address";
                     w.push(Field::Username, Some(asked), message);
                     (self.names.generate(&email), true)
                 }

@@ -29,7 +29,12 @@ const GENERIC_FAILURE: &str =
 pub async fn show(app: &App, req: &Request<Incoming>, _ctx: &RequestCtx) -> Response<Body> {
     let q = forms::query(req.uri());
     let next = safe_next(q.get("next"));
-    let csrf = Csrf::for_request(&app.keys, req.headers(), app.secure_cookies());
+    let csrf = Csrf::for_request(
+        &app.keys,
+        req.headers(),
+        app.secure_cookies(),
+        &app.session_cookie,
+    );
     login_page(app, &csrf, &next, "", None, StatusCode::OK)
 }
 
@@ -229,7 +234,7 @@ pub(super) async fn start_session(
 
 pub async fn show_logout(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let secure = app.secure_cookies();
-    let csrf = Csrf::for_request(&app.keys, req.headers(), secure);
+    let csrf = Csrf::for_request(&app.keys, req.headers(), secure, &app.session_cookie);
     let session = match cookies::get(req.headers(), &app.session_cookie_name()) {
         Some(t) => app.sessions.lookup(&t).await.ok().flatten(),
         None => None,
@@ -252,7 +257,14 @@ pub async fn submit_logout(app: &App, req: Request<Incoming>, ctx: &RequestCtx) 
         Err(status) => return respond::text(status, "unreadable form"),
     };
     let secure = app.secure_cookies();
-    if !csrf::verify(&app.keys, &parts.headers, secure, form.get(csrf::FIELD)) {
+    let session = &app.session_cookie;
+    if !csrf::verify(
+        &app.keys,
+        &parts.headers,
+        secure,
+        session,
+        form.get(csrf::FIELD),
+    ) {
         return forbidden_csrf();
     }
     let name = app.session_cookie_name();

@@ -39,7 +39,12 @@ pub fn render(
 
 /// The CSRF state for a page about to be rendered.
 pub fn csrf_for(app: &App, headers: &HeaderMap) -> Csrf {
-    Csrf::for_request(&app.keys, headers, app.secure_cookies())
+    Csrf::for_request(
+        &app.keys,
+        headers,
+        app.secure_cookies(),
+        &app.session_cookie,
+    )
 }
 
 /// A form POST with a valid CSRF token, or the response to send instead (415, 413, 403).
@@ -52,10 +57,17 @@ pub async fn checked_form(
         Err(status) => return Err(respond::text(status, "unreadable form")),
     };
     let secure = app.secure_cookies();
-    if !csrf::verify(&app.keys, &parts.headers, secure, form.get(csrf::FIELD)) {
+    let session = &app.session_cookie;
+    if !csrf::verify(
+        &app.keys,
+        &parts.headers,
+        secure,
+        session,
+        form.get(csrf::FIELD),
+    ) {
         return Err(super::login::forbidden_csrf());
     }
-    let csrf = Csrf::for_request(&app.keys, &parts.headers, secure);
+    let csrf = Csrf::for_request(&app.keys, &parts.headers, secure, session);
     Ok((parts, form, csrf))
 }
 

@@ -557,6 +557,47 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a user (deleted ones included: their names stay taken) has this skeleton.
+    pub async fn username_skeleton_taken(&self, skeleton: &str) -> Result<bool, StoreError> {
+        let n: i64 = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username_skeleton = $1")
+                .bind(skeleton)
+                .fetch_one(p)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
+    /// Up to `limit` users whose skeleton is not filled in yet: (id, username).
+    pub async fn users_without_skeleton(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(UserId, String)>, StoreError> {
+        let rows: Vec<(UserId, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, username FROM users WHERE username_skeleton IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows)
+    }
+
+    pub async fn set_username_skeleton(
+        &self,
+        id: UserId,
+        skeleton: &str,
+    ) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "UPDATE users SET username_skeleton = $1 WHERE id = $2",
+            skeleton,
+            id
+        )?;
+        Ok(())
+    }
+
     /// Records a successful sign-in; `rehash` replaces the stored hash (legacy or outdated).
     pub async fn record_login_success(
         &self,

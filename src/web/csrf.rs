@@ -1,6 +1,9 @@
 //! CSRF protection for our forms: a random pre-session cookie, and in each form a token that
-//! is an HMAC of that cookie under the server's CSRF key. A cross-site page can neither read
-//! the cookie nor compute the tag, so it cannot forge a matching pair.
+//! is an HMAC of that cookie under the server's CSRF key — and, when the browser has a session
+//! cookie, of the session too. A cross-site page can neither read the cookies nor compute the
+//! tag, so it cannot forge a matching pair; and a token minted for one session (say, the
+//! attacker's own, with a CSRF cookie planted from a sibling subdomain) fails for another.
+//! Anonymous forms (sign-in, reset, sign-up) keep the cookie-only token.
 
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
@@ -24,15 +27,21 @@ pub struct Csrf {
 }
 
 impl Csrf {
-    /// Uses the request's CSRF cookie, or makes a new one.
-    pub fn for_request(keys: &Keys, headers: &HeaderMap, secure: bool) -> Csrf {
+    /// Uses the request's CSRF cookie, or makes a new one; the token is bound to the session
+    /// cookie named `session_cookie` when the request has one.
+    pub fn for_request(
+        keys: &Keys,
+        headers: &HeaderMap,
+        secure: bool,
+        session_cookie: &str,
+    ) -> Csrf {
         let name = cookies::name(COOKIE_BASE, secure);
         let (cookie_value, is_new) =
             match cookies::get(headers, &name).filter(|v| looks_like_token(v)) {
                 Some(v) => (v, false),
                 None => (random_token(), true),
             };
-        let token = keys.csrf_tag(cookie_value.as_bytes());
+        let token = tag(keys, &cookie_value, headers, session_cookie);
         Csrf {
             cookie_value,
             is_new,
@@ -54,8 +63,23 @@ impl Csrf {
     }
 }
 
-/// Checks a submitted token against the request's CSRF cookie.
-pub fn verify(keys: &Keys, headers: &HeaderMap, secure: bool, submitted: Option<&str>) -> bool {
+/// The token for a CSRF cookie value, bound to the request's session cookie when present.
+fn tag(keys: &Keys, cookie: &str, headers: &HeaderMap, session_cookie: &str) -> String {
+    match cookies::get(headers, session_cookie).filter(|s| !s.is_empty()) {
+        // A newline cannot occur in either cookie value, so the two parts cannot be shifted.
+        Some(session) => keys.csrf_tag(format!("{cookie}\n{session}").as_bytes()),
+        None => keys.csrf_tag(cookie.as_bytes()),
+    }
+}
+
+/// Checks a submitted token against the request's CSRF cookie (and session cookie, if any).
+pub fn verify(
+    keys: &Keys,
+    headers: &HeaderMap,
+    secure: bool,
+    session_cookie: &str,
+    submitted: Option<&str>,
+) -> bool {
     let Some(cookie) =
         cookies::get(headers, &cookies::name(COOKIE_BASE, secure)).filter(|v| looks_like_token(v))
     else {
@@ -64,6 +88,6 @@ pub fn verify(keys: &Keys, headers: &HeaderMap, secure: bool, submitted: Option<
     let Some(submitted) = submitted else {
         return false;
     };
-    let expected = keys.csrf_tag(cookie.as_bytes());
+    let expected = tag(keys, &cookie, headers, session_cookie);
     expected.as_bytes().ct_eq(submitted.as_bytes()).into()
 }

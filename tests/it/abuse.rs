@@ -19,6 +19,8 @@ both_backends! {
     ipv6_clients_throttled_per_64,
     role_names_normalised_in_routes,
     sign_up_answers_the_same_for_a_taken_address,
+    csrf_token_bound_to_the_session,
+    look_alike_usernames_refused,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,4 +442,113 @@ async fn sign_up_answers_the_same_for_a_taken_address(b: Backend) {
     );
     assert!(mail.text.contains("/_auth/reset"));
     assert_eq!(mails_to(&outbox, "kim@example.com").len(), 1);
+}
+
+async fn csrf_token_bound_to_the_session(b: Backend) {
+    let Some(s) = TestServer::start(b, "").await else {
+        return;
+    };
+    let mut a = s.signed_in("ann").await;
+    let mut bob = s.signed_in("bob").await;
+    let token_a = a.csrf("/_auth/account").await;
+    // Bob's browser with Ann's CSRF cookie and token (as if planted): his session differs.
+    bob.cookies.insert(
+        "gatehouse_csrf".into(),
+        a.cookies.get("gatehouse_csrf").unwrap().clone(),
+    );
+    let fields = [("csrf_token", token_a.as_str()), ("first_name", "Mallory")];
+    let r = bob.post_form("/_auth/account/profile", &fields).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // The same token in Ann's own browser works.
+    let r = a.post_form("/_auth/account/profile", &fields).await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // A token minted before sign-in (no session) no longer passes once there is a session.
+    let mut c = s.browser();
+    let anonymous = c.csrf("/_auth/login").await;
+    c.login("ann", PASSWORD).await;
+    let r = c
+        .post_form(
+            "/_auth/account/profile",
+            &[("csrf_token", anonymous.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// Posts the sign-up form; returns the response.
+async fn sign_up_as(s: &TestServer, username: &str, email: &str) -> Resp {
+    let mut br = s.browser();
+    let token = br.csrf("/_auth/signup").await;
+    br.post_form(
+        "/_auth/signup",
+        &[
+            ("csrf_token", &token),
+            ("username", username),
+            ("email", email),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ],
+    )
+    .await
+}
+
+async fn look_alike_usernames_refused(b: Backend) {
+    let open = "[portal]\nregistration = \"open\"\n";
+    let Some(s) = TestServer::start(b, open).await else {
+        return;
+    };
+    s.plain_user("admin").await;
+    // Fullwidth letters are NFKC-normalised to "admin": taken.
+    let r = sign_up_as(&s, "ａｄｍｉｎ", "fw@example.com").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("already taken"), "{}", r.text());
+    // Cyrillic "а": outside the default pattern.
+    let r = sign_up_as(&s, "\u{430}dmin", "cy@example.com").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("ASCII letters"), "{}", r.text());
+    // ASCII look-alike ("rn" for "m"): same skeleton, refused like a taken name.
+    let r = sign_up_as(&s, "adrnin", "rn@example.com").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("already taken"), "{}", r.text());
+    // Email-style names work; normalised names are stored normalised.
+    assert_eq!(
+        sign_up_as(&s, "kim+work@example.com", "kw@example.com")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sign_up_as(&s, "ｌｅｅ２", "lee@example.com").await.status,
+        StatusCode::OK
+    );
+    assert!(
+        s.app()
+            .accounts
+            .get_by_username("lee2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A wider pattern admits other scripts; the skeleton still catches the look-alike.
+    let keys = "username_pattern = \"[\\\\p{L}0-9._-]+\"\n";
+    let Some(s) = TestServer::start_with_security(b, keys, open).await else {
+        return;
+    };
+    s.plain_user("admin").await;
+    let r = sign_up_as(&s, "\u{430}dmin", "cy@example.com").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("already taken"), "{}", r.text());
+    assert_eq!(
+        sign_up_as(&s, "zoë", "zoe@example.com").await.status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn username_pattern_checked_at_load() {
+    let err = gatehouse::config::from_toml("[security]\nusername_pattern = \"[a-z\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("security.username_pattern (line 2)"), "{err}");
 }

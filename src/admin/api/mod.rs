@@ -196,7 +196,7 @@ fn openapi_json() -> Response<Body> {
 /// with the session cookie. Another site cannot read it (no CORS).
 fn csrf_token(app: &App, headers: &http::HeaderMap) -> Response<Body> {
     let secure = app.secure_cookies();
-    let csrf = Csrf::for_request(&app.keys, headers, secure);
+    let csrf = Csrf::for_request(&app.keys, headers, secure, &app.session_cookie);
     let mut r = respond::json(
         StatusCode::OK,
         &serde_json::json!({ "csrf_token": csrf.token }),

@@ -32,6 +32,7 @@ pub async fn run(
         &app.keys,
         &parts.headers,
         app.secure_cookies(),
+        &app.session_cookie,
         fields.get(csrf::FIELD),
     ) {
         return error_page(

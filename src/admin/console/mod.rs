@@ -154,7 +154,7 @@ pub(super) fn page(
     ctx: Value,
 ) -> Response<Body> {
     let secure = app.secure_cookies();
-    let csrf = Csrf::for_request(&app.keys, req_headers, secure);
+    let csrf = Csrf::for_request(&app.keys, req_headers, secure, &app.session_cookie);
     let full = minijinja::context! {
         csrf_token => csrf.token.clone(),
         nav_user => who.username().to_string(),

@@ -382,6 +382,17 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             64,
         ) as u32,
     };
+    let username_rules = match c.text(&sec.username_pattern, None) {
+        None => crate::accounts::UsernameRules::default(),
+        Some((v, line)) => crate::accounts::UsernameRules::new(&v).unwrap_or_else(|e| {
+            c.problem(
+                "security.username_pattern",
+                line,
+                format!("{v:?} is not a valid regular expression: {e}"),
+            );
+            crate::accounts::UsernameRules::default()
+        }),
+    };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
     SecuritySettings {
         lockout_threshold: c.int(
@@ -478,6 +489,7 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             1,
             1000,
         ) as u32,
+        username_rules,
     }
 }
 
