@@ -123,6 +123,7 @@ pub struct RawHeaders {
     pub tier: S<String>,
     pub admin: S<String>,
     pub verified: S<String>,
+    pub assertion: S<String>,
     pub request_id: S<String>,
     pub allow_method_override: Option<bool>,
 }

@@ -160,6 +160,8 @@ pub struct HeaderNames {
     pub tier: http::HeaderName,
     pub admin: http::HeaderName,
     pub verified: http::HeaderName,
+    /// The signed identity assertion (a JWT); stripped from clients like the others.
+    pub assertion: http::HeaderName,
     pub request_id: http::HeaderName,
     /// Keep `X-HTTP-Method-Override` and its kin for the app (rules then also apply to the
     /// overriding method).
@@ -168,7 +170,7 @@ pub struct HeaderNames {
 
 impl HeaderNames {
     /// The identity headers, which clients may never send.
-    pub fn identity(&self) -> [&http::HeaderName; 8] {
+    pub fn identity(&self) -> [&http::HeaderName; 9] {
         [
             &self.user_id,
             &self.user,
@@ -178,6 +180,7 @@ impl HeaderNames {
             &self.tier,
             &self.admin,
             &self.verified,
+            &self.assertion,
         ]
     }
 }

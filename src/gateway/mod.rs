@@ -17,6 +17,7 @@
 //! programs) and logs.
 
 mod error;
+pub mod forward_auth;
 mod path;
 #[cfg(test)]
 mod prop_tests;

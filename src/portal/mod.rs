@@ -12,6 +12,7 @@
 //! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
 //! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
+//! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
 mod account;
 mod device;
@@ -108,6 +109,14 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx),
+        (_, "/_auth/authz/auth-request") => {
+            use crate::gateway::forward_auth::{Flavor, handle};
+            handle(app, req, ctx, Flavor::AuthRequest).await
+        }
+        (_, "/_auth/authz/forward-auth") => {
+            use crate::gateway::forward_auth::{Flavor, handle};
+            handle(app, req, ctx, Flavor::ForwardAuth).await
+        }
         (
             _,
             "/_auth/login"

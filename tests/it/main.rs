@@ -13,6 +13,7 @@ mod browser;
 mod bypass;
 mod cli;
 mod deadlines;
+mod forward_auth;
 mod import;
 mod portal;
 mod proxy;

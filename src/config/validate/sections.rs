@@ -453,6 +453,7 @@ pub(super) fn headers(c: &mut Ctx<'_>, h: &RawHeaders) -> HeaderNames {
         tier: c.header("headers.tier", &h.tier, "X-Auth-Tier"),
         admin: c.header("headers.admin", &h.admin, "X-Auth-Admin"),
         verified: c.header("headers.verified", &h.verified, "X-Auth-Verified"),
+        assertion: c.header("headers.assertion", &h.assertion, "X-Auth-Assertion"),
         request_id: c.header("headers.request_id", &h.request_id, "X-Request-Id"),
         allow_method_override: h.allow_method_override.unwrap_or(false),
     }

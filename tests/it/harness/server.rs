@@ -100,13 +100,28 @@ impl TestServer {
         upstream_url: &str,
         config: &str,
     ) -> Option<TestServer> {
+        Self::start_with_server_keys(backend, upstream_url, "", config).await
+    }
+
+    /// As [`TestServer::start_in_front_of`], with `server_keys` added to the `[server]` table
+    /// (e.g. `public_url`, `trusted_proxies`).
+    pub async fn start_with_server_keys(
+        backend: Backend,
+        upstream_url: &str,
+        server_keys: &str,
+        config: &str,
+    ) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;
         let upstream: SocketAddr = upstream_url
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
             .unwrap();
-        let toml = base_toml(&db, upstream_url) + config;
+        let toml = base_toml(&db, upstream_url).replacen(
+            "[server]\n",
+            &format!("[server]\n{server_keys}\n"),
+            1,
+        ) + config;
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
