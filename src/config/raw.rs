@@ -110,6 +110,18 @@ pub struct RawSecurity {
     pub reset_throttle_window: S<String>,
     pub twofa_pending_ttl: S<String>,
     pub twofa_max_attempts: S<i64>,
+    // --- identity assertion (issue 11) ---
+    pub assertion_key_file: S<OneOrMany>,
+    pub assertion_audience: S<String>,
+    pub assertion_ttl: S<String>,
+}
+
+/// A value written either as one string or as a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]

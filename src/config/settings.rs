@@ -148,6 +148,14 @@ pub struct SecuritySettings {
     /// How long the code step of a two-factor sign-in waits, and how many wrong codes it takes.
     pub twofa_pending_ttl: Duration,
     pub twofa_max_attempts: u32,
+    // --- identity assertion (issue 11) ---
+    /// Ed25519 keys (PKCS#8 PEM) for `X-Auth-Assertion`: the first signs, all are published.
+    /// Empty: a key generated into the data folder.
+    pub assertion_key_files: Vec<PathBuf>,
+    /// `aud` of the assertion; `None`: the upstream URL.
+    pub assertion_audience: Option<String>,
+    /// Lifetime of an assertion (at least two minutes: tokens are re-signed with a minute left).
+    pub assertion_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -106,7 +106,7 @@ pub async fn handle<B>(
     let mut route = None;
     let result = verdict(app, &parts.headers, &described, &mut session, &mut route).await;
     let resp = match result {
-        Ok(()) => allowed(app, session.as_deref()),
+        Ok(()) => allowed(app, session.as_ref()).await,
         Err(e) => refused(app, ctx, flavor, page_load, &described, e),
     };
     let status = resp.status().as_u16();
@@ -182,12 +182,17 @@ async fn verdict<'a>(
 /// one is present, empty when nobody is signed in (a public route): a proxy that copies them
 /// then overwrites a client's own copies, and Caddy 2.6, which copies a missing header as its
 /// literal placeholder text, has a value to copy.
-fn allowed(app: &App, session: Option<&Session>) -> Response<Body> {
+async fn allowed(app: &App, session: Option<&Arc<Session>>) -> Response<Body> {
     let mut resp = respond::text(StatusCode::OK, "");
     let names = &app.settings.headers;
     let h = resp.headers_mut();
     match session {
-        Some(sess) => headers::inject_identity(h, &sess.identity, app.now(), names),
+        Some(sess) => {
+            headers::inject_identity(h, &sess.identity, app.now(), names);
+            if let Some(v) = app.assertions.header(sess, app.now()).await {
+                h.insert(names.assertion.clone(), v);
+            }
+        }
         None => {
             for name in names.identity() {
                 h.insert(name.clone(), HeaderValue::from_static(""));

@@ -12,6 +12,7 @@
 //! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
 //! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
+//! | `/_auth/.well-known/jwks.json` | public keys of the identity assertion ([`crate::gateway::assertion`]) |
 //! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
 mod account;
@@ -109,6 +110,9 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx),
+        (Method::GET | Method::HEAD, "/_auth/.well-known/jwks.json") => {
+            crate::gateway::assertion::jwks_response(app)
+        }
         (_, "/_auth/authz/auth-request") => {
             use crate::gateway::forward_auth::{Flavor, handle};
             handle(app, req, ctx, Flavor::AuthRequest).await

@@ -220,6 +220,7 @@ async fn signed_in_answers_and_activity(b: Backend) {
         if want == 200 {
             assert_eq!(r.header("x-auth-user"), Some("alice"));
             assert_eq!(r.header("x-auth-email"), Some("alice@example.com"));
+            assert_eq!(r.header("x-auth-assertion").unwrap().split('.').count(), 3);
         } else {
             assert!(r.header("x-auth-user").is_none());
         }
@@ -424,6 +425,27 @@ async fn through_front_proxy(s: &TestServer, port: u16) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.echoed("x-auth-user"), ["alice"]);
     assert_eq!(r.echoed("x-auth-email"), ["alice@example.com"]);
+    // The app verifies the assertion with nothing but the JWKS URL, through the front proxy.
+    let token = r.echoed("x-auth-assertion").pop().unwrap();
+    if crate::assertion::pyjwt_available() {
+        let iss = s
+            .app()
+            .settings
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+        let v = crate::assertion::pyjwt(
+            &format!("{base}/_auth/.well-known/jwks.json"),
+            &format!("http://{}", s.upstream),
+            &iss,
+            &token,
+        )
+        .await
+        .unwrap();
+        assert_eq!(v["claims"]["preferred_username"], "alice");
+    }
     // The user without the role → 403; the one with it passes.
     let r = alice.api("/admin/x", &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());

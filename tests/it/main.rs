@@ -8,6 +8,7 @@ mod harness;
 
 mod accounts;
 mod admin;
+mod assertion;
 mod boundary;
 mod browser;
 mod bypass;

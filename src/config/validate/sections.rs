@@ -440,7 +440,49 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             1,
             100,
         ) as u32,
+        assertion_key_files: assertion_key_files(c, sec),
+        assertion_audience: c
+            .text(&sec.assertion_audience, None)
+            .map(|(v, _)| v)
+            .filter(|v| !v.is_empty()),
+        assertion_ttl: assertion_ttl(c, sec),
     }
+}
+
+fn assertion_key_files(c: &mut Ctx<'_>, sec: &RawSecurity) -> Vec<PathBuf> {
+    use crate::config::raw::OneOrMany;
+    let Some(v) = &sec.assertion_key_file else {
+        return Vec::new();
+    };
+    let list: Vec<&String> = match v.get_ref() {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(ps) => ps.iter().collect(),
+    };
+    if list.is_empty() || list.iter().any(|p| p.trim().is_empty()) {
+        let line = c.line(v);
+        c.problem(
+            "security.assertion_key_file",
+            Some(line),
+            "give a path, or a list of paths (the first signs)",
+        );
+    }
+    list.into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn assertion_ttl(c: &mut Ctx<'_>, sec: &RawSecurity) -> Duration {
+    let default = Duration::from_secs(5 * 60);
+    let ttl = c.duration("security.assertion_ttl", &sec.assertion_ttl, default);
+    // Tokens are re-signed with a minute left, so a shorter lifetime would mean a signature
+    // on nearly every request; a long one widens the window of a leaked token.
+    if !(Duration::from_secs(120)..=Duration::from_secs(3600)).contains(&ttl) {
+        let line = sec.assertion_ttl.as_ref().map(|s| c.line(s));
+        c.problem("security.assertion_ttl", line, "must be between 2m and 1h");
+        return default;
+    }
+    ttl
 }
 
 pub(super) fn headers(c: &mut Ctx<'_>, h: &RawHeaders) -> HeaderNames {
