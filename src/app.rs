@@ -129,7 +129,11 @@ impl App {
         let strip = StripSet::new(&settings.headers);
         let assertions = crate::gateway::assertion::Assertions::load(&settings)?;
         let secure = settings.server.secure_cookies();
-        let session_cookie = crate::web::cookies::name(&settings.session.cookie_name, secure);
+        // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
+        let session_cookie = crate::web::cookies::name(
+            &settings.session.cookie_name,
+            secure && settings.session.cookie_domain.is_none(),
+        );
         let csrf_cookie = crate::web::cookies::name(crate::web::csrf::COOKIE_BASE, secure);
         let own_cookies = [
             settings.session.cookie_name.as_str(),

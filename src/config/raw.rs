@@ -85,6 +85,7 @@ pub struct RawSession {
     pub remember_me_timeout: S<String>,
     pub cache_capacity: S<i64>,
     pub touch_interval: S<String>,
+    pub cookie_domain: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -102,6 +102,9 @@ pub struct SessionSettings {
     pub cache_capacity: u64,
     /// `last_activity` is written back at most this often per session.
     pub touch_interval: Duration,
+    /// `Domain` of the session cookie, for several hosts on one parent domain (forward-auth
+    /// mode); the cookie then has no `__Host-` prefix, which forbids `Domain`.
+    pub cookie_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

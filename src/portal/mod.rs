@@ -164,6 +164,21 @@ pub fn secure_headers(app: &App, mut resp: Response<Body>) -> Response<Body> {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `session.cookie_domain`: the session cookie is set and cleared for the parent domain,
+    // here in one place for every page that signs in or out.
+    if let Some(domain) = &app.settings.session.cookie_domain
+        && h.contains_key(header::SET_COOKIE)
+    {
+        let scoped: Vec<HeaderValue> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| crate::web::cookies::with_domain(v, &app.session_cookie, domain))
+            .collect();
+        h.remove(header::SET_COOKIE);
+        for v in scoped {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
     if app.settings.server.tls.is_some() {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -494,3 +494,75 @@ async fn behind_caddy(b: Backend) {
     let _caddy = start_caddy(port, s.addr, s.upstream).await;
     through_front_proxy(&s, port).await;
 }
+
+both_backends!(cookie_domain_scopes_the_session_cookie);
+
+async fn cookie_domain_scopes_the_session_cookie(b: Backend) {
+    let up = demo_upstream().await;
+    let s = TestServer::start_with_server_keys(
+        b,
+        &format!("http://{up}"),
+        "behind_tls_proxy = true\ntrusted_proxies = [\"127.0.0.1/32\"]",
+        &format!("{ROUTES}\n[session]\ncookie_domain = \".Example.COM\"\n"),
+    )
+    .await
+    .expect("backend");
+    s.plain_user("alice").await;
+    let mut alice = s.browser();
+    let r = alice.login("alice", PASSWORD).await;
+    let set: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("gatehouse_session="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    for part in ["Domain=example.com", "Secure", "HttpOnly", "Path=/"] {
+        assert!(session.contains(part), "{session}");
+    }
+    // Only the session cookie is shared; the others stay on the portal's host.
+    assert!(
+        set.iter()
+            .all(|c| c.starts_with("gatehouse_session=") || !c.contains("Domain")),
+        "{set:?}"
+    );
+    let r = ask(&mut alice, FORWARD_AUTH, "GET", "/app/x", HTML).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-auth-user"), Some("alice"));
+    // Signing out clears it for the same domain.
+    let r = alice.logout().await;
+    let cleared = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("gatehouse_session="))
+        .unwrap();
+    assert!(cleared.contains("Domain=example.com"), "{cleared}");
+    // Without cookie_domain the cookie keeps its __Host- prefix and no Domain.
+    let plain = TestServer::start_with_server_keys(
+        b,
+        &format!("http://{up}"),
+        "behind_tls_proxy = true",
+        ROUTES,
+    )
+    .await
+    .expect("backend");
+    plain.plain_user("bob").await;
+    let mut bob = plain.browser();
+    let r = bob.login("bob", PASSWORD).await;
+    let all: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with("__Host-gatehouse_session=") && !c.contains("Domain")),
+        "{all:?}"
+    );
+}

@@ -318,6 +318,29 @@ pub(super) fn session(c: &mut Ctx<'_>, se: &RawSession) -> SessionSettings {
         Duration::from_secs(60),
     );
 
+    let cookie_domain = c.text(&se.cookie_domain, None).and_then(|(v, line)| {
+        // A leading dot is how older browsers wrote it; RFC 6265 ignores it.
+        let d = v.trim().trim_start_matches('.').to_ascii_lowercase();
+        let valid = !d.is_empty()
+            && d.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if valid {
+            Some(d)
+        } else {
+            c.problem(
+                "session.cookie_domain",
+                line,
+                format!("{v:?} is not a domain name (e.g. \"example.com\")"),
+            );
+            None
+        }
+    });
+
     SessionSettings {
         cookie_name,
         idle_timeout,
@@ -325,6 +348,7 @@ pub(super) fn session(c: &mut Ctx<'_>, se: &RawSession) -> SessionSettings {
         remember_me_timeout,
         cache_capacity,
         touch_interval,
+        cookie_domain,
     }
 }
 
