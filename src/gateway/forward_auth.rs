@@ -132,7 +132,8 @@ pub async fn handle<B>(
     resp
 }
 
-/// The proxy-mode phases on the described request. Returns the session when allowed.
+/// The proxy-mode phases on the described request. The session and the matched route are left
+/// in the out-parameters for the activity row, whatever the verdict.
 async fn verdict<'a>(
     app: &'a App,
     headers: &HeaderMap,
