@@ -31,6 +31,8 @@ pub enum StartError {
     Tls(#[from] crate::server::tls::TlsError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error(transparent)]
+    Assertion(#[from] crate::gateway::assertion::AssertionKeyError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -80,6 +82,8 @@ pub struct AppInner {
     pub csrf_cookie: String,
     /// Every cookie name Gatehouse sets, in both spellings; never forwarded to the app.
     pub own_cookies: Vec<String>,
+    /// Signer and cache of the identity assertion, and the published keys.
+    pub assertions: crate::gateway::assertion::Assertions,
 }
 
 impl std::ops::Deref for App {
@@ -127,8 +131,13 @@ impl App {
         )?;
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
+        let assertions = crate::gateway::assertion::Assertions::load(&settings)?;
         let secure = settings.server.secure_cookies();
-        let session_cookie = crate::web::cookies::name(&settings.session.cookie_name, secure);
+        // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
+        let session_cookie = crate::web::cookies::name(
+            &settings.session.cookie_name,
+            secure && settings.session.cookie_domain.is_none(),
+        );
         let csrf_cookie = crate::web::cookies::name(crate::web::csrf::COOKIE_BASE, secure);
         let own_cookies = [
             settings.session.cookie_name.as_str(),
@@ -163,6 +172,7 @@ impl App {
                 session_cookie,
                 csrf_cookie,
                 own_cookies,
+                assertions,
             }),
         };
         Ok((app, writer))

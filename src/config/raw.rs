@@ -88,6 +88,7 @@ pub struct RawSession {
     pub remember_me_timeout: S<String>,
     pub cache_capacity: S<i64>,
     pub touch_interval: S<String>,
+    pub cookie_domain: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +117,18 @@ pub struct RawSecurity {
     // --- abuse resistance (issue 16) ---
     pub twofa_attempts_per_account: S<i64>,
     pub username_pattern: S<String>,
+    // --- identity assertion (issue 11) ---
+    pub assertion_key_file: S<OneOrMany>,
+    pub assertion_audience: S<String>,
+    pub assertion_ttl: S<String>,
+}
+
+/// A value written either as one string or as a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +142,7 @@ pub struct RawHeaders {
     pub tier: S<String>,
     pub admin: S<String>,
     pub verified: S<String>,
+    pub assertion: S<String>,
     pub request_id: S<String>,
     pub allow_method_override: Option<bool>,
 }

@@ -107,6 +107,9 @@ pub struct SessionSettings {
     pub cache_capacity: u64,
     /// `last_activity` is written back at most this often per session.
     pub touch_interval: Duration,
+    /// `Domain` of the session cookie, for several hosts on one parent domain (forward-auth
+    /// mode); the cookie then has no `__Host-` prefix, which forbids `Domain`.
+    pub cookie_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +161,14 @@ pub struct SecuritySettings {
     pub twofa_attempts_per_account: u32,
     /// New usernames: NFKC-normalised, then matched whole against `security.username_pattern`.
     pub username_rules: crate::accounts::UsernameRules,
+    // --- identity assertion (issue 11) ---
+    /// Ed25519 keys (PKCS#8 PEM) for `X-Auth-Assertion`: the first signs, all are published.
+    /// Empty: a key generated into the data folder.
+    pub assertion_key_files: Vec<PathBuf>,
+    /// `aud` of the assertion; `None`: the upstream URL.
+    pub assertion_audience: Option<String>,
+    /// Lifetime of an assertion (at least two minutes: tokens are re-signed with a minute left).
+    pub assertion_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +181,8 @@ pub struct HeaderNames {
     pub tier: http::HeaderName,
     pub admin: http::HeaderName,
     pub verified: http::HeaderName,
+    /// The signed identity assertion (a JWT); stripped from clients like the others.
+    pub assertion: http::HeaderName,
     pub request_id: http::HeaderName,
     /// Keep `X-HTTP-Method-Override` and its kin for the app (rules then also apply to the
     /// overriding method).
@@ -178,7 +191,7 @@ pub struct HeaderNames {
 
 impl HeaderNames {
     /// The identity headers, which clients may never send.
-    pub fn identity(&self) -> [&http::HeaderName; 8] {
+    pub fn identity(&self) -> [&http::HeaderName; 9] {
         [
             &self.user_id,
             &self.user,
@@ -188,6 +201,7 @@ impl HeaderNames {
             &self.tier,
             &self.admin,
             &self.verified,
+            &self.assertion,
         ]
     }
 }

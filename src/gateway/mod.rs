@@ -6,7 +6,8 @@
 //!          ─▶ strip spoofed headers (X-Auth-*, method overrides, untrusted forwarding)
 //!          ─▶ match route (first wins) ─▶ load session (cache)
 //!          ─▶ authorize every reading (HEAD as GET, overrides, trailing slash; strictest wins)
-//!          ─▶ rewrite headers (upgrades allowed, hop-by-hop, our cookies, forwarding, identity)
+//!          ─▶ rewrite headers (upgrades allowed, hop-by-hop, our cookies, forwarding, identity
+//!             and its signed assertion, see [`assertion`])
 //!          ─▶ forward to upstream (streaming; a tunnel closes when its session ends)
 //!          ─▶ record activity (queued, never awaited on the database)
 //! ```
@@ -16,7 +17,9 @@
 //! turns a [`GateError`] into a response (a redirect or HTML page for browsers, JSON for
 //! programs) and logs.
 
+pub mod assertion;
 mod error;
+pub mod forward_auth;
 mod path;
 #[cfg(test)]
 mod prop_tests;
@@ -162,6 +165,9 @@ async fn pipeline<'a>(
     headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
+        if let Some(v) = app.assertions.header(sess, app.now()).await {
+            h.insert(s.headers.assertion.clone(), v);
+        }
     }
     let guard = match (upgrade, token, &session) {
         (true, Some(token), Some(sess)) => Some(tunnel_guard(app, token, sess.clone())),

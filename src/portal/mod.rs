@@ -12,6 +12,8 @@
 //! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
 //! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
+//! | `/_auth/.well-known/jwks.json` | public keys of the identity assertion ([`crate::gateway::assertion`]) |
+//! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
 mod account;
 mod device;
@@ -109,6 +111,17 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx, req.headers()),
+        (Method::GET | Method::HEAD, "/_auth/.well-known/jwks.json") => {
+            crate::gateway::assertion::jwks_response(app)
+        }
+        (_, "/_auth/authz/auth-request") => {
+            use crate::gateway::forward_auth::{Flavor, handle};
+            handle(app, req, ctx, Flavor::AuthRequest).await
+        }
+        (_, "/_auth/authz/forward-auth") => {
+            use crate::gateway::forward_auth::{Flavor, handle};
+            handle(app, req, ctx, Flavor::ForwardAuth).await
+        }
         (
             _,
             "/_auth/login"
@@ -152,6 +165,21 @@ pub fn secure_headers(app: &App, mut resp: Response<Body>) -> Response<Body> {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `session.cookie_domain`: the session cookie is set and cleared for the parent domain,
+    // here in one place for every page that signs in or out.
+    if let Some(domain) = &app.settings.session.cookie_domain
+        && h.contains_key(header::SET_COOKIE)
+    {
+        let scoped: Vec<HeaderValue> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| crate::web::cookies::with_domain(v, &app.session_cookie, domain))
+            .collect();
+        h.remove(header::SET_COOKIE);
+        for v in scoped {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
     if app.settings.server.tls.is_some() {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

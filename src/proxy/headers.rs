@@ -35,7 +35,7 @@ pub const METHOD_OVERRIDE: [&str; 3] = [
 
 /// Headers through which apps and frameworks learn the client's address, scheme, host, port or
 /// the "original" URL (IIS and Symfony route on `X-Original-URL` / `X-Rewrite-URL`).
-const FORWARDING: [&str; 13] = [
+const FORWARDING: [&str; 15] = [
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -46,6 +46,9 @@ const FORWARDING: [&str; 13] = [
     "x-real-ip",
     "x-original-url",
     "x-original-uri",
+    // Forward-auth's description of the original request (see `gateway::forward_auth`).
+    "x-forwarded-method",
+    "x-forwarded-uri",
     "x-rewrite-url",
     "x-client-ip",
     "true-client-ip",

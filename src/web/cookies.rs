@@ -44,6 +44,21 @@ pub fn set(
     HeaderValue::from_str(&c.build().to_string()).ok()
 }
 
+/// `set_cookie` with `Domain=domain` added when it sets (or clears) the cookie `name`; other
+/// cookies, and values that do not parse, are returned unchanged.
+pub fn with_domain(set_cookie: &HeaderValue, name: &str, domain: &str) -> HeaderValue {
+    let Ok(text) = set_cookie.to_str() else {
+        return set_cookie.clone();
+    };
+    match Cookie::parse(text) {
+        Ok(mut c) if c.name() == name => {
+            c.set_domain(domain.to_string());
+            HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| set_cookie.clone())
+        }
+        _ => set_cookie.clone(),
+    }
+}
+
 /// A `Set-Cookie` value that deletes the cookie.
 pub fn clear(name: &str, secure: bool) -> Option<HeaderValue> {
     set(name, "", secure, Some(time_like::Seconds(0)))

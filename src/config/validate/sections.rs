@@ -348,6 +348,29 @@ pub(super) fn session(c: &mut Ctx<'_>, se: &RawSession) -> SessionSettings {
         Duration::from_secs(60),
     );
 
+    let cookie_domain = c.text(&se.cookie_domain, None).and_then(|(v, line)| {
+        // A leading dot is how older browsers wrote it; RFC 6265 ignores it.
+        let d = v.trim().trim_start_matches('.').to_ascii_lowercase();
+        let valid = !d.is_empty()
+            && d.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if valid {
+            Some(d)
+        } else {
+            c.problem(
+                "session.cookie_domain",
+                line,
+                format!("{v:?} is not a domain name (e.g. \"example.com\")"),
+            );
+            None
+        }
+    });
+
     SessionSettings {
         cookie_name,
         idle_timeout,
@@ -355,6 +378,7 @@ pub(super) fn session(c: &mut Ctx<'_>, se: &RawSession) -> SessionSettings {
         remember_me_timeout,
         cache_capacity,
         touch_interval,
+        cookie_domain,
     }
 }
 
@@ -490,7 +514,49 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             1000,
         ) as u32,
         username_rules,
+        assertion_key_files: assertion_key_files(c, sec),
+        assertion_audience: c
+            .text(&sec.assertion_audience, None)
+            .map(|(v, _)| v)
+            .filter(|v| !v.is_empty()),
+        assertion_ttl: assertion_ttl(c, sec),
     }
+}
+
+fn assertion_key_files(c: &mut Ctx<'_>, sec: &RawSecurity) -> Vec<PathBuf> {
+    use crate::config::raw::OneOrMany;
+    let Some(v) = &sec.assertion_key_file else {
+        return Vec::new();
+    };
+    let list: Vec<&String> = match v.get_ref() {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(ps) => ps.iter().collect(),
+    };
+    if list.is_empty() || list.iter().any(|p| p.trim().is_empty()) {
+        let line = c.line(v);
+        c.problem(
+            "security.assertion_key_file",
+            Some(line),
+            "give a path, or a list of paths (the first signs)",
+        );
+    }
+    list.into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn assertion_ttl(c: &mut Ctx<'_>, sec: &RawSecurity) -> Duration {
+    let default = Duration::from_secs(5 * 60);
+    let ttl = c.duration("security.assertion_ttl", &sec.assertion_ttl, default);
+    // Tokens are re-signed with a minute left, so a shorter lifetime would mean a signature
+    // on nearly every request; a long one widens the window of a leaked token.
+    if !(Duration::from_secs(120)..=Duration::from_secs(3600)).contains(&ttl) {
+        let line = sec.assertion_ttl.as_ref().map(|s| c.line(s));
+        c.problem("security.assertion_ttl", line, "must be between 2m and 1h");
+        return default;
+    }
+    ttl
 }
 
 pub(super) fn headers(c: &mut Ctx<'_>, h: &RawHeaders) -> HeaderNames {
@@ -503,6 +569,7 @@ pub(super) fn headers(c: &mut Ctx<'_>, h: &RawHeaders) -> HeaderNames {
         tier: c.header("headers.tier", &h.tier, "X-Auth-Tier"),
         admin: c.header("headers.admin", &h.admin, "X-Auth-Admin"),
         verified: c.header("headers.verified", &h.verified, "X-Auth-Verified"),
+        assertion: c.header("headers.assertion", &h.assertion, "X-Auth-Assertion"),
         request_id: c.header("headers.request_id", &h.request_id, "X-Request-Id"),
         allow_method_override: h.allow_method_override.unwrap_or(false),
     }

@@ -105,6 +105,21 @@ impl TestServer {
         Some(s)
     }
 
+    /// As [`TestServer::start_in_front_of`], with `server_keys` added to the `[server]` table
+    /// (e.g. `public_url`, `trusted_proxies`).
+    pub async fn start_with_server_keys(
+        backend: Backend,
+        upstream_url: &str,
+        server_keys: &str,
+        config: &str,
+    ) -> Option<TestServer> {
+        let keys = format!("[server]\n{server_keys}\n");
+        Self::start_in_front_of_edited(backend, upstream_url, config, move |t| {
+            t.replacen("[server]\n", &keys, 1)
+        })
+        .await
+    }
+
     /// Starts in front of an upstream the test runs itself, with exactly `config` (plus
     /// server/upstream/database and fast hashing).
     pub async fn start_in_front_of(
