@@ -3,8 +3,8 @@
 //! without trusting the network between it and Gatehouse. The public keys are served as a JWK
 //! set at `/_auth/.well-known/jwks.json`.
 //!
-//! Signing uses `ring` directly (already the TLS provider; a JWT crate would add nothing but
-//! a second code path to the same primitive). A token is cached per session and re-signed only
+//! Tokens are made by `jsonwebtoken` (on ring, the TLS provider); ring reads the key pair for
+//! the published JWKs. A token is cached per session and re-signed only
 //! when it has under [`REFRESH_MARGIN`] left or the session was reloaded (its identity may have
 //! changed), so the hot path does not sign per request.
 
@@ -53,6 +53,7 @@ pub enum AssertionKeyError {
 /// One key: the first configured signs, all are published.
 struct Key {
     pair: Ed25519KeyPair,
+    encoding: jsonwebtoken::EncodingKey,
     kid: String,
 }
 
@@ -216,14 +217,15 @@ impl Assertions {
             nbf: iat,
             exp,
         };
-        let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.signing.kid });
-        let claims = serde_json::to_vec(&claims).ok()?;
-        let mut text = URL_SAFE_NO_PAD.encode(header.to_string());
-        text.push('.');
-        text.push_str(&URL_SAFE_NO_PAD.encode(claims));
-        let sig = self.signing.pair.sign(text.as_bytes());
-        text.push('.');
-        text.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.signing.kid.clone());
+        let text = match jsonwebtoken::encode(&header, &claims, &self.signing.encoding) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the identity assertion");
+                return None;
+            }
+        };
         self.signed.fetch_add(1, Ordering::Relaxed);
         Some(text)
     }
@@ -278,19 +280,20 @@ fn key_from_der(der: &[u8], path: &Path) -> Result<Key, AssertionKeyError> {
     let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
         .map_err(|_| AssertionKeyError::NotEd25519(path.display().to_string()))?;
     let kid = thumbprint(&pair);
-    Ok(Key { pair, kid })
+    let encoding = jsonwebtoken::EncodingKey::from_ed_der(der);
+    Ok(Key {
+        pair,
+        encoding,
+        kid,
+    })
 }
 
 fn key_from_pem(pem: &str, path: &Path) -> Result<Key, AssertionKeyError> {
-    let not_key = || AssertionKeyError::NotEd25519(path.display().to_string());
-    let body = pem
-        .split("-----BEGIN PRIVATE KEY-----")
-        .nth(1)
-        .and_then(|rest| rest.split("-----END PRIVATE KEY-----").next())
-        .ok_or_else(not_key)?;
-    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = STANDARD.decode(b64).map_err(|_| not_key())?;
-    key_from_der(&der, path)
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| AssertionKeyError::NotEd25519(path.display().to_string()))?;
+    key_from_der(der.secret_pkcs8_der(), path)
 }
 
 /// PEM armour for a PKCS#8 document.
