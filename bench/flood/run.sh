@@ -13,6 +13,8 @@
 #   PORT_BASE=18180      upstream on +1, Gatehouse on +3 (127.0.0.1)
 #   SKIP_BUILD=1         use the existing release binaries
 #   EXTRA_TOML='...'     appended to Gatehouse's [security] (e.g. 'hash_concurrency = 2')
+#   DB_CONNECTIONS=8     database.max_connections (each SQLite connection the pool opens
+#                        under the flood keeps its page cache until it idles out, 10 min)
 set -euo pipefail
 
 FLOOD=${FLOOD:-200}
@@ -91,6 +93,7 @@ data_dir = "$WORK/gh-data"
 url = "http://127.0.0.1:$UP_PORT"
 [database]
 url = "sqlite://$WORK/gh-data/gatehouse.db"
+max_connections = ${DB_CONNECTIONS:-8}
 [security]
 login_attempts_per_ip = 1000000
 ${EXTRA_TOML:-}
@@ -157,7 +160,7 @@ AFTER=$(rss_kib)
 kill "$SAMPLER" 2>/dev/null || true
 
 say "login flood: $FLOOD concurrent bogus sign-ins for ${DURATION}s from 127.0.0.1; $(nproc) cores"
-say "gatehouse: default argon2 (19 MiB, t=2, p=1), hash_concurrency default${EXTRA_TOML:+ + $EXTRA_TOML}"
+say "gatehouse: default argon2 (19 MiB, t=2, p=1), hash_concurrency default, database.max_connections ${DB_CONNECTIONS:-8}${EXTRA_TOML:+ + $EXTRA_TOML}"
 say "flood client: $(cat "$WORK/flood.json")"
 say "real sign-ins verified during the flood (metric): $(( $(metric gatehouse_password_verifications_total) - VERIFIED0 ))"
 say ""

@@ -176,7 +176,18 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(validate_username(" alice ").unwrap(), "alice");
-        assert!(validate_username("a@b").is_err());
+        assert_eq!(validate_username("a+b@c.io").unwrap(), "a+b@c.io");
+        assert_eq!(validate_username("ａｄｍｉｎ").unwrap(), "admin");
+        assert!(validate_username("\u{430}dmin").is_err(), "Cyrillic а");
+        assert!(validate_username("a b").is_err());
+        assert!(validate_username("zoë").is_err());
+        let wide = UsernameRules::new("[\\p{L}0-9]+").unwrap();
+        assert_eq!(wide.check("zoë").unwrap(), "zoë");
+        assert!(wide.check("zo ë").is_err());
+        assert!(UsernameRules::new("[a-z").is_err());
+        assert_eq!(username_skeleton("adrnin"), username_skeleton("admin"));
+        assert_eq!(username_skeleton("\u{430}dmin"), username_skeleton("ADMIN"));
+        assert_ne!(username_skeleton("admin"), username_skeleton("admln2"));
         assert!(validate_username("").is_err());
         assert!(validate_username(&"x".repeat(65)).is_err());
     }
