@@ -326,7 +326,7 @@ fn generated_key(data_dir: &Path) -> Result<Key, AssertionKeyError> {
                 source,
             };
             std::fs::create_dir_all(data_dir).map_err(write_err)?;
-            write_private(&path, &pem).map_err(write_err)?;
+            crate::auth::keys::write_private(&path, &pem).map_err(write_err)?;
             tracing::info!(path = %path.display(), "generated the identity assertion key");
             key_from_pem(&pem, &path)
         }
@@ -335,23 +335,6 @@ fn generated_key(data_dir: &Path) -> Result<Key, AssertionKeyError> {
             source,
         }),
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 #[cfg(test)]
