@@ -283,13 +283,13 @@ async fn twofa_budget_shared_by_pending_sign_ins(b: Backend) {
         .iter()
         .filter(|r| r.status == StatusCode::OK && r.text().contains("not right"))
         .count();
-    // Every other attempt is refused unchecked: 429 while the budget is spent, or sent back to
-    // the sign-in page once its pending step is gone (the account locked under it).
+    // Every other attempt is refused unchecked: 429 once the budget is spent, or 400 when a
+    // concurrent attempt on the same pending sign-in has already ended it ("sign in again").
     let refused = rs
         .iter()
         .filter(|r| {
             r.status == StatusCode::TOO_MANY_REQUESTS
-                || (r.status.is_redirection() && !r.text().contains("not right"))
+                || (r.status == StatusCode::BAD_REQUEST && r.text().contains("Sign in"))
         })
         .count();
     let statuses: Vec<u16> = rs.iter().map(|r| r.status.as_u16()).collect();
