@@ -160,8 +160,7 @@ async fn pipeline<'a>(
     headers::remove_hop_by_hop(h, upgrade);
     headers::join_cookies(h);
     // The app never needs our cookies, and must not be able to leak the session token.
-    let own: Vec<&str> = app.own_cookies.iter().map(String::as_str).collect();
-    cookies::remove(h, &own);
+    cookies::remove(h, &app.own_cookies);
     headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);

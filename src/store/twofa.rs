@@ -3,7 +3,8 @@
 //! two requests racing with the same code cannot both win.
 
 use super::events::{Change, ChangeKind, append_change, in_tx};
-use super::{Store, StoreError, Ts, UserId, execute, on_pool};
+use super::sessions::end_user_sessions;
+use super::{SessionId, Store, StoreError, Ts, UserId, execute, on_pool};
 
 impl Store {
     /// Stores a not-yet-confirmed secret (enrolment in progress). Refused once 2FA is on.
@@ -56,7 +57,26 @@ impl Store {
 
     /// Turns 2FA off and forgets the secret, the codes and the last step.
     pub async fn disable_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
-        let change = Change::user(ChangeKind::TwofaDisabled, id);
+        self.clear_twofa(id, now, ChangeKind::TwofaDisabled, false)
+            .await
+    }
+
+    /// Turns two-factor sign-in off (an admin's reset): clears the flag, the secret, the
+    /// recovery codes and the last used step, and ends the user's sessions, in one transaction
+    /// with its change-feed event. Returns whether the user exists.
+    pub async fn reset_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
+        self.clear_twofa(id, now, ChangeKind::TwofaReset, true)
+            .await
+    }
+
+    async fn clear_twofa(
+        &self,
+        id: UserId,
+        now: Ts,
+        kind: ChangeKind,
+        end_sessions: bool,
+    ) -> Result<bool, StoreError> {
+        let change = Change::user(kind, id);
         let n = in_tx!(self, |tx| {
             let n = sqlx::query(
                 "UPDATE users SET twofa_enabled = FALSE, twofa_secret = NULL, \
@@ -68,6 +88,9 @@ impl Store {
             .await?
             .rows_affected();
             if n > 0 {
+                if end_sessions {
+                    end_user_sessions!(tx, id, None::<SessionId>).await?;
+                }
                 append_change!(tx, &change).await?;
             }
             n

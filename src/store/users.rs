@@ -484,33 +484,14 @@ impl Store {
         now: Ts,
         lock_until: Ts,
     ) -> Result<Option<i64>, StoreError> {
-        // `base` is the count before this attempt: 0 after an expired lock (or a count left
-        // at the threshold without a lock, which only imported data can hold).
-        let attempt: Option<i64> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "UPDATE users SET \
-                   account_locked_until = CASE WHEN (CASE WHEN account_locked_until IS NOT NULL \
-                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 >= $1 \
-                       THEN $2 ELSE NULL END, \
-                   failed_login_attempts = (CASE WHEN account_locked_until IS NOT NULL \
-                       OR failed_login_attempts >= $1 THEN 0 ELSE failed_login_attempts END) + 1 \
-                 WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
-                 RETURNING failed_login_attempts",
-            )
-            .bind(threshold)
-            .bind(lock_until)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(p)
+        self.reserve_attempt(AttemptCounter::Password, id, threshold, now, lock_until)
             .await
-        })?;
-        Ok(attempt)
     }
 
     /// Takes one second-factor attempt for the account before the code is checked: the same
-    /// shape as [`Store::reserve_login_attempt`] over `failed_twofa_attempts`, shared by every
-    /// pending sign-in and instance. `None` while the account is locked; the slot that reaches
-    /// `budget` locks it until `lock_until`.
+    /// statement as [`Store::reserve_login_attempt`] over `failed_twofa_attempts`, shared by
+    /// every pending sign-in and instance. `None` while the account is locked; the slot that
+    /// reaches `budget` locks it until `lock_until`.
     pub async fn reserve_twofa_attempt(
         &self,
         id: UserId,
@@ -518,23 +499,40 @@ impl Store {
         now: Ts,
         lock_until: Ts,
     ) -> Result<Option<i64>, StoreError> {
-        let attempt: Option<i64> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "UPDATE users SET \
-                   account_locked_until = CASE WHEN (CASE WHEN account_locked_until IS NOT NULL \
-                       OR failed_twofa_attempts >= $1 THEN 0 ELSE failed_twofa_attempts END) + 1 >= $1 \
-                       THEN $2 ELSE NULL END, \
-                   failed_twofa_attempts = (CASE WHEN account_locked_until IS NOT NULL \
-                       OR failed_twofa_attempts >= $1 THEN 0 ELSE failed_twofa_attempts END) + 1 \
-                 WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
-                 RETURNING failed_twofa_attempts",
-            )
-            .bind(budget)
-            .bind(lock_until)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(p)
+        self.reserve_attempt(AttemptCounter::SecondFactor, id, budget, now, lock_until)
             .await
+    }
+
+    async fn reserve_attempt(
+        &self,
+        counter: AttemptCounter,
+        id: UserId,
+        limit: i64,
+        now: Ts,
+        lock_until: Ts,
+    ) -> Result<Option<i64>, StoreError> {
+        // `base` is the count before this attempt: 0 after an expired lock (or a count left
+        // at the limit without a lock, which only imported data can hold).
+        let c = counter.column();
+        let base = format!(
+            "(CASE WHEN account_locked_until IS NOT NULL OR {c} >= $1 THEN 0 ELSE {c} END)"
+        );
+        // Built from a fixed column name only: nothing a caller passes reaches the text.
+        let sql = format!(
+            "UPDATE users SET \
+               account_locked_until = CASE WHEN {base} + 1 >= $1 THEN $2 ELSE NULL END, \
+               {c} = {base} + 1 \
+             WHERE id = $3 AND (account_locked_until IS NULL OR account_locked_until <= $4) \
+             RETURNING {c}"
+        );
+        let attempt: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(limit)
+                .bind(lock_until)
+                .bind(id)
+                .bind(now)
+                .fetch_optional(p)
+                .await
         })?;
         Ok(attempt)
     }
@@ -792,4 +790,20 @@ pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
         .filter(|s| !s.is_empty())
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The per-account counters that are reserved before a secret is checked.
+#[derive(Debug, Clone, Copy)]
+enum AttemptCounter {
+    Password,
+    SecondFactor,
+}
+
+impl AttemptCounter {
+    fn column(self) -> &'static str {
+        match self {
+            AttemptCounter::Password => "failed_login_attempts",
+            AttemptCounter::SecondFactor => "failed_twofa_attempts",
+        }
+    }
 }

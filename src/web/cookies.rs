@@ -73,14 +73,15 @@ pub mod time_like {
 /// Removes the named cookies (names compared ignoring ASCII case, so no spelling slips
 /// through) from the `Cookie` header(s), keeping the rest. A header that is not UTF-8 is read
 /// lossily rather than passed on unread, so our cookie cannot hide behind one bad byte.
-pub fn remove(headers: &mut HeaderMap, names: &[&str]) {
+pub fn remove<N: AsRef<str>>(headers: &mut HeaderMap, names: &[N]) {
     let mentions_ours = headers.get_all(header::COOKIE).iter().any(|v| {
         let bytes = v.as_bytes();
         std::str::from_utf8(bytes).is_err()
             || names.iter().any(|n| {
+                let n = n.as_ref().as_bytes();
                 bytes
                     .windows(n.len().max(1))
-                    .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+                    .any(|w| w.eq_ignore_ascii_case(n))
             })
     });
     if !mentions_ours {
@@ -91,7 +92,7 @@ pub fn remove(headers: &mut HeaderMap, names: &[&str]) {
         let text = String::from_utf8_lossy(v.as_bytes());
         for c in Cookie::split_parse(text.as_ref()).filter_map(Result::ok) {
             let name = c.name().trim();
-            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            if !names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name)) {
                 kept.push(format!("{}={}", c.name(), c.value()));
             }
         }
