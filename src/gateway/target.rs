@@ -75,19 +75,31 @@ pub fn read<B>(req: &mut Request<B>, s: &Settings) -> Result<Target, GateError> 
     }
     if let Some(q) = req.uri().query() {
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-            if k.trim().eq_ignore_ascii_case("_method") {
+            if is_method_param(&k) {
                 methods.push(override_method(&v, s)?);
             }
         }
     }
     methods.dedup();
-    let uri = rebuild(req.uri(), &path.forward)?;
-    *req.uri_mut() = uri;
+    // Most paths are already canonical; only a respelled one needs a new URI.
+    if path.forward != req.uri().path() {
+        let uri = rebuild(req.uri(), &path.forward)?;
+        *req.uri_mut() = uri;
+    }
     Ok(Target { path, methods })
 }
 
 fn bad_override() -> GateError {
     GateError::BadRequest("method override is not a method")
+}
+
+/// `_method`, in any case, and the array and hash spellings that qs (Express), Rack and PHP
+/// fold into it (`_method[]`, `_method[0]`): the framework may take any of them as the method.
+fn is_method_param(name: &str) -> bool {
+    let name = name.trim();
+    name.get(..7)
+        .is_some_and(|head| head.eq_ignore_ascii_case("_method"))
+        && (name.len() == 7 || name[7..].starts_with('['))
 }
 
 /// Overrides are upper-cased as the frameworks that honour them do (`_method=delete` runs the
@@ -148,4 +160,24 @@ fn rebuild(uri: &Uri, path: &str) -> Result<Uri, GateError> {
             .map_err(|_| GateError::BadPath("path cannot be forwarded"))?,
     );
     Uri::from_parts(parts).map_err(|_| GateError::BadPath("path cannot be forwarded"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn method_params_in_every_spelling() {
+        for k in [
+            "_method",
+            "_METHOD",
+            " _method",
+            "_method[]",
+            "_method[0]",
+            "_Method[x]",
+        ] {
+            assert!(super::is_method_param(k), "{k}");
+        }
+        for k in ["method", "_methods", "x_method", "_metho", "a[_method]"] {
+            assert!(!super::is_method_param(k), "{k}");
+        }
+    }
 }
