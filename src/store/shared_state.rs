@@ -176,4 +176,19 @@ impl Store {
         )?;
         Ok(a + b)
     }
+
+    /// Rows in `throttle_counts` and `pending_logins` (for tests and diagnostics).
+    pub async fn shared_state_rows(&self) -> Result<(i64, i64), StoreError> {
+        let throttles: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM throttle_counts"
+        )
+        .fetch_one(p)
+        .await)?;
+        let pending: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pending_logins"
+        )
+        .fetch_one(p)
+        .await)?;
+        Ok((throttles, pending))
+    }
 }

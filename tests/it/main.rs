@@ -14,6 +14,7 @@ mod boundary;
 mod browser;
 mod bypass;
 mod cli;
+mod cluster;
 mod deadlines;
 mod feed;
 mod forward_auth;
