@@ -15,6 +15,7 @@ mod browser;
 mod bypass;
 mod cli;
 mod cluster;
+mod compose;
 mod deadlines;
 mod feed;
 mod forward_auth;
