@@ -3,15 +3,20 @@
 //! shared rows are pruned once expired. (Changes made on one instance and enforced by another
 //! within 1 s are in `feed.rs`.)
 
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use gatehouse::clock::Clock;
 use http::StatusCode;
 
 use crate::abuse::with_twofa;
 use crate::both_backends;
+use crate::forward_auth::{FrontProxy, free_port, front_proxy_available, spawn};
 use crate::harness::otp::code_at;
 use crate::harness::{Backend, Browser, PASSWORD, Resp, TestServer};
 
 both_backends! {
+    behind_one_balancer,
     twofa_sign_in_started_on_one_instance_finishes_on_another,
     throttles_counted_on_one_instance_hold_on_another,
     expired_shared_state_is_pruned,
@@ -196,4 +201,111 @@ async fn expired_shared_state_is_pruned(b: Backend) {
         (1, 0),
         "only the window opened by the last sign-in is left"
     );
+}
+
+/// The compose setup's Caddyfile in front of two test instances: the same balancing, on a
+/// loopback port. Its active health check is left out: it probes the readiness endpoint, which
+/// the compose test checks; here both instances are up for the whole test.
+async fn balancer(a: &TestServer, b: &TestServer) -> FrontProxy {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let compose = include_str!("../../config/compose/Caddyfile");
+    assert!(compose.contains("reverse_proxy gatehouse-a:8080 gatehouse-b:8080 {"));
+    let body: String = compose
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("health_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let conf = format!(
+        "{{\n\tadmin off\n\tauto_https off\n}}\n{}",
+        body.replace(":80 {", &format!("http://127.0.0.1:{port} {{"))
+            .replace("gatehouse-a:8080", &a.addr.to_string())
+            .replace("gatehouse-b:8080", &b.addr.to_string())
+    );
+    let path = dir.path().join("Caddyfile");
+    std::fs::write(&path, conf).unwrap();
+    let child = spawn(
+        tokio::process::Command::new("caddy")
+            .arg("run")
+            .arg("--config")
+            .arg(&path)
+            .arg("--adapter")
+            .arg("caddyfile")
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config")),
+    );
+    FrontProxy {
+        child,
+        port,
+        _dir: dir,
+    }
+    .ready()
+    .await
+}
+
+fn served(s: &TestServer) -> u64 {
+    s.app().metrics.requests.load(Ordering::Relaxed)
+}
+
+/// Two instances behind one address (round robin, no stickiness): a two-factor sign-in and the
+/// pages after it work whichever instance each request reaches, and a sign-out is enforced by
+/// both within 1 s.
+async fn behind_one_balancer(b: Backend) {
+    if !front_proxy_available("caddy") {
+        return;
+    }
+    let Some(a) = TestServer::start(b, "").await else {
+        return;
+    };
+    let second = a.second("").await;
+    let lb = balancer(&a, &second).await;
+    let secret = with_twofa(&a, "yara").await;
+    same_time(&a, &second);
+    for s in [&a, &second] {
+        s.clock.advance(chrono::Duration::seconds(30));
+    }
+    let code = code_at(&secret, a.clock.now().timestamp());
+    let before = (served(&a), served(&second));
+
+    let mut br = Browser::new(&format!("http://127.0.0.1:{}", lb.port));
+    let r = password_step(&mut br, "yara", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let csrf = br.csrf("/_auth/login/2fa").await;
+    let r = code_step(&mut br, &csrf, &code).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/app/"));
+    for _ in 0..4 {
+        let r = br.api("/app/", &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.echoed("x-auth-user"), vec!["yara"]);
+    }
+    let after = (served(&a), served(&second));
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "both instances served the flow: {before:?} -> {after:?}"
+    );
+
+    // Signed out on one of them: within 1 s neither lets the old cookie in (two refusals in a
+    // row, so both instances answered).
+    let old = br.cookies.clone();
+    assert_eq!(br.logout().await.status, StatusCode::SEE_OTHER);
+    let mut replay = Browser::new(&format!("http://127.0.0.1:{}", lb.port));
+    replay.cookies = old;
+    let start = Instant::now();
+    let mut refusals = 0;
+    while refusals < 2 {
+        let r = replay.api("/app/", &[]).await;
+        refusals = if r.status == StatusCode::UNAUTHORIZED {
+            refusals + 1
+        } else {
+            0
+        };
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "sign-out not enforced everywhere after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
