@@ -55,9 +55,9 @@ pub async fn demo_seed(cli: &Cli) -> anyhow::Result<ExitCode> {
     crate::gateway::assertion::Assertions::load(s).context("preparing the assertion key")?;
     let created = crate::demo::ensure_users(&ctx.accounts).await?;
     if created.is_empty() {
-        println!("demo accounts admin and demo exist already (passwords were shown when made)");
+        println!("Demo accounts admin and demo exist already (passwords were shown when made)");
     } else {
-        println!("demo accounts (passwords shown once):");
+        println!("Demo accounts (passwords shown once):");
         for (user, pw, what) in &created {
             println!("  {user:<6} {pw}   ({what})");
         }

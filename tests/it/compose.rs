@@ -15,7 +15,13 @@ use std::process::Command;
 use gatehouse::config::{Document, Settings};
 use serde_json::Value;
 
-use crate::harness::{Backend, TestServer, note_skipped};
+use crate::both_backends;
+use crate::harness::db::TestDb;
+use crate::harness::{Backend, Browser, FAST_HASH_TOML, TestServer, note_skipped};
+
+both_backends! {
+    demo_seed_prepares_keys_and_accounts_once,
+}
 
 const INSTANCES: [&str; 2] = ["gatehouse-a", "gatehouse-b"];
 
@@ -409,4 +415,115 @@ async fn healthcheck_command_reports_the_probe() {
     let missing = run("/_auth/no-such-probe").await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+}
+
+/// Runs the real binary with `args` on `db` with `config`; returns (success, stdout, stderr).
+async fn gatehouse(config: &Path, db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env_remove("GATEHOUSE_SECRET_KEY")
+        .env_remove("GATEHOUSE_SECRET_KEY_FILE")
+        .env_remove("GATEHOUSE_DATA_DIR")
+        .arg("--config")
+        .arg(config)
+        .arg("--database")
+        .arg(&db.url)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What the compose `seed` service does: the schema, the shared key in the data folder and the
+/// demo accounts, with their passwords printed once; a second run changes nothing.
+async fn demo_seed_prepares_keys_and_accounts_once(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n{FAST_HASH_TOML}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = gatehouse(&config, &db, &["demo-seed"]).await;
+    assert!(ok, "{err}");
+    let password = |user: &str| -> String {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{user} ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{user}'s password printed: {out}"))
+            .to_string()
+    };
+    let key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    assert!(!key.trim().is_empty(), "the shared key is written");
+
+    let store = gatehouse::store::Store::connect(&db.url, 2).await.unwrap();
+    let accounts = gatehouse::accounts::Accounts::new(
+        store.clone(),
+        gatehouse::auth::PasswordHasher::new(crate::harness::FAST_ARGON2, 2).unwrap(),
+        std::sync::Arc::new(gatehouse::clock::SystemClock),
+        gatehouse::audit::AuditLog::direct(store),
+        crate::harness::security_settings(),
+    );
+    for (user, admin) in [("admin", true), ("demo", false)] {
+        let pw = gatehouse::config::Secret::new(password(user));
+        let row = accounts
+            .authenticate(user, &pw, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{user} signs in with the printed password: {e:?}"));
+        assert_eq!(row.is_admin, admin, "{user}");
+        assert!(row.is_verified);
+    }
+
+    let (ok, again, err) = gatehouse(&config, &db, &["demo-seed"]).await;
+    assert!(ok, "{err}");
+    assert!(again.contains("exist already"), "{again}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("secret.key")).unwrap(),
+        key,
+        "the key is kept"
+    );
+}
+
+/// `gatehouse demo-app` serves the demo upstream on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_app_serves_the_demo_upstream() {
+    let port = crate::forward_auth::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["demo-app", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // No readiness signal to await: wait (bounded) until it accepts connections.
+    let start = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(child.try_wait().unwrap().is_none(), "demo-app exited");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "demo-app did not listen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut b = Browser::new(&format!("http://127.0.0.1:{port}"));
+    let r = b.api("/app/hello", &[("x-auth-user", "someone")]).await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.text());
+    assert_eq!(r.echoed("x-auth-user"), vec!["someone"], "{}", r.text());
+    child.kill().await.unwrap();
 }
