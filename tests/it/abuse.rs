@@ -220,7 +220,7 @@ async fn concurrent_failures_throttled_per_ip(b: Backend) {
 }
 
 /// Turns 2FA on for `username` through the library; returns the TOTP secret.
-async fn with_twofa(s: &TestServer, username: &str) -> Vec<u8> {
+pub async fn with_twofa(s: &TestServer, username: &str) -> Vec<u8> {
     use gatehouse::clock::Clock;
     let app = s.app();
     let user = s.plain_user(username).await;
