@@ -16,6 +16,13 @@
 //! cannot read the request two ways. [`pipeline`] reads top to bottom with `?`; [`handle`]
 //! turns a [`GateError`] into a response (a redirect or HTML page for browsers, JSON for
 //! programs) and logs.
+//!
+//! Every request runs in a `request` span holding its id, so each line logged while handling
+//! it carries the id. [`proxied`] then does one histogram observe for the route's duration
+//! (handles resolved when the routes were loaded, see [`crate::metrics::RouteMetrics`]) and,
+//! with `[log] access = true`, writes the access line; `pipeline` observes the upstream's
+//! latency. The `App` a request gets is the configuration in force when it arrived
+//! (`crate::app::Live`): a reload never changes it midway.
 
 pub mod assertion;
 mod error;
