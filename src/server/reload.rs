@@ -44,6 +44,7 @@ fn keep_restart_only(old: &Settings, new: &mut Settings) -> Vec<&'static str> {
         "server.workers" => server.workers;
         "server.tls_cert/tls_key" => server.tls;
         "server.data_dir" => server.data_dir;
+        "server.public_url" => server.public_url;
         "server.behind_tls_proxy" => server.behind_tls_proxy;
         "server.max_connections" => server.max_connections;
         "server.max_header_bytes" => server.max_header_bytes;

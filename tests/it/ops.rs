@@ -435,7 +435,7 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
             &db,
             upstream,
             ROUTES_AFTER,
-            "[session]\nidle_timeout = \"7m\"\n",
+            "[session]\nidle_timeout = \"7m\"\n[portal]\nproduct_name = \"Reloaded Gate\"\n",
         ),
     )
     .unwrap();
@@ -451,6 +451,14 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
         })
         .await;
     assert!(message(&warned).contains("need a restart"), "{warned}");
+    // Branding too, and the session survives the reload.
+    assert!(
+        Browser::new(&base)
+            .get("/_auth/login")
+            .await
+            .text()
+            .contains("Reloaded Gate")
+    );
     // The session survives the reload.
     assert_eq!(br.get("/open/still").await.status, StatusCode::OK);
 
