@@ -164,7 +164,11 @@ mod tests {
         )
         .unwrap();
         let changed = keep_restart_only(&old, &mut new);
-        assert_eq!(changed, vec!["server.listen", "[session]"]);
+        // public_url defaults from listen, so it changed with it.
+        assert_eq!(
+            changed,
+            vec!["server.listen", "server.public_url", "[session]"]
+        );
         assert_eq!(new.server.listen, old.server.listen);
         assert_eq!(new.session.idle_timeout, old.session.idle_timeout);
         assert_eq!(new.routes[0].pattern, "/b");
