@@ -132,7 +132,7 @@ impl App {
             portal: Arc::new(portal),
             assertions,
         };
-        let app = App::assemble(settings, shared)?;
+        let app = App::assemble(settings, shared, None)?;
         Ok((app, writer))
     }
 
@@ -154,16 +154,28 @@ impl App {
             portal: self.portal.clone(),
             assertions: self.assertions.clone(),
         };
-        App::assemble(settings, shared)
+        // Unchanged upstream settings keep the client: its warm connections, and the worker
+        // threads' own clients, which are rebuilt only for a new one.
+        let upstream = (format!("{:?}", self.settings.upstream)
+            == format!("{:?}", settings.upstream))
+        .then(|| self.upstream.clone());
+        App::assemble(settings, shared, upstream)
     }
 
     /// Builds what depends only on the settings around the shared services.
-    fn assemble(settings: Settings, shared: Shared) -> Result<App, StartError> {
+    fn assemble(
+        settings: Settings,
+        shared: Shared,
+        upstream: Option<Upstream>,
+    ) -> Result<App, StartError> {
         let templates = Templates::new(
             &settings.portal,
             &[crate::portal::TEMPLATES, crate::admin::TEMPLATES].concat(),
         )?;
-        let upstream = Upstream::new(&settings.upstream)?;
+        let upstream = match upstream {
+            Some(u) => u,
+            None => Upstream::new(&settings.upstream)?,
+        };
         let strip = StripSet::new(&settings.headers);
         let secure = settings.server.secure_cookies();
         // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.

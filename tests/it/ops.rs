@@ -493,6 +493,28 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
     );
     assert_eq!(br.get("/open/y").await.status, StatusCode::OK);
 
+    // Another upstream (nothing listens there): every worker thread's client follows it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(&path, config(&db, dead, ROUTES_AFTER, "")).unwrap();
+    serve.signal_hup();
+    eventually(Duration::from_secs(10), "the new upstream", || {
+        let base = base.clone();
+        async move {
+            Browser::new(&base)
+                .get("/open/z")
+                .await
+                .status
+                .is_server_error()
+        }
+    })
+    .await;
+    for _ in 0..8 {
+        let r = Browser::new(&base).get("/open/z").await;
+        assert!(r.status.is_server_error(), "{}", r.status);
+    }
     let metrics = Browser::new(&base).get("/_auth/metrics").await.text();
     let metric = |name: &str| -> f64 {
         metrics
@@ -501,7 +523,7 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
     };
-    assert_eq!(metric("gatehouse_config_reloads_total"), 1.0);
+    assert_eq!(metric("gatehouse_config_reloads_total"), 2.0);
     assert_eq!(metric("gatehouse_config_reload_failures_total"), 1.0);
 
     // Every line is JSON; no secret anywhere in the log.
