@@ -224,3 +224,53 @@ impl RouteMetrics {
         self.own.observe(status, elapsed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_family_has_help_and_type_and_routes_are_resolved() {
+        let m = Metrics::new();
+        let routes = m.routes(["/a/**", "/b"]);
+        routes.observe(Some(1), 204, Duration::from_millis(3));
+        routes.observe(None, 404, Duration::from_millis(1));
+        routes.observe(Some(7), 500, Duration::from_millis(1));
+        routes.observe_own(303, Duration::from_millis(2));
+        m.signins.refused.inc();
+        let text = render(&m, &ScrapeValues::default()).unwrap();
+        let mut helped = std::collections::HashSet::new();
+        let mut typed = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.insert(rest.split(' ').next().unwrap().to_string());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !line.is_empty() {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+                    .unwrap_or(name);
+                assert!(typed.contains(family), "{name} has no TYPE:\n{text}");
+                assert!(helped.contains(family), "{name} has no HELP:\n{text}");
+            }
+        }
+        assert!(
+            text.contains(
+                "gatehouse_request_duration_seconds_count{route=\"/b\",status=\"2xx\"} 1"
+            )
+        );
+        // An index past the table (a stale match) counts as unmatched, never panics.
+        assert!(text.contains(
+            "gatehouse_request_duration_seconds_count{route=\"unmatched\",status=\"5xx\"} 1"
+        ));
+        assert!(text.contains(
+            "gatehouse_request_duration_seconds_count{route=\"_auth\",status=\"3xx\"} 1"
+        ));
+        assert!(text.contains("gatehouse_signins_total{outcome=\"refused\"} 1"));
+        assert!(text.contains("# TYPE gatehouse_requests_total counter"));
+        assert!(text.contains("# TYPE gatehouse_connections_open gauge"));
+    }
+}
