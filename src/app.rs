@@ -1,7 +1,6 @@
 //! The assembled service: everything a request handler needs, built once at start.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use crate::accounts::Accounts;
 use crate::audit::{AuditLog, AuditWriter};
@@ -41,16 +40,7 @@ pub enum StartError {
     },
 }
 
-/// Request counters for `/_auth/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub connections_open: std::sync::atomic::AtomicI64,
-    /// Connections closed because they missed a handshake or idle deadline.
-    pub connections_timed_out: AtomicU64,
-    pub requests: AtomicU64,
-    pub proxied: AtomicU64,
-    pub upstream_errors: AtomicU64,
-}
+pub use crate::metrics::Metrics;
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -65,25 +55,27 @@ pub struct AppInner {
     pub sessions: SessionService,
     pub tokens: ApiTokens,
     /// The change-feed tailer: applies changes made by other processes to the caches.
-    pub feed: crate::feed::Feed,
+    pub feed: Arc<crate::feed::Feed>,
     pub audit: AuditLog,
     pub keys: Keys,
     pub templates: Templates,
     pub upstream: Upstream,
     pub strip: StripSet,
     pub clock: SharedClock,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Outgoing mail (SMTP or the outbox folder).
     pub mailer: crate::mail::Mailer,
     /// The portal's shared state (in the database): throttles and pending two-factor sign-ins.
-    pub portal: crate::portal::PortalState,
+    pub portal: Arc<crate::portal::PortalState>,
     /// Cookie names as sent (with `__Host-` when Secure), computed once.
     pub session_cookie: String,
     pub csrf_cookie: String,
     /// Every cookie name Gatehouse sets, in both spellings; never forwarded to the app.
     pub own_cookies: Vec<String>,
     /// Signer and cache of the identity assertion, and the published keys.
-    pub assertions: crate::gateway::assertion::Assertions,
+    pub assertions: Arc<crate::gateway::assertion::Assertions>,
+    /// Request-duration histograms, index for index with `settings.routes`.
+    pub route_metrics: crate::metrics::RouteMetrics,
 }
 
 impl std::ops::Deref for App {
@@ -123,15 +115,71 @@ impl App {
         let feed =
             crate::feed::Feed::start(store.clone(), sessions.clone(), tokens.clone()).await?;
         let mailer = crate::mail::Mailer::new(&settings.mail)?;
-        let portal = crate::portal::PortalState::new(&store, &settings.security);
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
+        let assertions = Arc::new(crate::gateway::assertion::Assertions::load(&settings)?);
+        let shared = Shared {
+            store,
+            accounts,
+            sessions,
+            tokens,
+            feed: Arc::new(feed),
+            audit,
+            keys,
+            clock,
+            metrics: Arc::new(Metrics::new()),
+            mailer,
+            assertions,
+        };
+        let app = App::assemble(settings, shared, None)?;
+        Ok((app, writer))
+    }
+
+    /// The same services and state with a new configuration (a reload): what the settings
+    /// shape is built again (routes, headers, upstream, the throttles' limits), what holds
+    /// state (caches, the database, the activity writer, keys, metrics) is shared.
+    pub fn reconfigured(&self, settings: Settings) -> Result<App, StartError> {
+        let shared = Shared {
+            store: self.store.clone(),
+            accounts: self.accounts.clone(),
+            sessions: self.sessions.clone(),
+            tokens: self.tokens.clone(),
+            feed: self.feed.clone(),
+            audit: self.audit.clone(),
+            keys: self.keys.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            mailer: self.mailer.clone(),
+            assertions: self.assertions.clone(),
+        };
+        // Unchanged upstream settings keep the client: its warm connections, and the worker
+        // threads' own clients, which are rebuilt only for a new one.
+        let upstream = (format!("{:?}", self.settings.upstream)
+            == format!("{:?}", settings.upstream))
+        .then(|| self.upstream.clone());
+        App::assemble(settings, shared, upstream)
+    }
+
+    /// Builds what depends only on the settings around the shared services.
+    fn assemble(
+        settings: Settings,
+        shared: Shared,
+        upstream: Option<Upstream>,
+    ) -> Result<App, StartError> {
+        // The throttles and the pending step keep their counts in the database, so building
+        // them again with the new limits loses nothing.
+        let portal = Arc::new(crate::portal::PortalState::new(
+            &shared.store,
+            &settings.security,
+        ));
         let templates = Templates::new(
             &settings.portal,
             &[crate::portal::TEMPLATES, crate::admin::TEMPLATES].concat(),
         )?;
-        let upstream = Upstream::new(&settings.upstream)?;
+        let upstream = match upstream {
+            Some(u) => u,
+            None => Upstream::new(&settings.upstream)?,
+        };
         let strip = StripSet::new(&settings.headers);
-        let assertions = crate::gateway::assertion::Assertions::load(&settings)?;
         let secure = settings.server.secure_cookies();
         // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
         let session_cookie = crate::web::cookies::name(
@@ -152,30 +200,33 @@ impl App {
             ]
         })
         .collect();
-        let app = App {
+        let route_metrics = shared
+            .metrics
+            .routes(settings.routes.iter().map(|r| r.pattern.as_str()));
+        Ok(App {
             inner: Arc::new(AppInner {
                 settings,
-                store,
-                accounts,
-                sessions,
-                tokens,
-                feed,
-                audit,
-                keys,
+                store: shared.store,
+                accounts: shared.accounts,
+                sessions: shared.sessions,
+                tokens: shared.tokens,
+                feed: shared.feed,
+                audit: shared.audit,
+                keys: shared.keys,
                 templates,
                 upstream,
                 strip,
-                clock,
-                metrics: Metrics::default(),
-                mailer,
+                clock: shared.clock,
+                metrics: shared.metrics,
+                mailer: shared.mailer,
                 portal,
                 session_cookie,
                 csrf_cookie,
                 own_cookies,
-                assertions,
+                assertions: shared.assertions,
+                route_metrics,
             }),
-        };
-        Ok((app, writer))
+        })
     }
 
     pub fn now(&self) -> crate::store::Ts {
@@ -189,5 +240,47 @@ impl App {
 
     pub fn session_cookie_name(&self) -> String {
         self.session_cookie.clone()
+    }
+}
+
+/// What outlives a configuration: the services that hold state.
+struct Shared {
+    store: Store,
+    accounts: Accounts,
+    sessions: SessionService,
+    tokens: ApiTokens,
+    feed: Arc<crate::feed::Feed>,
+    audit: AuditLog,
+    keys: Keys,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    mailer: crate::mail::Mailer,
+    assertions: Arc<crate::gateway::assertion::Assertions>,
+}
+
+/// The configuration in force: each request loads it once and keeps that snapshot to the end,
+/// so a reload swaps everything at once, between requests.
+#[derive(Clone, Debug)]
+pub struct Live {
+    current: Arc<arc_swap::ArcSwap<AppInner>>,
+}
+
+impl Live {
+    pub fn new(app: &App) -> Live {
+        Live {
+            current: Arc::new(arc_swap::ArcSwap::new(app.inner.clone())),
+        }
+    }
+
+    /// The snapshot for one request (or one connection's deadlines).
+    pub fn current(&self) -> App {
+        App {
+            inner: self.current.load_full(),
+        }
+    }
+
+    /// Puts `app` in force for every request that starts from now on.
+    pub fn replace(&self, app: &App) {
+        self.current.store(app.inner.clone());
     }
 }

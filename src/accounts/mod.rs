@@ -92,6 +92,8 @@ struct Inner {
     clock: SharedClock,
     audit: AuditLog,
     security: SecuritySettings,
+    /// Accounts locked by failed sign-ins, for `gatehouse_lockouts_total`.
+    lockouts: std::sync::atomic::AtomicU64,
 }
 
 impl Accounts {
@@ -109,8 +111,16 @@ impl Accounts {
                 clock,
                 audit,
                 security,
+                lockouts: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Accounts this process locked after too many failed sign-ins.
+    pub fn lockouts(&self) -> u64 {
+        self.inner
+            .lockouts
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Store {
@@ -309,6 +319,9 @@ impl Accounts {
                 // The slot stays taken; the one that reached the threshold locked the account.
                 self.record(failed("wrong password")).await;
                 if attempt >= threshold {
+                    self.inner
+                        .lockouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.record(
                         self.event(ActivityKind::AccountLocked, Some(user.id))
                             .client(client.ip.clone(), client.user_agent.clone())

@@ -91,6 +91,8 @@ pub struct PasswordHasher {
     /// Verifications against a real stored hash (not the dummy), for
     /// `gatehouse_password_verifications_total`: how many guesses were actually checked.
     verifications: Arc<AtomicU64>,
+    /// `gatehouse_password_hash_duration_seconds`: the hashing work itself, queueing excluded.
+    hash_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -113,6 +115,9 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency)),
             dummy: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
+            hash_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::HASH_BUCKETS,
+            ),
         })
     }
 
@@ -150,6 +155,11 @@ impl PasswordHasher {
         self.verifications.load(Ordering::Relaxed)
     }
 
+    /// How long each hash or verification took, for `/_auth/metrics`.
+    pub fn hash_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.hash_seconds.clone()
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
@@ -159,7 +169,15 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|_| PasswordError::Join)?;
-        self.pool.run(f).await
+        let timing = self.hash_seconds.clone();
+        self.pool
+            .run(move |blocks| {
+                let started = std::time::Instant::now();
+                let out = f(blocks);
+                timing.observe(started.elapsed().as_secs_f64());
+                out
+            })
+            .await
     }
 }
 

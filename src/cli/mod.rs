@@ -83,14 +83,28 @@ pub enum Command {
     Healthcheck(deploy::HealthcheckArgs),
 }
 
+/// Logs to stderr in `[log] format`. The config is read here only for that key; an invalid
+/// file is reported (with every problem) by the command itself, in the default format.
 pub fn init_tracing(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let format = crate::config::load(cli.config.as_deref())
+        .map(|s| s.log.format)
+        .unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder.try_init(),
+        // Each line carries the request's span (its request id) beside the event's fields.
+        crate::config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

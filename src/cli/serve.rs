@@ -22,7 +22,17 @@ pub struct DemoArgs {
 pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = load_settings(cli)?;
     let running = crate::server::start(settings, crate::clock::system(), None).await?;
-    running.run_until_signal().await;
+    // SIGHUP reads the same file, with the same overrides, again.
+    let path = cli.config.clone();
+    let database = cli.database.clone();
+    let load = move || {
+        let mut s = crate::config::load(path.as_deref())?;
+        if let Some(url) = &database {
+            s.database.url = url.clone();
+        }
+        Ok(s)
+    };
+    running.run_until_signal_reloading(load).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub portal: RawPortal,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub log: RawLog,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,4 +192,11 @@ pub struct RawRoute {
     pub methods: Option<Vec<Spanned<String>>>,
     pub require_verified: Option<bool>,
     pub require_2fa: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: S<String>,
+    pub access: Option<bool>,
 }

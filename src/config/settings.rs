@@ -25,6 +25,7 @@ pub struct Settings {
     pub routes: Vec<RouteRule>,
     /// Problems that do not stop the server (for example a shadowed route).
     pub warnings: Vec<String>,
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -360,4 +361,21 @@ impl PathMatcher {
             }
         }
     }
+}
+
+/// `[log]`: how lines are written, and whether each proxied request gets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// One line per proxied request: method, path, status, duration, user id, request id.
+    pub access: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, fields at the top level.
+    Json,
 }

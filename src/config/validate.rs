@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
-use super::raw::{RawRoute, S};
+use super::raw::{self, RawRoute, S};
 use super::settings::*;
 use super::{ConfigError, Document, Problem, line_of};
 use crate::store::Tier;
@@ -143,6 +143,7 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
     let audit = sections::audit(&mut c, &raw.audit);
     let mail = sections::mail(&mut c, &raw.mail, &server.data_dir);
     let portal = sections::portal(&mut c, &raw.portal);
+    let log = log(&mut c, &raw.log);
     let mut routes = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
         if let Some(rule) = route(&mut c, i, r, server.route_case_sensitive) {
@@ -169,7 +170,30 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
         portal,
         routes,
         warnings,
+        log,
     })
+}
+
+fn log(c: &mut Ctx<'_>, l: &raw::RawLog) -> LogSettings {
+    let format = match c.text(&l.format, Some("GATEHOUSE_LOG_FORMAT")) {
+        None => LogFormat::Text,
+        Some((f, line)) => match f.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                c.problem(
+                    "log.format",
+                    line,
+                    format!("{other:?} is not \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        },
+    };
+    LogSettings {
+        format,
+        access: l.access.unwrap_or(false),
+    }
 }
 
 /// Stands in for a URL whose problem is already recorded; the settings are then discarded.

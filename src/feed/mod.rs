@@ -45,7 +45,7 @@ pub const RETENTION_SECS: i64 = 3600;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters for `/_auth/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedStats {
     /// Events applied to the caches.
     pub applied: AtomicU64,
@@ -61,6 +61,30 @@ pub struct FeedStats {
     pub lag_last_us: AtomicU64,
     pub lag_sum_us: AtomicU64,
     pub lag_max_us: AtomicU64,
+    /// Lag of every event applied, seconds (`gatehouse_feed_lag_seconds`).
+    pub lag: prometheus_client::metrics::histogram::Histogram,
+    /// Whether the tailer is reading: its last read worked and, on PostgreSQL, its `LISTEN`
+    /// connection is up. `/_auth/readyz` needs it.
+    pub connected: std::sync::atomic::AtomicBool,
+}
+
+impl Default for FeedStats {
+    fn default() -> Self {
+        FeedStats {
+            applied: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_id: AtomicI64::new(0),
+            lag_last_us: AtomicU64::new(0),
+            lag_sum_us: AtomicU64::new(0),
+            lag_max_us: AtomicU64::new(0),
+            lag: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::FEED_LAG_BUCKETS,
+            ),
+            connected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 /// The running tailer. Dropping it (with the app) stops the task.
@@ -79,6 +103,7 @@ impl Feed {
         tokens: ApiTokens,
     ) -> Result<Feed, StoreError> {
         let store = store.for_background();
+        let store_is_sqlite = store.backend() == crate::store::Backend::Sqlite;
         let last = store.newest_change_id().await?;
         let stats = Arc::new(FeedStats::default());
         stats.last_id.store(last, Ordering::Relaxed);
@@ -91,6 +116,7 @@ impl Feed {
             last,
             pruned_at: tokio::time::Instant::now(),
             stop: stop_rx,
+            listening: store_is_sqlite,
         };
         tokio::spawn(tailer.run());
         Ok(Feed { stats, stop })
@@ -115,6 +141,8 @@ struct Tailer {
     last: i64,
     pruned_at: tokio::time::Instant,
     stop: watch::Receiver<bool>,
+    /// PostgreSQL: the `LISTEN` connection is up. SQLite has nothing to lose: always true.
+    listening: bool,
 }
 
 /// Whether the loop should go on after a read error.
@@ -169,6 +197,7 @@ impl Tailer {
                     if e.is_closed() {
                         return;
                     }
+                    self.stats.connected.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, retry_in = ?backoff, "change feed: cannot listen");
                     if !self.pause(backoff).await {
                         return;
@@ -178,6 +207,7 @@ impl Tailer {
                 }
             };
             backoff = RECONNECT_BACKOFF;
+            self.listening = true;
             if !first {
                 // Wake-ups were lost while the connection was down: start over from a clean
                 // cache at the newest id.
@@ -232,6 +262,8 @@ impl Tailer {
             if stop {
                 return;
             }
+            self.listening = false;
+            self.stats.connected.store(false, Ordering::Relaxed);
         }
     }
 
@@ -268,6 +300,7 @@ impl Tailer {
             return Next::Stop;
         }
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.connected.store(false, Ordering::Relaxed);
         tracing::warn!(error = %e, "change feed: read failed; retrying");
         Next::Continue
     }
@@ -298,6 +331,9 @@ impl Tailer {
                 break;
             }
         }
+        self.stats
+            .connected
+            .store(self.listening, Ordering::Relaxed);
         if self.pruned_at.elapsed() >= PRUNE_EVERY {
             self.pruned_at = tokio::time::Instant::now();
             match self.store.prune_changes(self.last, RETENTION_SECS).await {
@@ -333,5 +369,6 @@ impl Tailer {
         self.stats.lag_last_us.store(us, Ordering::Relaxed);
         self.stats.lag_sum_us.fetch_add(us, Ordering::Relaxed);
         self.stats.lag_max_us.fetch_max(us, Ordering::Relaxed);
+        self.stats.lag.observe(us as f64 / 1e6);
     }
 }

@@ -16,6 +16,13 @@
 //! cannot read the request two ways. [`pipeline`] reads top to bottom with `?`; [`handle`]
 //! turns a [`GateError`] into a response (a redirect or HTML page for browsers, JSON for
 //! programs) and logs.
+//!
+//! Every request runs in a `request` span holding its id, so each line logged while handling
+//! it carries the id. [`proxied`] then does one histogram observe for the route's duration
+//! (handles resolved when the routes were loaded, see [`crate::metrics::RouteMetrics`]) and,
+//! with `[log] access = true`, writes the access line; `pipeline` observes the upstream's
+//! latency. The `App` a request gets is the configuration in force when it arrived
+//! (`crate::app::Live`): a reload never changes it midway.
 
 pub mod assertion;
 mod error;
@@ -31,6 +38,7 @@ use std::time::Instant;
 
 use http::{Request, Response, header};
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 
 pub use error::GateError;
 pub use path::{CanonicalPath, PathPolicy, canonicalize, fold_case};
@@ -67,12 +75,15 @@ struct RequestMeta<'a> {
 struct Outcome<'a> {
     session: Option<Arc<Session>>,
     route: Option<&'a str>,
+    /// Index of the matching rule in `settings.routes`, for its latency histogram.
+    route_index: Option<usize>,
 }
 
 pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     app.metrics
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
     let s = &app.settings;
     let ctx = RequestCtx::new(
         conn.peer,
@@ -81,11 +92,16 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
         &s.server.trusted_proxies,
         &s.headers.request_id,
     );
+    // Every line logged while handling the request carries its id.
+    let span = tracing::info_span!("request", request_id = %ctx.request_id);
     let path = req.uri().path();
     let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
-        crate::portal::handle(app, req, &ctx).await
+        let r = crate::portal::handle(app, req, &ctx).instrument(span).await;
+        app.route_metrics
+            .observe_own(r.status().as_u16(), started.elapsed());
+        r
     } else {
-        proxied(app, req, &ctx).await
+        proxied(app, req, &ctx, started).instrument(span).await
     };
     if let Ok(v) = http::HeaderValue::from_str(&ctx.request_id) {
         resp.headers_mut().insert(s.headers.request_id.clone(), v);
@@ -93,8 +109,12 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
     resp
 }
 
-async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let started = Instant::now();
+async fn proxied(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+    started: Instant,
+) -> Response<Body> {
     let method = req.method().clone();
     let target = req
         .uri()
@@ -113,7 +133,22 @@ async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respons
     };
     let path = target.split('?').next().unwrap_or("/");
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    app.route_metrics
+        .observe(outcome.route_index, status, elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if app.settings.log.access {
+        // The path without its query, which may carry tokens; never headers or cookies.
+        tracing::info!(
+            %method,
+            path,
+            status,
+            duration_ms = (ms * 1000.0).round() / 1000.0,
+            user_id = outcome.session.as_ref().map(|s| s.identity.user_id.0),
+            request_id = %ctx.request_id,
+            "access"
+        );
+    }
     tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
     if let Some(session) = &outcome.session {
         let event = app
@@ -146,6 +181,9 @@ async fn pipeline<'a>(
     let default = s.server.default_access;
     let decision = decide(&s.routes, default, req.method(), &target.path.matching);
     out.route = decision.rule.map(|r| r.pattern.as_str());
+    out.route_index = decision
+        .rule
+        .and_then(|rule| s.routes.iter().position(|r| std::ptr::eq(r, rule)));
     let token = cookies::get(req.headers(), &app.session_cookie);
     let session = match &token {
         Some(token) => app.sessions.lookup(token).await?,
@@ -175,11 +213,15 @@ async fn pipeline<'a>(
     app.metrics
         .proxied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let asked = Instant::now();
     let mut resp = app
         .upstream
         .local()
         .forward(req, host.as_deref(), guard)
         .await?;
+    app.metrics
+        .upstream_seconds
+        .observe(asked.elapsed().as_secs_f64());
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::remove_hop_by_hop(resp.headers_mut(), switching);
     Ok(resp)

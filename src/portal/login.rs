@@ -103,6 +103,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     // Counted before the password is checked (and given back on success), so concurrent
     // attempts from one address cannot all pass a check made before any of them failed.
     if !app.portal.login_ip.hit(&ip, app.now()).await {
+        app.metrics.signins.throttled.inc();
         return page::too_many(app);
     }
     let next = safe_next(form.get("next"));
@@ -117,10 +118,12 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         .await
     {
         Ok(u) => {
+            app.metrics.signins.success.inc();
             app.portal.login_ip.release(&ip).await;
             u
         }
         Err(AuthFailure::InvalidCredentials) => {
+            app.metrics.signins.refused.inc();
             return login_page(
                 app,
                 &csrf,
@@ -131,6 +134,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             );
         }
         Err(e) => {
+            app.metrics.signins.error.inc();
             app.portal.login_ip.release(&ip).await;
             tracing::error!(error = %e, "sign-in failed on our side");
             return respond::text(

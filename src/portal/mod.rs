@@ -115,6 +115,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
+        (Method::GET | Method::HEAD, "/_auth/healthz") => ops::healthz(),
+        (Method::GET | Method::HEAD, "/_auth/readyz") => ops::readyz(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx, req.headers()),
         (Method::GET | Method::HEAD, "/_auth/.well-known/jwks.json") => {
             crate::gateway::assertion::jwks_response(app)

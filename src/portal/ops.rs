@@ -29,6 +29,46 @@ pub fn stylesheet(app: &App) -> Response<Body> {
     }
 }
 
+/// `/_auth/healthz`: the process is up and answering. Touches nothing else, so a slow
+/// database never gets a healthy process restarted.
+pub fn healthz() -> Response<Body> {
+    respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+/// `/_auth/readyz`: the database answers, its schema is the one this build expects, and the
+/// change feed is reading (on PostgreSQL, its `LISTEN` connection is up). 503 with the reason
+/// otherwise, so a load balancer sends no traffic to an instance that would serve stale caches.
+pub async fn readyz(app: &App) -> Response<Body> {
+    let store = app.store.for_background();
+    let not_ready = |reason: &str, detail: serde_json::Value| {
+        respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "not ready", "reason": reason, "detail": detail }),
+        )
+    };
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, "readiness: database unavailable");
+        return not_ready("database unavailable", serde_json::Value::Null);
+    }
+    match store.schema_versions().await {
+        Ok((applied, expected)) if applied == expected => {}
+        Ok((applied, expected)) => {
+            return not_ready(
+                "schema version mismatch",
+                serde_json::json!({ "applied": applied, "expected": expected }),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: cannot read the schema version");
+            return not_ready("schema version unreadable", serde_json::Value::Null);
+        }
+    }
+    if !app.feed.stats().connected.load(Ordering::Relaxed) {
+        return not_ready("change feed not connected", serde_json::Value::Null);
+    }
+    respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
 /// Ready when the database answers.
 pub async fn health(app: &App) -> Response<Body> {
     match app.store.ping().await {
@@ -78,94 +118,49 @@ pub fn metrics(app: &App, ctx: &RequestCtx, headers: &http::HeaderMap) -> Respon
     metrics_body(app)
 }
 
-/// The Prometheus text counters.
+/// The Prometheus text exposition: the live families and the counters other parts keep.
 pub fn metrics_body(app: &App) -> Response<Body> {
-    let m = &app.metrics;
     let a = app.audit.stats();
     let s = app.sessions.stats();
-    let lines = [
-        (
-            "gatehouse_requests_total",
-            m.requests.load(Ordering::Relaxed),
-        ),
-        (
-            "gatehouse_proxied_requests_total",
-            m.proxied.load(Ordering::Relaxed),
-        ),
-        (
-            "gatehouse_upstream_errors_total",
-            m.upstream_errors.load(Ordering::Relaxed),
-        ),
-        (
-            "gatehouse_password_verifications_total",
-            app.accounts.hasher().verifications(),
-        ),
-        ("gatehouse_db_queries_total", app.store.query_count()),
-        (
-            "gatehouse_db_background_queries_total",
-            app.store.background_query_count(),
-        ),
-        (
-            "gatehouse_session_cache_hits_total",
-            s.hits.load(Ordering::Relaxed),
-        ),
-        (
-            "gatehouse_session_cache_misses_total",
-            s.misses.load(Ordering::Relaxed),
-        ),
-        ("gatehouse_activity_queued_total", a.queued),
-        ("gatehouse_activity_written_total", a.written),
-        ("gatehouse_activity_dropped_total", a.dropped),
-        (
-            "gatehouse_connections_timed_out_total",
-            m.connections_timed_out.load(Ordering::Relaxed),
-        ),
-    ];
-    let mut body: String = lines
-        .iter()
-        .map(|(k, v)| format!("# TYPE {k} counter\n{k} {v}\n"))
-        .collect();
-    body.push_str(&format!(
-        "# TYPE gatehouse_connections_open gauge\ngatehouse_connections_open {}\n",
-        m.connections_open.load(Ordering::Relaxed)
-    ));
-    body.push_str(&feed_metrics(app.feed.stats()));
-    let mut r = respond::text(StatusCode::OK, body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
-}
-
-/// The change feed: events applied, flushes, reconnects, and the lag from commit to applied.
-fn feed_metrics(f: &crate::feed::FeedStats) -> String {
+    let f = app.feed.stats();
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let secs = |us: u64| us as f64 / 1e6;
-    let applied = get(&f.applied);
-    let mut out = String::new();
-    for (name, v) in [
-        ("gatehouse_feed_events_applied_total", applied),
-        ("gatehouse_feed_flushes_total", get(&f.flushes)),
-        ("gatehouse_feed_reconnects_total", get(&f.reconnects)),
-        ("gatehouse_feed_read_errors_total", get(&f.errors)),
-    ] {
-        out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
+    let values = crate::metrics::ScrapeValues {
+        password_verifications: app.accounts.hasher().verifications(),
+        password_hash_seconds: Some(app.accounts.hasher().hash_seconds()),
+        lockouts: app.accounts.lockouts(),
+        db_queries: app.store.query_count(),
+        db_background_queries: app.store.background_query_count(),
+        session_cache_hits: get(&s.hits),
+        session_cache_misses: get(&s.misses),
+        activity_queued: a.queued,
+        activity_written: a.written,
+        activity_dropped: a.dropped,
+        feed_applied: get(&f.applied),
+        feed_flushes: get(&f.flushes),
+        feed_reconnects: get(&f.reconnects),
+        feed_read_errors: get(&f.errors),
+        feed_last_id: f.last_id.load(Ordering::Relaxed),
+        feed_connected: f.connected.load(Ordering::Relaxed),
+        feed_lag_seconds: Some(f.lag.clone()),
+        feed_lag_last_seconds: secs(get(&f.lag_last_us)),
+        feed_lag_max_seconds: secs(get(&f.lag_max_us)),
+    };
+    match crate::metrics::render(&app.metrics, &values) {
+        Ok(body) => {
+            let mut r = respond::text(StatusCode::OK, body);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics",
+            )
+        }
     }
-    out.push_str(&format!(
-        "# TYPE gatehouse_feed_last_id gauge\ngatehouse_feed_last_id {}\n",
-        f.last_id.load(Ordering::Relaxed)
-    ));
-    out.push_str(&format!(
-        "# TYPE gatehouse_feed_lag_seconds summary\ngatehouse_feed_lag_seconds_sum {}\n\
-         gatehouse_feed_lag_seconds_count {applied}\n",
-        secs(get(&f.lag_sum_us))
-    ));
-    for (name, us) in [
-        ("gatehouse_feed_lag_last_seconds", get(&f.lag_last_us)),
-        ("gatehouse_feed_lag_max_seconds", get(&f.lag_max_us)),
-    ] {
-        out.push_str(&format!("# TYPE {name} gauge\n{name} {}\n", secs(us)));
-    }
-    out
 }

@@ -114,11 +114,13 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             f
         }
         Err(TwofaError::Locked) => {
+            app.metrics.second_factor_failures.inc();
             // The account's budget is spent (or it was locked): this sign-in is over.
             app.portal.pending.finish(&token).await;
             return spent(app, PendingError::TooManyAttempts);
         }
         Err(TwofaError::WrongCode | TwofaError::Replayed | TwofaError::NotEnabled) => {
+            app.metrics.second_factor_failures.inc();
             let left = app
                 .portal
                 .pending

@@ -50,7 +50,14 @@ pub struct Upstream {
     response_timeout: Duration,
     connect_timeout: Duration,
     preserve_host: bool,
+    /// Which configuration this client was built for: a worker thread's own client is
+    /// replaced when a reload brings another (see [`Upstream::local`]).
+    generation: u64,
+    settings: std::sync::Arc<UpstreamSettings>,
 }
+
+/// Numbers the clients built from a configuration; a worker's copy shares its number.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
     /// A worker thread's own client (see `server.workers`), so its requests use connections
@@ -66,9 +73,33 @@ impl Upstream {
         LOCAL.with(|l| l.set(Some(leaked)));
     }
 
-    /// This thread's own client if it has one, else the shared one.
+    /// This thread's own client if it has one, else the shared one. After a reload changed
+    /// the upstream settings, a worker thread builds its own client for them on its next
+    /// request; the one it replaces is kept (reloads are rare), and its idle connections close
+    /// after the pool's idle timeout.
     pub fn local(&self) -> &Upstream {
-        LOCAL.with(std::cell::Cell::get).unwrap_or(self)
+        LOCAL.with(|l| match l.get() {
+            None => self,
+            Some(mine) if mine.generation == self.generation => mine,
+            Some(_) => match self.for_worker() {
+                Ok(fresh) => {
+                    let leaked: &'static Upstream = Box::leak(Box::new(fresh));
+                    l.set(Some(leaked));
+                    leaked
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot rebuild this worker's upstream client");
+                    self
+                }
+            },
+        })
+    }
+
+    /// A client of its own for a worker thread, with the same settings (and generation).
+    pub fn for_worker(&self) -> Result<Upstream, UpstreamConfigError> {
+        let mut fresh = Upstream::new(&self.settings)?;
+        fresh.generation = self.generation;
+        Ok(fresh)
     }
 
     pub fn new(s: &UpstreamSettings) -> Result<Upstream, UpstreamConfigError> {
@@ -107,6 +138,8 @@ impl Upstream {
             response_timeout: s.response_timeout,
             connect_timeout: s.connect_timeout,
             preserve_host: s.preserve_host,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            settings: std::sync::Arc::new(s.clone()),
         })
     }
 

@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::App;
+use crate::app::Live;
 use crate::gateway::{self, ConnInfo};
 
 /// What the deadlines look at, shared by the socket wrapper and the request service.
@@ -155,7 +155,7 @@ pub(super) struct Slot {
 }
 
 pub(super) struct ConnCtx {
-    pub app: App,
+    pub live: Live,
     pub tls: Option<TlsAcceptor>,
     pub builder: Arc<auto::Builder<TokioExecutor>>,
     pub stop: watch::Receiver<bool>,
@@ -163,11 +163,13 @@ pub(super) struct ConnCtx {
 
 pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, c: ConnCtx, slot: Slot) {
     let ConnCtx {
-        app,
+        live,
         tls,
         builder,
         mut stop,
     } = c;
+    // Deadlines are the configuration's at accept; each request loads the one then in force.
+    let app = live.current();
     let s = &app.settings.server;
     let (handshake, idle) = (s.handshake_timeout, s.idle_timeout);
     let activity = Arc::new(Activity::new());
@@ -176,10 +178,9 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, c: ConnCtx, slot:
         peer,
         tls: tls.is_some(),
     };
-    let svc_app = app.clone();
     let svc_activity = activity.clone();
     let svc = service_fn(move |req| {
-        let app = svc_app.clone();
+        let app = live.current();
         let activity = svc_activity.clone();
         activity.served.store(true, Ordering::Relaxed);
         activity.in_flight.fetch_add(1, Ordering::Relaxed);

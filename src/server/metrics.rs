@@ -13,35 +13,35 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{App, StartError};
+use crate::app::{App, Live, StartError};
 use crate::web::{Body, respond};
 
 /// Binds `server.metrics_listen` when set and serves it until `stop`; returns its address.
 pub(super) async fn spawn(
-    app: &App,
+    live: &Live,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<SocketAddr>, StartError> {
-    let Some(addr) = app.settings.server.metrics_listen else {
+    let Some(addr) = live.current().settings.server.metrics_listen else {
         return Ok(None);
     };
     let listen_err = |source| StartError::Listen { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
     let local = listener.local_addr().map_err(listen_err)?;
-    tokio::spawn(accept_loop(listener, app.clone(), stop));
+    tokio::spawn(accept_loop(listener, live.clone(), stop));
     tracing::info!(listen = %local, "metrics listener");
     Ok(Some(local))
 }
 
-async fn accept_loop(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, live: Live, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let app = app.clone();
+                    let app = live.current();
+                    let svc_live = live.clone();
                     tokio::spawn(async move {
-                        let svc_app = app.clone();
                         let svc = service_fn(move |req| {
-                            let app = svc_app.clone();
+                            let app = svc_live.current();
                             async move { Ok::<_, Infallible>(answer(&app, &req, peer)) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()

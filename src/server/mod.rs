@@ -5,6 +5,7 @@
 
 mod conn;
 mod metrics;
+mod reload;
 pub mod tls;
 mod workers;
 
@@ -19,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::{App, StartError};
+use crate::app::{App, Live, StartError};
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -30,6 +31,8 @@ pub struct Running {
     /// The metrics listener's address (`server.metrics_listen`), when there is one.
     pub metrics_addr: Option<SocketAddr>,
     pub app: App,
+    /// The configuration in force; [`Running::reload`] replaces it.
+    pub live: Live,
     stop: watch::Sender<bool>,
     mode: Mode,
     writer: Option<AuditWriter>,
@@ -142,13 +145,14 @@ pub async fn start(
         settings.server.max_connections,
     )));
     let (app, writer) = App::build(settings, clock).await?;
+    let live = Live::new(&app);
     let (stop, stop_rx) = watch::channel(false);
-    let metrics_addr = metrics::spawn(&app, stop_rx.clone()).await?;
+    let metrics_addr = metrics::spawn(&live, stop_rx.clone()).await?;
     let (local_addr, mode) = if let Some(listener) = shared_listener {
-        let task = tokio::spawn(accept_loop(listener, tls, app.clone(), slots, stop_rx));
+        let task = tokio::spawn(accept_loop(listener, tls, live.clone(), slots, stop_rx));
         (addr, Mode::Shared(task))
     } else {
-        let mode = workers::spawn(workers, addr, tls, &app, slots, stop_rx)
+        let mode = workers::spawn(workers, addr, tls, &live, slots, stop_rx)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         (addr, mode)
@@ -164,6 +168,7 @@ pub async fn start(
         local_addr,
         metrics_addr,
         app,
+        live,
         stop,
         mode,
         writer: Some(writer),
@@ -229,11 +234,11 @@ pub(super) async fn stopped(rx: &mut watch::Receiver<bool>) {
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: App,
+    live: Live,
     slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(builder(&app));
+    let builder = Arc::new(builder(&live.current()));
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let mut failures: u64 = 0;
     let mut last_warned: Option<Instant> = None;
@@ -250,7 +255,7 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let ctx = conn::ConnCtx {
-                        app: app.clone(),
+                        live: live.clone(),
                         tls: tls.clone(),
                         builder: builder.clone(),
                         stop: stop.clone(),
@@ -274,7 +279,7 @@ async fn accept_loop(
     }
     drop(listener);
     drop(open);
-    let grace = app.settings.server.shutdown_grace;
+    let grace = live.current().settings.server.shutdown_grace;
     if tokio::time::timeout(grace, all_closed.recv())
         .await
         .is_err()

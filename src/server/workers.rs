@@ -11,14 +11,13 @@ use tokio::sync::{oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::{Mode, accept_loop};
-use crate::app::App;
-use crate::proxy::Upstream;
+use crate::app::Live;
 
 pub(super) async fn spawn(
     n: usize,
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
-    app: &App,
+    live: &Live,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Mode> {
@@ -29,8 +28,8 @@ pub(super) async fn spawn(
     for i in 0..n {
         let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
         let (drained_tx, drained_rx) = oneshot::channel();
-        let (app, tls, stop, mut exit_rx, slots) = (
-            app.clone(),
+        let (live, tls, stop, mut exit_rx, slots) = (
+            live.clone(),
             tls.clone(),
             stop.clone(),
             exit_rx.clone(),
@@ -57,7 +56,7 @@ pub(super) async fn spawn(
                             return;
                         }
                     };
-                    match Upstream::new(&app.settings.upstream) {
+                    match live.current().upstream.for_worker() {
                         Ok(u) => u.install_for_this_thread(),
                         Err(e) => {
                             let _ = ready_tx.send(Err(std::io::Error::other(e.to_string())));
@@ -65,7 +64,7 @@ pub(super) async fn spawn(
                         }
                     }
                     let _ = ready_tx.send(Ok(()));
-                    accept_loop(listener, tls, app, slots, stop).await;
+                    accept_loop(listener, tls, live, slots, stop).await;
                     let _ = drained_tx.send(());
                     super::stopped(&mut exit_rx).await;
                 });

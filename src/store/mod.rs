@@ -205,6 +205,20 @@ impl Store {
         Ok(())
     }
 
+    /// The newest migration applied to the database and the newest this build carries; ready
+    /// only when they agree (an older schema lacks what this build queries, a newer one was
+    /// written by a newer release).
+    pub async fn schema_versions(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        const Q: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let applied: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(Q).fetch_one(p).await)?;
+        let migrator = match &self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATOR,
+            Pool::Postgres(_) => &POSTGRES_MIGRATOR,
+        };
+        let expected = migrator.iter().map(|m| m.version).max();
+        Ok((applied, expected))
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,

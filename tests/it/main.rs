@@ -21,6 +21,7 @@ mod feed;
 mod forward_auth;
 mod import;
 mod migrations;
+mod ops;
 mod portal;
 mod proxy;
 mod transport;
