@@ -405,7 +405,7 @@ async fn healthcheck_command_reports_the_probe() {
                 .unwrap()
         }
     };
-    let up = run("/_auth/health").await;
+    let up = run("/_auth/readyz").await;
     assert_eq!(
         up.status.code(),
         Some(0),
