@@ -84,6 +84,8 @@ pub struct AppInner {
     pub own_cookies: Vec<String>,
     /// Signer and cache of the identity assertion, and the published keys.
     pub assertions: crate::gateway::assertion::Assertions,
+    /// External OpenID Connect providers: discovery cache and sign-ins in progress.
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl std::ops::Deref for App {
@@ -132,6 +134,7 @@ impl App {
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
         let assertions = crate::gateway::assertion::Assertions::load(&settings)?;
+        let oidc = crate::oidc::Oidc::new(&settings.server.public_url);
         let secure = settings.server.secure_cookies();
         // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
         let session_cookie = crate::web::cookies::name(
@@ -143,6 +146,7 @@ impl App {
             settings.session.cookie_name.as_str(),
             crate::web::csrf::COOKIE_BASE,
             crate::portal::PENDING_COOKIE,
+            crate::portal::OIDC_COOKIE,
         ]
         .iter()
         .flat_map(|base| {
@@ -173,6 +177,7 @@ impl App {
                 csrf_cookie,
                 own_cookies,
                 assertions,
+                oidc,
             }),
         };
         Ok((app, writer))

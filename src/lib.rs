@@ -20,6 +20,7 @@ pub mod feed;
 pub mod gateway;
 pub mod import;
 pub mod mail;
+pub mod oidc;
 pub mod portal;
 pub mod proxy;
 pub mod server;

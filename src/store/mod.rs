@@ -11,6 +11,7 @@ mod account_tokens;
 mod activity;
 mod error;
 pub mod events;
+mod identities;
 pub mod ids;
 pub mod import;
 mod roles;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use error::StoreError;
 pub use events::{Change, ChangeKind, ChangeRow};
+pub use identities::IdentityRow;
 pub use ids::{SessionId, TokenId, UserId};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};
