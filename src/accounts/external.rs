@@ -309,7 +309,7 @@ fn domain_check(
         return Err(ExternalRefusal::Unverified);
     };
     let domain = e.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
-    if p.allowed_email_domains.iter().any(|d| *d == domain) {
+    if p.allowed_email_domains.contains(&domain) {
         Ok(email)
     } else {
         Err(ExternalRefusal::DomainNotAllowed)

@@ -268,14 +268,14 @@ mod tests {
         );
         let err = from_toml(&src).unwrap_err().to_string();
         for want in [
-            "identity_providers[1].id (line 7)",
-            "identity_providers[1].name (line 7): is required",
-            "identity_providers[1].issuer (line 8)",
-            "identity_providers[1].client_id (line 9)",
-            "identity_providers[1].client_secret (line 7)",
-            "identity_providers[1].scopes (line 10)",
-            "identity_providers[1].allowed_email_domains (line 11)",
-            "identity_providers[1].role_map (line 12)",
+            "identity_providers[1].id (line 8)",
+            "identity_providers[1].name (line 8): is required",
+            "identity_providers[1].issuer (line 9)",
+            "identity_providers[1].client_id (line 10)",
+            "identity_providers[1].client_secret (line 8)",
+            "identity_providers[1].scopes (line 11)",
+            "identity_providers[1].allowed_email_domains (line 12)",
+            "identity_providers[1].role_map (line 13)",
         ] {
             assert!(err.contains(want), "missing {want:?} in {err}");
         }

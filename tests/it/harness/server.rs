@@ -162,6 +162,42 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::start`] (with [`ROUTES`] and `extra`), on a listener the test bound
+    /// first because it needed the address earlier (e.g. for a callback URL registered at an
+    /// identity provider); `server_keys` go into `[server]`.
+    pub async fn start_on(
+        backend: Backend,
+        listener: TcpListener,
+        server_keys: &str,
+        extra: &str,
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = up_listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
+            let _ = stop_rx.await;
+        }));
+        let toml = (base_toml(&db, &format!("http://{upstream}")) + &format!("{ROUTES}\n{extra}"))
+            .replacen("[server]\n", &format!("[server]\n{server_keys}\n"), 1);
+        let settings =
+            gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+        let clock = Arc::new(ManualClock::starting_now());
+        let running = gatehouse::server::start(settings, clock.clone(), Some(listener))
+            .await
+            .expect("server starts");
+        let addr = running.local_addr;
+        Some(TestServer {
+            running: Some(running),
+            addr,
+            base: format!("http://{addr}"),
+            clock,
+            db,
+            upstream,
+            stop_upstream: Some(stop_tx),
+        })
+    }
+
     /// A second instance on this server's database (and data folder, so the same keys), in
     /// front of the same upstream, with [`ROUTES`] and `extra` — as for [`TestServer::start`].
     /// It has its own caches and clock, as another process would; the first server must
