@@ -44,14 +44,14 @@ pub async fn route(
     let Some(p) = app.settings.identity_provider(id) else {
         return super::not_found(app);
     };
-    let get = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
-    match (action, get) {
-        ("start", true) => {
+    // The callback uses its flow up, so only a real GET may reach it (not a HEAD probe).
+    match (action, req.method().clone()) {
+        ("start", http::Method::GET | http::Method::HEAD) => {
             let next = safe_next(forms::query(req.uri()).get("next"));
             begin(app, p, next, None).await
         }
-        ("callback", true) => callback(app, req, ctx, p).await,
-        ("start" | "callback", false) => super::method_not_allowed(),
+        ("callback", http::Method::GET) => callback(app, req, ctx, p).await,
+        ("start" | "callback", _) => super::method_not_allowed(),
         _ => super::not_found(app),
     }
 }
