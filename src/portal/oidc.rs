@@ -198,7 +198,17 @@ async fn sign_in(
         let token = app
             .portal
             .pending
-            .start(user.id, false, flow.next.clone(), app.now())
+            .start_with(
+                user.id,
+                false,
+                flow.next.clone(),
+                Some(crate::session::pending::ProviderSignIn {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    subject: id.subject.clone(),
+                }),
+                app.now(),
+            )
             .await;
         let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
         let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;

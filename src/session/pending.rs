@@ -23,6 +23,16 @@ pub struct PendingLogin {
     pub next: String,
     created: Ts,
     attempts: u32,
+    /// Set when an external provider, not a password, opened the code step.
+    pub provider: Option<ProviderSignIn>,
+}
+
+/// The provider sign-in that opened a code step, for the activity row that ends it.
+#[derive(Debug, Clone)]
+pub struct ProviderSignIn {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
 }
 
 impl PendingLogin {
@@ -73,6 +83,18 @@ impl PendingLogins {
 
     /// Starts a pending sign-in; returns the cookie value.
     pub async fn start(&self, user_id: UserId, remember_me: bool, next: String, now: Ts) -> String {
+        self.start_with(user_id, remember_me, next, None, now).await
+    }
+
+    /// [`PendingLogins::start`] after a sign-in with an external provider.
+    pub async fn start_with(
+        &self,
+        user_id: UserId,
+        remember_me: bool,
+        next: String,
+        provider: Option<ProviderSignIn>,
+        now: Ts,
+    ) -> String {
         let token = random_token();
         let entry = PendingLogin {
             user_id,
@@ -80,6 +102,7 @@ impl PendingLogins {
             next,
             created: now,
             attempts: 0,
+            provider,
         };
         self.entries
             .insert(hash_token(&token), Arc::new(Mutex::new(entry)))

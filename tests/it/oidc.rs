@@ -463,7 +463,7 @@ async fn tampered_state_wrong_nonce_expired_token(b: Backend) {
 }
 
 async fn twofa_lockout_and_deactivation(b: Backend) {
-    let Some((s, _idp)) = setup(
+    let Some((mut s, _idp)) = setup(
         b,
         &[("corp", ""), ("corp-mfa", "trust_provider_mfa = true")],
         None,
@@ -524,6 +524,7 @@ async fn twofa_lockout_and_deactivation(b: Backend) {
     )
     .await;
     assert_eq!(location(&r), "/_auth/login/2fa");
+    assert!(!gh.cookies.contains_key("gatehouse_session"));
 
     // A locked account is refused, and so is a deactivated one.
     let erin = s.plain_user("erin").await;
@@ -553,6 +554,23 @@ async fn twofa_lockout_and_deactivation(b: Backend) {
     let r = sign_in(&mut gh, "corp", "/app/", &erin_login).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(!gh.cookies.contains_key("gatehouse_session"));
+
+    let rows = activity(&mut s).await;
+    assert!(described(
+        &rows,
+        "login",
+        "Signed in with corp ID and authenticator code"
+    ));
+    let skipped = rows
+        .iter()
+        .filter_map(|r| r.metadata.as_ref())
+        .any(|m| m.0["provider"] == "corp-mfa" && m.0["twofa_skipped"] == true);
+    assert!(skipped, "{rows:?}");
+    assert!(described(
+        &rows,
+        "login_failed",
+        "deactivated, deleted or locked"
+    ));
 }
 
 async fn account_page_link_and_unlink(b: Backend) {
