@@ -2,7 +2,8 @@
 //!
 //! 1. An existing link (provider, subject) wins.
 //! 2. Else, when the provider says the address is verified and it is a Gatehouse account's
-//!    address, that account is linked.
+//!    confirmed address, that account is linked (an unconfirmed one is refused: it may have
+//!    been registered by someone else, waiting for the owner to come by the provider).
 //! 3. Else, with `create_users = true` and a verified address, an account is made (free tier,
 //!    3 credits, verified, no password) and linked.
 //! 4. Else the sign-in is refused.
@@ -25,6 +26,8 @@ pub enum ExternalRefusal {
     NoAccount,
     #[error("the provider did not give a verified address")]
     Unverified,
+    #[error("the matching account has not confirmed its address")]
+    UnconfirmedHere,
     #[error("the address's domain is not allowed for this provider")]
     DomainNotAllowed,
     #[error("the account is deactivated, deleted or locked")]
@@ -117,6 +120,11 @@ impl Accounts {
         let email = email.ok_or(ExternalRefusal::Unverified)?;
         if let Some(user) = store.user_by_email(&email).await? {
             self.usable(&user)?;
+            // Someone could have registered the address here before its owner came by the
+            // provider; only an address confirmed here too proves it is the same person.
+            if !user.is_verified {
+                return Err(ExternalRefusal::UnconfirmedHere);
+            }
             self.link(p, id, user.id, client).await?;
             return Ok((user, ExternalMatch::LinkedByEmail));
         }

@@ -268,6 +268,11 @@ fn refused(app: &App, p: &IdentityProvider, e: &ExternalRefusal) -> Response<Bod
              an account here. Verify the address with {} first.",
             p.name, p.name
         ),
+        ExternalRefusal::UnconfirmedHere => {
+            "The account here with your address has not confirmed it yet. Sign in with its \
+             password, confirm the address, then link the provider from your account page."
+                .to_string()
+        }
         ExternalRefusal::DomainNotAllowed => format!(
             "Sign-in with {} is open only to addresses of certain domains, and yours is not one of \
              them.",

@@ -174,7 +174,7 @@ async fn full_flow_links_by_verified_email(b: Backend) {
     let Some((mut s, _idp)) = setup(b, &[("corp", "")], None).await else {
         return;
     };
-    let alice = s.plain_user("alice").await;
+    let alice = s.user("alice", |a| a.is_verified = true).await;
     let mut gh = s.browser();
 
     // The login page offers the provider, carrying `next`.
@@ -366,6 +366,8 @@ async fn create_refuse_and_second_provider(b: Backend) {
             .unwrap()
             .is_none()
     );
+    // An account whose address is not confirmed here is not linked by that address (it may
+    // have been registered by someone else); a confirmed one is.
     s.plain_user("bob").await;
     let r = sign_in(
         &mut other,
@@ -374,8 +376,18 @@ async fn create_refuse_and_second_provider(b: Backend) {
         &[("login", "p-2"), ("email", "bob@example.com")],
     )
     .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("not confirmed"), "{}", r.text());
+    s.user("ben", |a| a.is_verified = true).await;
+    let r = sign_in(
+        &mut other,
+        "partner",
+        "/app/",
+        &[("login", "p-3"), ("email", "ben@example.com")],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    assert_eq!(other.api("/app/", &[]).await.echoed("x-auth-user"), ["bob"]);
+    assert_eq!(other.api("/app/", &[]).await.echoed("x-auth-user"), ["ben"]);
 
     let rows = activity(&mut s).await;
     assert!(rows.iter().any(|r| r.activity_type == "user_created"));
@@ -391,7 +403,7 @@ async fn tampered_state_wrong_nonce_expired_token(b: Backend) {
     let Some((mut s, _idp)) = setup(b, &[("corp", "")], Some(60)).await else {
         return;
     };
-    s.plain_user("carol").await;
+    s.user("carol", |a| a.is_verified = true).await;
     let login = [("login", "k-1"), ("email", "carol@example.com")];
 
     // A tampered state.
@@ -472,7 +484,7 @@ async fn twofa_lockout_and_deactivation(b: Backend) {
     else {
         return;
     };
-    let dave = s.plain_user("dave").await;
+    let dave = s.user("dave", |a| a.is_verified = true).await;
     let app = s.app();
     let enrol = app
         .accounts
@@ -527,7 +539,7 @@ async fn twofa_lockout_and_deactivation(b: Backend) {
     assert!(!gh.cookies.contains_key("gatehouse_session"));
 
     // A locked account is refused, and so is a deactivated one.
-    let erin = s.plain_user("erin").await;
+    let erin = s.user("erin", |a| a.is_verified = true).await;
     let erin_login = [("login", "e-1"), ("email", "erin@example.com")];
     let mut gh = s.browser();
     assert_eq!(
