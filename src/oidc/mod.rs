@@ -326,9 +326,6 @@ impl Oidc {
                     .map(|c| strings(extra.get(c)))
                     .unwrap_or_default();
                 let amr = strings(extra.get("amr"));
-                let mut distinct = amr.clone();
-                distinct.sort();
-                distinct.dedup();
                 Ok(ExternalIdentity {
                     provider: p.id.clone(),
                     subject: claims.subject().to_string(),
@@ -344,7 +341,7 @@ impl Oidc {
                         .and_then(|n| n.get(None))
                         .map(|n| n.to_string()),
                     groups,
-                    mfa: amr.iter().any(|m| m == "mfa") || distinct.len() >= 2,
+                    mfa: shows_mfa(&amr),
                 })
             };
         match verify(&client) {
@@ -407,6 +404,15 @@ fn payload(token: &CoreIdToken) -> serde_json::Map<String, serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// Whether an `amr` claim (RFC 8176) shows more than one factor: `mfa` itself, or two
+/// different methods (e.g. `pwd` and `otp`).
+fn shows_mfa(amr: &[String]) -> bool {
+    let mut distinct: Vec<&str> = amr.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.contains(&"mfa") || distinct.len() >= 2
+}
+
 /// A claim that is a string or a list of strings.
 fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
     match v {
@@ -428,4 +434,39 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amr_shows_mfa() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(shows_mfa(&v(&["mfa"])));
+        assert!(shows_mfa(&v(&["pwd", "otp"])));
+        assert!(!shows_mfa(&v(&["pwd"])));
+        assert!(!shows_mfa(&v(&["pwd", "pwd"])));
+        assert!(!shows_mfa(&[]));
+    }
+
+    #[test]
+    fn claims_as_string_lists() {
+        let j = serde_json::json!({ "a": "x", "b": ["y", 3, "z"], "c": 1 });
+        assert_eq!(strings(j.get("a")), ["x"]);
+        assert_eq!(strings(j.get("b")), ["y", "z"]);
+        assert!(strings(j.get("c")).is_empty() && strings(j.get("d")).is_empty());
+    }
+
+    #[test]
+    fn only_server_side_failures_are_unavailable() {
+        assert!(OidcError::Discovery("x".into()).is_unavailable());
+        assert!(!OidcError::StateMismatch.is_unavailable());
+        let e = OidcError::IdToken {
+            problem: IdTokenProblem::Nonce,
+            detail: "d".into(),
+        };
+        assert!(!e.is_unavailable());
+        assert!(e.to_string().starts_with("ID token nonce does not match"));
+    }
 }
