@@ -18,6 +18,7 @@ mod deadlines;
 mod feed;
 mod forward_auth;
 mod import;
+mod migrations;
 mod oidc;
 mod portal;
 mod proxy;
