@@ -6,15 +6,16 @@
 //!
 //! ```text
 //!  GET /_auth/oidc/<id>/start?next=  ─▶ discovery (cached 1 h) ─▶ flow {state, nonce, PKCE
-//!     verifier, next} kept here under the hash of a random cookie (gatehouse_oidc, 10 min)
-//!     ─▶ 303 to the provider's authorization endpoint
+//!     verifier, next} stored in `oidc_flows` under the hash of a random cookie
+//!     (gatehouse_oidc, 10 min) ─▶ 303 to the provider's authorization endpoint
 //!  GET /_auth/oidc/<id>/callback?code&state ─▶ flow taken (once) by the cookie ─▶ state
 //!     compared ─▶ code + verifier exchanged ─▶ ID token verified (keys refetched once when
 //!     the token names a key we do not have) ─▶ ExternalIdentity
 //! ```
 //!
-//! Flows live in this process's memory, like pending two-factor sign-ins: behind several
-//! instances the callback must reach the instance that started the flow (sticky sessions).
+//! Flows are rows in the database, like pending two-factor sign-ins, so the callback may reach
+//! any instance on it (no sticky sessions); taking one is a single `DELETE … RETURNING`, so a
+//! flow is used once even when two callbacks race on different instances.
 
 mod http;
 
@@ -36,7 +37,7 @@ pub use http::{ProviderHttp, ProviderHttpError};
 
 use crate::auth::tokens::{hash_token, looks_like_token, random_token};
 use crate::config::IdentityProvider;
-use crate::store::{Ts, UserId};
+use crate::store::{OidcFlowRow, Store, StoreError, Ts, UserId};
 
 /// How long a user may take at the provider.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
@@ -62,7 +63,6 @@ pub struct Flow {
     pub next: String,
     /// Set when a signed-in user links this provider from the account page.
     pub link_user: Option<UserId>,
-    created: Ts,
 }
 
 /// What a verified ID token says about the user.
@@ -134,6 +134,8 @@ pub enum OidcError {
     },
     #[error("bad redirect URL: {0}")]
     Config(String),
+    #[error("sign-ins in progress cannot be stored or read: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl OidcError {
@@ -141,23 +143,33 @@ impl OidcError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            OidcError::Discovery(_) | OidcError::Exchange(_) | OidcError::Config(_)
+            OidcError::Discovery(_)
+                | OidcError::Exchange(_)
+                | OidcError::Config(_)
+                | OidcError::Store(_)
         )
     }
 }
 
-/// The providers, their discovered metadata, and flows in progress.
-#[derive(Debug)]
+/// The providers, their discovered metadata, and the store that keeps flows in progress.
 pub struct Oidc {
     http: ProviderHttp,
     /// `server.public_url` without a trailing slash, for callback URLs.
     base: String,
     metadata: Cache<String, Arc<CoreProviderMetadata>>,
-    flows: Cache<String, Arc<Flow>>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Oidc {
-    pub fn new(public_url: &url::Url) -> Oidc {
+    pub fn new(public_url: &url::Url, store: Store) -> Oidc {
         Oidc {
             http: ProviderHttp::new(),
             base: public_url.as_str().trim_end_matches('/').to_string(),
@@ -165,11 +177,7 @@ impl Oidc {
                 .max_capacity(1_000)
                 .time_to_live(DISCOVERY_TTL)
                 .build(),
-            // Memory bound only; expiry is judged on the injected clock.
-            flows: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(FLOW_TTL + Duration::from_secs(60))
-                .build(),
+            store,
         }
     }
 
@@ -228,16 +236,20 @@ impl Oidc {
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         let token = random_token();
-        let flow = Flow {
+        let ttl = chrono::Duration::from_std(FLOW_TTL).unwrap_or(chrono::Duration::minutes(10));
+        let row = OidcFlowRow {
             provider: p.id.clone(),
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
-            next,
-            link_user,
-            created: now,
+            next_path: next,
+            link_user_id: link_user,
+            created_at: now,
+            expires_at: Ts(now.0 + ttl),
         };
-        self.flows.insert(hash_token(&token), Arc::new(flow)).await;
+        self.store
+            .insert_oidc_flow(&hash_token(&token), &row)
+            .await?;
         Ok((url, token))
     }
 
@@ -246,16 +258,22 @@ impl Oidc {
         if !looks_like_token(token) {
             return Err(OidcError::NoFlow);
         }
-        let flow = self
-            .flows
-            .remove(&hash_token(token))
-            .await
+        let row = self
+            .store
+            .take_oidc_flow(&hash_token(token))
+            .await?
             .ok_or(OidcError::NoFlow)?;
-        let age = now.0 - flow.created.0;
-        if age > chrono::Duration::from_std(FLOW_TTL).unwrap_or(chrono::Duration::minutes(10)) {
+        if now > row.expires_at {
             return Err(OidcError::FlowExpired);
         }
-        Ok((*flow).clone())
+        Ok(Flow {
+            provider: row.provider,
+            state: row.state,
+            nonce: row.nonce,
+            pkce_verifier: row.pkce_verifier,
+            next: row.next_path,
+            link_user: row.link_user_id,
+        })
     }
 
     /// The callback: checks `state` against the flow, exchanges the code with the PKCE

@@ -79,7 +79,14 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     {
         return secure_headers(app, crate::admin::handle(app, req, ctx).await);
     }
-    if let Some(rest) = path.strip_prefix("/_auth/oidc/") {
+    // The portal's own forms are what write throttle and pending rows, and a provider sign-in
+    // writes its flow row on any method; forward-auth (any method) is a hot path and stays
+    // free of this.
+    let oidc_rest = path.strip_prefix("/_auth/oidc/");
+    if (method == Method::POST && !path.starts_with("/_auth/authz/")) || oidc_rest.is_some() {
+        app.portal.prune_if_due(app.now()).await;
+    }
+    if let Some(rest) = oidc_rest {
         return secure_headers(app, oidc::route(app, req, ctx, rest).await);
     }
     let resp = match (method, path.as_str()) {

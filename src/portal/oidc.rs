@@ -195,7 +195,7 @@ async fn sign_in(
     let trusted_mfa = p.trust_provider_mfa && id.mfa;
     if user.twofa_enabled && !trusted_mfa {
         // The provider only opens Gatehouse's own code step, as a password would.
-        let token = app
+        let token = match app
             .portal
             .pending
             .start_with(
@@ -209,7 +209,11 @@ async fn sign_in(
                 }),
                 app.now(),
             )
-            .await;
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return page::unavailable(&e),
+        };
         let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
         let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
         page::set_cookie(

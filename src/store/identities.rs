@@ -99,3 +99,71 @@ impl Store {
         Ok(n > 0)
     }
 }
+
+/// A provider sign-in in progress, as stored in `oidc_flows`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OidcFlowRow {
+    pub provider: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub next_path: String,
+    pub link_user_id: Option<UserId>,
+    pub created_at: Ts,
+    pub expires_at: Ts,
+}
+
+impl Store {
+    /// Stores a provider sign-in in progress under the hash of its cookie value.
+    pub async fn insert_oidc_flow(
+        &self,
+        token_hash: &str,
+        f: &OidcFlowRow,
+    ) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "INSERT INTO oidc_flows (token_hash, provider, state, nonce, pkce_verifier, \
+             next_path, link_user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            token_hash,
+            &f.provider,
+            &f.state,
+            &f.nonce,
+            &f.pkce_verifier,
+            &f.next_path,
+            f.link_user_id,
+            f.created_at,
+            f.expires_at
+        )?;
+        Ok(())
+    }
+
+    /// Takes (deletes and returns) the flow with this hash, whatever its state. One statement,
+    /// so of two callbacks with the same cookie, on any instances, only one gets the flow.
+    pub async fn take_oidc_flow(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<OidcFlowRow>, StoreError> {
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, OidcFlowRow>(
+                "DELETE FROM oidc_flows WHERE token_hash = $1 \
+                 RETURNING provider, state, nonce, pkce_verifier, next_path, link_user_id, \
+                 created_at, expires_at",
+            )
+            .bind(token_hash)
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    /// Rows in `oidc_flows` (for tests and diagnostics).
+    pub async fn oidc_flow_rows(&self) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM oidc_flows"
+        )
+        .fetch_one(p)
+        .await)?;
+        Ok(n)
+    }
+}

@@ -14,6 +14,8 @@ mod boundary;
 mod browser;
 mod bypass;
 mod cli;
+mod cluster;
+mod compose;
 mod deadlines;
 mod feed;
 mod forward_auth;

@@ -662,6 +662,133 @@ async fn account_page_link_and_unlink(b: Backend) {
     assert!(r.text().contains("no way to sign in"), "{}", r.text());
 }
 
+/// Two instances on one database behind one address (the same `public_url`): a provider
+/// sign-in started on A has its callback answered by B, and the Gatehouse code step it opens
+/// is finished on A again. The flow is used once, whichever instance sees it.
+async fn sign_in_started_on_one_instance_finishes_on_another(b: Backend) {
+    let Some((mut s, idp)) = setup(b, &[("corp", "")], None).await else {
+        return;
+    };
+    let mut second = s
+        .second_with_server_keys(
+            &format!("public_url = \"{}/\"", s.base),
+            &provider_toml("corp", "corp ID", &idp.issuer, ""),
+        )
+        .await;
+    second.clock.set(s.clock.now());
+    let gina = s.user("gina", |a| a.is_verified = true).await;
+    let app = s.app();
+    let enrol = app
+        .accounts
+        .twofa_enrolment(&app.keys, &gina, "Gatehouse")
+        .await
+        .unwrap();
+    let secret = crate::harness::otp::base32_decode(enrol.secret_base32.expose());
+    let code = crate::harness::otp::code_at(&secret, s.clock.now().timestamp());
+    app.accounts
+        .confirm_twofa(&app.keys, gina.id, &code, &Default::default())
+        .await
+        .unwrap();
+    let store = app.store.clone();
+    let moved = |to: &TestServer, from: &Browser| {
+        let mut b = to.browser();
+        b.cookies = from.cookies.clone();
+        b
+    };
+
+    // Started on A: the flow is a row, not A's memory.
+    let mut on_a = s.browser();
+    let login = [("login", "g-1"), ("email", "gina@example.com")];
+    let cb = at_provider(
+        &mut on_a,
+        "/_auth/oidc/corp/start?next=%2Fapp%2Fx",
+        &login,
+        |u| u,
+    )
+    .await;
+    assert_eq!(cb.path(), "/_auth/oidc/corp/callback");
+    assert!(on_a.cookies.contains_key("gatehouse_oidc"));
+    assert_eq!(store.oidc_flow_rows().await.unwrap(), 1);
+
+    // The callback reaches B, which finishes the flow and opens the code step.
+    let mut on_b = moved(&second, &on_a);
+    let r = on_b.get(&local(&cb)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(location(&r), "/_auth/login/2fa");
+    assert!(!on_b.cookies.contains_key("gatehouse_oidc"));
+    assert_eq!(store.oidc_flow_rows().await.unwrap(), 0, "used once");
+
+    // The same callback replayed on A finds no flow.
+    let r = on_a.get(&local(&cb)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(
+        r.text().contains("not started in this browser"),
+        "{}",
+        r.text()
+    );
+
+    // The code step, on A, knows it was the provider that opened it.
+    let mut back_on_a = moved(&s, &on_b);
+    s.clock.advance(chrono::Duration::seconds(30));
+    let code = crate::harness::otp::code_at(&secret, s.clock.now().timestamp());
+    let token = back_on_a.csrf("/_auth/login/2fa").await;
+    let r = back_on_a
+        .post_form(
+            "/_auth/login/2fa",
+            &[("csrf_token", &token), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(location(&r), "/app/x", "next survives both instances");
+    let mut then_on_b = moved(&second, &back_on_a);
+    let r = then_on_b.api("/app/x", &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.echoed("x-auth-user"), ["gina"]);
+
+    // Flows left unfinished on A expire: B reports one as such, and once expired rows are an
+    // hour old the next provider sign-in on B prunes them.
+    let mut idle = s.browser();
+    for _ in 0..3 {
+        let r = idle.get("/_auth/oidc/corp/start").await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    }
+    assert_eq!(store.oidc_flow_rows().await.unwrap(), 3);
+    second
+        .clock
+        .set(s.clock.now() + chrono::Duration::minutes(11));
+    let r = moved(&second, &idle)
+        .get("/_auth/oidc/corp/callback?code=x&state=y")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("took too long"), "{}", r.text());
+    assert_eq!(store.oidc_flow_rows().await.unwrap(), 2);
+    second
+        .clock
+        .set(s.clock.now() + chrono::Duration::minutes(71));
+    let r = second.browser().get("/_auth/oidc/corp/start").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(store.oidc_flow_rows().await.unwrap(), 1, "only the new one");
+
+    second.shutdown().await;
+    let rows = activity(&mut s).await;
+    let login = rows
+        .iter()
+        .find(|r| r.activity_type == "login" && r.user_id == Some(gina.id))
+        .unwrap_or_else(|| panic!("no login row: {rows:?}"));
+    assert!(
+        login
+            .activity_description
+            .as_deref()
+            .is_some_and(|d| d.contains("Signed in with corp ID and authenticator code")),
+        "{login:?}"
+    );
+    let meta = &login.metadata.as_ref().unwrap().0;
+    assert_eq!(
+        (&meta["provider"], &meta["subject"]),
+        (&"corp".into(), &"g-1".into())
+    );
+}
+
 /// The provider's part of a flow that Gatehouse already sent the browser into.
 async fn follow_provider(auth: url::Url, login: &[(&str, &str)]) -> url::Url {
     let origin = auth.origin().ascii_serialization();
@@ -690,4 +817,5 @@ crate::both_backends!(
     tampered_state_wrong_nonce_expired_token,
     twofa_lockout_and_deactivation,
     account_page_link_and_unlink,
+    sign_in_started_on_one_instance_finishes_on_another,
 );

@@ -203,8 +203,33 @@ impl TestServer {
     /// It has its own caches and clock, as another process would; the first server must
     /// outlive it.
     pub async fn second(&self, extra: &str) -> TestServer {
-        let toml = base_toml(&self.db, &format!("http://{}", self.upstream))
-            + &format!("{ROUTES}\n{extra}");
+        self.second_with_security("", extra).await
+    }
+
+    /// As [`TestServer::second`], with extra `[security]` keys first (as for
+    /// [`TestServer::start_with_security`]).
+    pub async fn second_with_security(&self, security_keys: &str, extra: &str) -> TestServer {
+        self.second_edited(security_keys, extra, |t| t).await
+    }
+
+    /// As [`TestServer::second`], with `server_keys` added to the `[server]` table (e.g. the
+    /// first instance's `public_url`, as two instances behind one address have).
+    pub async fn second_with_server_keys(&self, server_keys: &str, extra: &str) -> TestServer {
+        let keys = format!("[server]\n{server_keys}\n");
+        self.second_edited("", extra, move |t| t.replacen("[server]\n", &keys, 1))
+            .await
+    }
+
+    async fn second_edited(
+        &self,
+        security_keys: &str,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> TestServer {
+        let toml = edit(
+            base_toml(&self.db, &format!("http://{}", self.upstream))
+                + &format!("{security_keys}\n{ROUTES}\n{extra}"),
+        );
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
