@@ -76,6 +76,8 @@ pub struct AppInner {
     pub assertions: Arc<crate::gateway::assertion::Assertions>,
     /// Request-duration histograms, index for index with `settings.routes`.
     pub route_metrics: crate::metrics::RouteMetrics,
+    /// External OpenID Connect providers: discovery cache (by issuer) and sign-ins in progress.
+    pub oidc: Arc<crate::oidc::Oidc>,
 }
 
 impl std::ops::Deref for App {
@@ -117,6 +119,10 @@ impl App {
         let mailer = crate::mail::Mailer::new(&settings.mail)?;
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
         let assertions = Arc::new(crate::gateway::assertion::Assertions::load(&settings)?);
+        let oidc = Arc::new(crate::oidc::Oidc::new(
+            &settings.server.public_url,
+            store.clone(),
+        ));
         let shared = Shared {
             store,
             accounts,
@@ -129,6 +135,7 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             mailer,
             assertions,
+            oidc,
         };
         let app = App::assemble(settings, shared, None)?;
         Ok((app, writer))
@@ -150,6 +157,7 @@ impl App {
             metrics: self.metrics.clone(),
             mailer: self.mailer.clone(),
             assertions: self.assertions.clone(),
+            oidc: self.oidc.clone(),
         };
         // Unchanged upstream settings keep the client: its warm connections, and the worker
         // threads' own clients, which are rebuilt only for a new one.
@@ -191,6 +199,7 @@ impl App {
             settings.session.cookie_name.as_str(),
             crate::web::csrf::COOKIE_BASE,
             crate::portal::PENDING_COOKIE,
+            crate::portal::OIDC_COOKIE,
         ]
         .iter()
         .flat_map(|base| {
@@ -225,6 +234,7 @@ impl App {
                 own_cookies,
                 assertions: shared.assertions,
                 route_metrics,
+                oidc: shared.oidc,
             }),
         })
     }
@@ -256,6 +266,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     mailer: crate::mail::Mailer,
     assertions: Arc<crate::gateway::assertion::Assertions>,
+    oidc: Arc<crate::oidc::Oidc>,
 }
 
 /// The configuration in force: each request loads it once and keeps that snapshot to the end,

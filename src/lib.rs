@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod import;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod portal;
 pub mod proxy;
 pub mod server;

@@ -15,7 +15,9 @@ CREATE TABLE throttle_counts (
 CREATE INDEX ix_throttle_counts_expires ON throttle_counts (expires_at);
 
 -- Sign-ins whose password was right, waiting for the second factor. `token_hash` is the SHA-256
--- of the cookie value; `attempts` counts codes tried on this pending sign-in.
+-- of the cookie value; `attempts` counts codes tried on this pending sign-in. The `provider_*`
+-- columns are set (all three) when an external identity provider, not a password, opened the
+-- code step: its id, display name and the subject it signed in, for the activity row.
 CREATE TABLE pending_logins (
     token_hash   TEXT PRIMARY KEY,
     user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -23,6 +25,9 @@ CREATE TABLE pending_logins (
     next_path    TEXT NOT NULL,
     created_at   TEXT NOT NULL,
     expires_at   TEXT NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    provider_id       TEXT,
+    provider_name     TEXT,
+    provider_subject  TEXT
 );
 CREATE INDEX ix_pending_logins_expires ON pending_logins (expires_at);

@@ -4,6 +4,7 @@
 
 mod admin;
 mod error;
+mod external;
 mod profile;
 mod tokens;
 mod twofa;
@@ -22,6 +23,7 @@ use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, User
 
 pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
+pub use external::{ExternalMatch, ExternalRefusal};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
 pub use validate::{

@@ -33,6 +33,9 @@ pub enum ActivityKind {
     TokenCreated,
     TokenRevoked,
     UserImported,
+    // --- external sign-in (issue 15) ---
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl ActivityKind {
@@ -66,6 +69,8 @@ impl ActivityKind {
             TokenCreated => "token_created",
             TokenRevoked => "token_revoked",
             UserImported => "user_imported",
+            IdentityLinked => "identity_linked",
+            IdentityUnlinked => "identity_unlinked",
         }
     }
 }

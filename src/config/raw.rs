@@ -31,6 +31,9 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub log: RawLog,
+    // --- external sign-in (issue 15) ---
+    #[serde(default)]
+    pub identity_providers: Vec<RawIdentityProvider>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,4 +202,23 @@ pub struct RawRoute {
 pub struct RawLog {
     pub format: S<String>,
     pub access: Option<bool>,
+}
+
+/// One `[[identity_providers]]` entry (issue 15).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityProvider {
+    pub id: Spanned<String>,
+    pub name: S<String>,
+    pub issuer: S<String>,
+    pub client_id: S<String>,
+    pub client_secret: S<String>,
+    pub client_secret_file: S<String>,
+    pub scopes: S<OneOrMany>,
+    pub create_users: Option<bool>,
+    pub allowed_email_domains: Option<Vec<Spanned<String>>>,
+    pub roles_claim: S<String>,
+    /// Provider value (in `roles_claim`) -> Gatehouse role(s).
+    pub role_map: Option<Spanned<std::collections::BTreeMap<String, OneOrMany>>>,
+    pub trust_provider_mfa: Option<bool>,
 }

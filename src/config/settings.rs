@@ -23,6 +23,8 @@ pub struct Settings {
     pub mail: MailSettings,
     pub portal: PortalSettings,
     pub routes: Vec<RouteRule>,
+    /// `[[identity_providers]]`: external OpenID Connect sign-in (issue 15).
+    pub identity_providers: Vec<IdentityProvider>,
     /// Problems that do not stop the server (for example a shadowed route).
     pub warnings: Vec<String>,
     pub log: LogSettings,
@@ -378,4 +380,35 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, fields at the top level.
     Json,
+}
+
+/// One external OpenID Connect provider users may sign in with.
+#[derive(Debug, Clone)]
+pub struct IdentityProvider {
+    /// In paths (`/_auth/oidc/<id>/callback`) and in `user_identities.provider`.
+    pub id: String,
+    /// The button label.
+    pub name: String,
+    /// Where the discovery document lives (as written: it must equal the `iss` the provider
+    /// reports); `http` only for a loopback host.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub scopes: Vec<String>,
+    /// A verified address that matches no account creates one (free tier, verified).
+    pub create_users: bool,
+    /// Lower-case domains; empty: any. Sign-in needs a verified address in one of them.
+    pub allowed_email_domains: Vec<String>,
+    /// A claim of the ID token holding the user's groups or roles at the provider.
+    pub roles_claim: Option<String>,
+    /// Provider value -> Gatehouse roles, granted at each sign-in when the claim has the value.
+    pub role_map: Vec<(String, Vec<String>)>,
+    /// A provider sign-in whose `amr` shows several factors skips Gatehouse's own 2FA step.
+    pub trust_provider_mfa: bool,
+}
+
+impl Settings {
+    pub fn identity_provider(&self, id: &str) -> Option<&IdentityProvider> {
+        self.identity_providers.iter().find(|p| p.id == id)
+    }
 }

@@ -125,6 +125,7 @@ impl FromStaticLower for HeaderName {
     }
 }
 
+mod identity;
 mod sections;
 
 pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
@@ -150,6 +151,7 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
             routes.push(rule);
         }
     }
+    let identity_providers = identity::providers(&mut c, &raw.identity_providers);
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
             origin: doc.origin.clone(),
@@ -169,6 +171,7 @@ pub(super) fn settings(doc: Document) -> Result<Settings, ConfigError> {
         mail,
         portal,
         routes,
+        identity_providers,
         warnings,
         log,
     })

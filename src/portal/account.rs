@@ -37,6 +37,8 @@ fn done_notice(code: Option<&str>) -> Option<&'static str> {
         "verify" => "We sent a new confirmation link.",
         "revoked" => "The session was signed out.",
         "revoked-others" => "All your other sessions were signed out.",
+        "linked" => "The provider is linked: you can sign in with it now.",
+        "unlinked" => "The provider is unlinked.",
         _ => return None,
     })
 }
@@ -70,6 +72,10 @@ async fn account_page(
         ..ActivityFilter::default()
     };
     let activity = match app.store.list_activity(&filter).await {
+        Ok(v) => v,
+        Err(e) => return page::unavailable(&e),
+    };
+    let providers = match super::oidc::account_providers(app, id).await {
         Ok(v) => v,
         Err(e) => return page::unavailable(&e),
     };
@@ -111,6 +117,7 @@ async fn account_page(
             notice,
             admin_required => s.identity.admin_suspended,
             min_length => app.settings.security.min_password_length,
+            providers,
         },
         status,
     )

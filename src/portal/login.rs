@@ -60,6 +60,7 @@ fn login_page(
             error,
             links,
             remember_me => app.settings.session.remember_me_timeout.is_some(),
+            providers => super::oidc::login_buttons(app, next),
         },
         status,
     )

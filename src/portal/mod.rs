@@ -12,6 +12,8 @@
 //! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
 //! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
+//! | `/_auth/oidc/<id>/start`, `/_auth/oidc/<id>/callback` | sign-in with an external OpenID Connect provider ([`oidc`]) |
+//! | `/_auth/account/identities/link`, `/unlink` | link or unlink a provider account |
 //! | `/_auth/.well-known/jwks.json` | public keys of the identity assertion ([`crate::gateway::assertion`]) |
 //! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
@@ -19,6 +21,7 @@ mod account;
 mod device;
 mod forms;
 mod login;
+mod oidc;
 mod ops;
 pub use ops::{metrics_allowed, metrics_body};
 mod page;
@@ -34,6 +37,7 @@ use hyper::body::Incoming;
 
 pub use forms::safe_next;
 pub use login::PENDING_COOKIE;
+pub use oidc::OIDC_COOKIE;
 pub use state::PortalState;
 
 use crate::app::App;
@@ -75,10 +79,15 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     {
         return secure_headers(app, crate::admin::handle(app, req, ctx).await);
     }
-    // The portal's own forms are what write throttle and pending rows; forward-auth (any
-    // method) is a hot path and stays free of this.
-    if method == Method::POST && !path.starts_with("/_auth/authz/") {
+    // The portal's own forms are what write throttle and pending rows, and a provider sign-in
+    // writes its flow row on any method; forward-auth (any method) is a hot path and stays
+    // free of this.
+    let oidc_rest = path.strip_prefix("/_auth/oidc/");
+    if (method == Method::POST && !path.starts_with("/_auth/authz/")) || oidc_rest.is_some() {
         app.portal.prune_if_due(app.now()).await;
+    }
+    if let Some(rest) = oidc_rest {
+        return secure_headers(app, oidc::route(app, req, ctx, rest).await);
     }
     let resp = match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/_auth/login") => login::show(app, &req, ctx).await,
@@ -107,6 +116,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         (Method::POST, "/_auth/account/sessions/revoke-others") => {
             account::revoke_others(app, req, ctx).await
         }
+        (Method::POST, "/_auth/account/identities/link") => oidc::start_link(app, req).await,
+        (Method::POST, "/_auth/account/identities/unlink") => oidc::unlink(app, req, ctx).await,
         (Method::GET | Method::HEAD, "/_auth/account/2fa") => twofa::show(app, &req).await,
         (Method::POST, "/_auth/account/2fa") => twofa::confirm(app, req, ctx).await,
         (Method::POST, "/_auth/account/2fa/disable") => twofa::disable(app, req, ctx).await,
@@ -147,7 +158,9 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             | "/_auth/account/sessions/revoke-others"
             | "/_auth/account/2fa"
             | "/_auth/account/2fa/disable"
-            | "/_auth/account/2fa/recovery-codes",
+            | "/_auth/account/2fa/recovery-codes"
+            | "/_auth/account/identities/link"
+            | "/_auth/account/identities/unlink",
         ) => method_not_allowed(),
         _ => not_found(app),
     };

@@ -158,15 +158,21 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         Ok(x) => x,
         Err(r) => return r,
     };
+    let first = pending
+        .provider
+        .as_ref()
+        .map_or("password".to_string(), |p| p.name.clone());
     let how = match factor {
-        SecondFactor::Totp => "Signed in with password and authenticator code".to_string(),
+        SecondFactor::Totp => format!("Signed in with {first} and authenticator code"),
         SecondFactor::RecoveryCode { remaining } => {
-            format!("Signed in with password and a recovery code ({remaining} left)")
+            format!("Signed in with {first} and a recovery code ({remaining} left)")
         }
     };
-    app.accounts
-        .record(page::event(app, ActivityKind::Login, Some(user.id), ctx).describe(how))
-        .await;
+    let mut event = page::event(app, ActivityKind::Login, Some(user.id), ctx).describe(how);
+    if let Some(p) = &pending.provider {
+        event = event.meta(serde_json::json!({ "provider": p.id, "subject": p.subject }));
+    }
+    app.accounts.record(event).await;
     page::set_cookie(
         &mut r,
         cookies::clear(

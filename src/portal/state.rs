@@ -8,8 +8,8 @@ use crate::config::SecuritySettings;
 use crate::session::pending::PendingLogins;
 use crate::store::{Store, Ts};
 
-/// How often (on the injected clock) an instance deletes expired throttle windows and pending
-/// sign-ins, piggybacked on a portal request.
+/// How often (on the injected clock) an instance deletes expired throttle windows, pending
+/// sign-ins and provider sign-ins in progress, piggybacked on a portal request.
 const PRUNE_EVERY_SECS: i64 = 60;
 
 #[derive(Debug)]

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::auth::tokens::{hash_token, looks_like_token, random_token};
-use crate::store::{PendingLoginRow, Store, StoreError, Ts, UserId};
+use crate::store::{NewPendingLogin, PendingLoginRow, Store, StoreError, Ts, UserId};
 
 /// What the code step needs to finish the sign-in.
 #[derive(Debug, Clone)]
@@ -20,6 +20,16 @@ pub struct PendingLogin {
     pub remember_me: bool,
     pub next: String,
     attempts: u32,
+    /// Set when an external provider, not a password, opened the code step.
+    pub provider: Option<ProviderSignIn>,
+}
+
+/// The provider sign-in that opened a code step, for the activity row that ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSignIn {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
 }
 
 impl PendingLogin {
@@ -35,6 +45,11 @@ impl From<PendingLoginRow> for PendingLogin {
             remember_me: r.remember_me,
             next: r.next_path,
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            // All three columns or none: they are written together.
+            provider: match (r.provider_id, r.provider_name, r.provider_subject) {
+                (Some(id), Some(name), Some(subject)) => Some(ProviderSignIn { id, name, subject }),
+                _ => None,
+            },
         }
     }
 }
@@ -100,14 +115,31 @@ impl PendingLogins {
         next: String,
         now: Ts,
     ) -> Result<String, StoreError> {
+        self.start_with(user_id, remember_me, next, None, now).await
+    }
+
+    /// [`PendingLogins::start`], also after a sign-in with an external provider.
+    pub async fn start_with(
+        &self,
+        user_id: UserId,
+        remember_me: bool,
+        next: String,
+        provider: Option<ProviderSignIn>,
+        now: Ts,
+    ) -> Result<String, StoreError> {
         let token = random_token();
         let expires = Ts(now.0 + self.ttl);
         self.store
             .insert_pending_login(
                 &hash_token(&token),
-                user_id,
-                remember_me,
-                &next,
+                &NewPendingLogin {
+                    user_id,
+                    remember_me,
+                    next_path: &next,
+                    provider_id: provider.as_ref().map(|p| p.id.as_str()),
+                    provider_name: provider.as_ref().map(|p| p.name.as_str()),
+                    provider_subject: provider.as_ref().map(|p| p.subject.as_str()),
+                },
                 now,
                 expires,
             )
@@ -224,7 +256,23 @@ mod tests {
             p.attempt(&tok, t0).await.unwrap_err(),
             PendingError::TooManyAttempts
         );
+        assert_eq!(
+            p.peek(&tok, t0).await.unwrap_err(),
+            PendingError::TooManyAttempts
+        );
+        let via = ProviderSignIn {
+            id: "corp".into(),
+            name: "Corp SSO".into(),
+            subject: "sub-1".into(),
+        };
+        let tok3 = p
+            .start_with(ids[1], false, "/y".into(), Some(via.clone()), t0)
+            .await
+            .unwrap();
+        let got = p.attempt(&tok3, t0).await.unwrap();
+        assert_eq!((got.provider, got.next.as_str()), (Some(via), "/y"));
         let tok2 = p.start(ids[1], true, "/x".into(), t0).await.unwrap();
+        assert_eq!(p.peek(&tok2, t0).await.unwrap().provider, None);
         let late = Ts(t0.0 + chrono::Duration::seconds(301));
         assert_eq!(
             p.attempt(&tok2, late).await.unwrap_err(),

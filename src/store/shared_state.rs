@@ -12,9 +12,25 @@ pub struct PendingLoginRow {
     pub next_path: String,
     pub expires_at: Ts,
     pub attempts: i64,
+    /// The external provider sign-in that opened the code step (all three or none).
+    pub provider_id: Option<String>,
+    pub provider_name: Option<String>,
+    pub provider_subject: Option<String>,
 }
 
-const PENDING_COLS: &str = "user_id, remember_me, next_path, expires_at, attempts";
+/// A pending two-factor sign-in to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPendingLogin<'a> {
+    pub user_id: UserId,
+    pub remember_me: bool,
+    pub next_path: &'a str,
+    pub provider_id: Option<&'a str>,
+    pub provider_name: Option<&'a str>,
+    pub provider_subject: Option<&'a str>,
+}
+
+const PENDING_COLS: &str = "user_id, remember_me, next_path, expires_at, attempts, \
+                            provider_id, provider_name, provider_subject";
 
 impl Store {
     /// Counts one hit for `(scope, subject)` at `now` and returns the count in the current
@@ -92,23 +108,25 @@ impl Store {
     pub async fn insert_pending_login(
         &self,
         token_hash: &str,
-        user_id: UserId,
-        remember_me: bool,
-        next_path: &str,
+        p: &NewPendingLogin<'_>,
         now: Ts,
         expires_at: Ts,
     ) -> Result<(), StoreError> {
         execute!(
             self,
             "INSERT INTO pending_logins \
-             (token_hash, user_id, remember_me, next_path, created_at, expires_at, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0)",
+             (token_hash, user_id, remember_me, next_path, created_at, expires_at, attempts, \
+              provider_id, provider_name, provider_subject) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
             token_hash,
-            user_id,
-            remember_me,
-            next_path,
+            p.user_id,
+            p.remember_me,
+            p.next_path,
             now,
-            expires_at
+            expires_at,
+            p.provider_id,
+            p.provider_name,
+            p.provider_subject
         )?;
         Ok(())
     }
@@ -161,8 +179,8 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes throttle windows over at `now` and pending sign-ins expired before
-    /// `pending_before`; returns how many rows went.
+    /// Deletes throttle windows over at `now`, and pending sign-ins and provider sign-ins in
+    /// progress (`oidc_flows`) expired before `pending_before`; returns how many rows went.
     pub async fn prune_shared_state(&self, now: Ts, pending_before: Ts) -> Result<u64, StoreError> {
         let a = execute!(
             self,
@@ -174,7 +192,12 @@ impl Store {
             "DELETE FROM pending_logins WHERE expires_at < $1",
             pending_before
         )?;
-        Ok(a + b)
+        let c = execute!(
+            self,
+            "DELETE FROM oidc_flows WHERE expires_at < $1",
+            pending_before
+        )?;
+        Ok(a + b + c)
     }
 
     /// Rows in `throttle_counts` and `pending_logins` (for tests and diagnostics).

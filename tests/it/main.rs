@@ -22,6 +22,7 @@ mod forward_auth;
 mod import;
 mod migrations;
 mod ops;
+mod oidc;
 mod portal;
 mod proxy;
 mod transport;

@@ -162,6 +162,42 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::start`] (with [`ROUTES`] and `extra`), on a listener the test bound
+    /// first because it needed the address earlier (e.g. for a callback URL registered at an
+    /// identity provider); `server_keys` go into `[server]`.
+    pub async fn start_on(
+        backend: Backend,
+        listener: TcpListener,
+        server_keys: &str,
+        extra: &str,
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = up_listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
+            let _ = stop_rx.await;
+        }));
+        let toml = (base_toml(&db, &format!("http://{upstream}")) + &format!("{ROUTES}\n{extra}"))
+            .replacen("[server]\n", &format!("[server]\n{server_keys}\n"), 1);
+        let settings =
+            gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+        let clock = Arc::new(ManualClock::starting_now());
+        let running = gatehouse::server::start(settings, clock.clone(), Some(listener))
+            .await
+            .expect("server starts");
+        let addr = running.local_addr;
+        Some(TestServer {
+            running: Some(running),
+            addr,
+            base: format!("http://{addr}"),
+            clock,
+            db,
+            upstream,
+            stop_upstream: Some(stop_tx),
+        })
+    }
+
     /// A second instance on this server's database (and data folder, so the same keys), in
     /// front of the same upstream, with [`ROUTES`] and `extra` — as for [`TestServer::start`].
     /// It has its own caches and clock, as another process would; the first server must
@@ -173,8 +209,27 @@ impl TestServer {
     /// As [`TestServer::second`], with extra `[security]` keys first (as for
     /// [`TestServer::start_with_security`]).
     pub async fn second_with_security(&self, security_keys: &str, extra: &str) -> TestServer {
-        let toml = base_toml(&self.db, &format!("http://{}", self.upstream))
-            + &format!("{security_keys}\n{ROUTES}\n{extra}");
+        self.second_edited(security_keys, extra, |t| t).await
+    }
+
+    /// As [`TestServer::second`], with `server_keys` added to the `[server]` table (e.g. the
+    /// first instance's `public_url`, as two instances behind one address have).
+    pub async fn second_with_server_keys(&self, server_keys: &str, extra: &str) -> TestServer {
+        let keys = format!("[server]\n{server_keys}\n");
+        self.second_edited("", extra, move |t| t.replacen("[server]\n", &keys, 1))
+            .await
+    }
+
+    async fn second_edited(
+        &self,
+        security_keys: &str,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> TestServer {
+        let toml = edit(
+            base_toml(&self.db, &format!("http://{}", self.upstream))
+                + &format!("{security_keys}\n{ROUTES}\n{extra}"),
+        );
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
