@@ -38,7 +38,7 @@ pub use routes::{Decision, authorize_all, decide};
 pub use target::Target;
 
 use crate::app::App;
-use crate::audit::ActivityKind;
+use crate::audit::{RequestActivity, RequestFacts};
 use crate::proxy::TunnelGuard;
 use crate::proxy::headers;
 use crate::session::Session;
@@ -49,17 +49,6 @@ use crate::web::{Body, RequestCtx, cookies, negotiate};
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls: bool,
-}
-
-/// `metadata` of a `request` activity row.
-#[derive(serde::Serialize)]
-struct RequestMeta<'a> {
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    duration_ms: f64,
-    route: Option<&'a str>,
-    request_id: &'a str,
 }
 
 /// What the pipeline learned, for the activity row and the log line.
@@ -87,19 +76,16 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
     } else {
         proxied(app, req, &ctx).await
     };
-    if let Ok(v) = http::HeaderValue::from_str(&ctx.request_id) {
-        resp.headers_mut().insert(s.headers.request_id.clone(), v);
-    }
+    resp.headers_mut()
+        .insert(s.headers.request_id.clone(), ctx.request_id.header_value());
     resp
 }
 
 async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    // Shares the request's bytes: nothing is copied unless a row or an error page needs it.
+    let target = req.uri().path_and_query().cloned();
     let page_load = negotiate::is_page_load(&method, req.headers());
     let mut outcome = Outcome::default();
     let resp = match pipeline(app, req, ctx, &mut outcome).await {
@@ -108,28 +94,32 @@ async fn proxied(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respons
             if e.is_server_side() {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
             }
-            e.into_response(app, ctx, page_load, &target)
+            e.into_response(
+                app,
+                ctx,
+                page_load,
+                target.as_ref().map_or("/", |t| t.as_str()),
+            )
         }
     };
-    let path = target.split('?').next().unwrap_or("/");
+    let path = target.as_ref().map_or("/", |t| t.path());
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
+    let elapsed = started.elapsed();
+    tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms = elapsed.as_secs_f64() * 1000.0, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
     if let Some(session) = &outcome.session {
-        let event = app
-            .accounts
-            .event(ActivityKind::Request, Some(session.identity.user_id))
-            .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
-            .describe(format!("{method} {path} → {status}"))
-            .meta_from(&RequestMeta {
-                method: method.as_str(),
+        let record = RequestActivity::new(
+            session.identity.user_id,
+            app.now(),
+            ctx,
+            RequestFacts {
+                method: &method,
                 path,
-                status,
-                duration_ms: (ms * 1000.0).round() / 1000.0,
                 route: outcome.route,
-                request_id: &ctx.request_id,
-            });
-        app.audit.record(event).await;
+                status,
+                elapsed,
+            },
+        );
+        app.audit.record_request(record).await;
     }
     resp
 }
@@ -161,7 +151,7 @@ async fn pipeline<'a>(
     headers::join_cookies(h);
     // The app never needs our cookies, and must not be able to leak the session token.
     cookies::remove(h, &app.own_cookies);
-    headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
+    headers::set_forwarded(h, ctx, host.as_ref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
         if let Some(v) = app.assertions.header(sess, app.now()).await {
@@ -178,7 +168,7 @@ async fn pipeline<'a>(
     let mut resp = app
         .upstream
         .local()
-        .forward(req, host.as_deref(), guard)
+        .forward(req, host.as_ref(), guard)
         .await?;
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::remove_hop_by_hop(resp.headers_mut(), switching);
@@ -218,11 +208,16 @@ fn tunnel_guard(app: &App, token: String, session: Arc<Session>) -> TunnelGuard 
     })
 }
 
-/// The authority the client asked for: `Host`, or the HTTP/2 `:authority`.
-fn authority(req: &Request<Incoming>) -> Option<String> {
+/// The authority the client asked for: `Host` (when it is text), or the HTTP/2 `:authority`.
+/// The `Host` value is shared with the request, not copied.
+fn authority(req: &Request<Incoming>) -> Option<http::HeaderValue> {
     req.headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        })
 }
