@@ -23,6 +23,9 @@
 #   EXTRA_TOML='[audit]\non_full = "drop"'         appended to Gatehouse's config (experiments)
 #   PERF=1                                        also profile Gatehouse with `perf` during one
 #                                                 extra (c) and (d) run each
+#   DB=postgres  PG_URL=postgres://postgres@127.0.0.1:5432/test
+#                                                 Gatehouse on PostgreSQL (a fresh schema)
+#                                                 instead of SQLite
 #   ALLOCS=1                                      also count the proxies' heap allocations per
 #                                                 request (perf uprobes on malloc & co.; root)
 #   LAYOUT=shared|pinned                          shared (default): every process may run on
@@ -123,6 +126,7 @@ cleanup() {
   done
   # Keep the logs next to the results, then drop the temp dir (database included).
   cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+  [ -z "${PG_DROP:-}" ] || psql -q "$PG_URL" -c "DROP SCHEMA $PG_DROP CASCADE" >/dev/null 2>&1 || true
   cp "$WORK"/nginx/*.log "$OUT"/ 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -226,8 +230,19 @@ NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 
-# (c, d) Gatehouse: one public and one authenticated route; SQLite in the temp dir; [audit]
-# left at its defaults.
+# (c, d) Gatehouse: one public and one authenticated route; SQLite in the temp dir (or, with
+# DB=postgres, a fresh schema in PG_URL's database, dropped at the end); [audit] left at its
+# defaults.
+DB_URL="sqlite://$WORK/gh-data/gatehouse.db"
+if [ "${DB:-sqlite}" = postgres ]; then
+  command -v psql >/dev/null || die "DB=postgres needs psql"
+  PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+  PG_SCHEMA="bench_$(date +%s)_$$"
+  psql -q "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null || die "cannot create schema $PG_SCHEMA in $PG_URL"
+  PG_DROP="$PG_SCHEMA"
+  case "$PG_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+  DB_URL="$PG_URL${sep}options=-csearch_path%3D$PG_SCHEMA"
+fi
 cat >"$WORK/gatehouse.toml" <<EOF
 [server]
 listen = "127.0.0.1:$GH_PORT"
@@ -236,7 +251,7 @@ workers = $GH_WORKERS
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [database]
-url = "sqlite://$WORK/gh-data/gatehouse.db"
+url = "$DB_URL"
 
 [[routes]]
 path = "/pub/**"
@@ -345,6 +360,7 @@ say "# Gatehouse proxy benchmark, $STAMP"
 say "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | sed -n 1p | cut -d' ' -f1-2)"
 say "load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, $REPEAT rounds of ${CASES[*]}; gatehouse threads = nginx workers = $THREADS, gatehouse server.workers = $GH_WORKERS; upstream threads $UPSTREAM_THREADS"
+say "database: ${DB:-sqlite}$([ -n "${PG_DROP:-}" ] && echo " (schema $PG_DROP; the PostgreSQL server itself is not pinned)")"
 if [ "$LAYOUT" = pinned ]; then
   say "layout: pinned; proxies (all threads) on CPU $PROXY_CPU; wrk, upstream and auth service on CPU $LOAD_CPUS"
 else

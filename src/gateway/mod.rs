@@ -72,7 +72,10 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
     );
     let path = req.uri().path();
     let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
-        crate::portal::handle(app, req, &ctx).await
+        // Boxed: hyper keeps one allocation of this future's size per connection for its
+        // whole life, and the portal's futures (database queries, hashing) are far larger than
+        // the proxy's; a portal request pays one allocation instead.
+        Box::pin(crate::portal::handle(app, req, &ctx)).await
     } else {
         proxied(app, req, &ctx).await
     };
