@@ -7,7 +7,9 @@
 //! byte-for-byte identical on the upstream's side. It is an example target, so it never ends
 //! up in the `gatehouse` binary.
 //!
-//! Usage: `bench_upstream ADDR` (e.g. `127.0.0.1:18081`). Worker threads follow tokio's
+//! Usage: `bench_upstream ADDR [204]` (e.g. `127.0.0.1:18081`). With `204` it answers every
+//! request with an empty `204 No Content` instead: the free auth service behind nginx's
+//! `auth_request` in the benchmark's forward-auth case. Worker threads follow tokio's
 //! `TOKIO_WORKER_THREADS`, defaulting to one per core. Runs until killed.
 
 use std::convert::Infallible;
@@ -36,7 +38,13 @@ async fn answer(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     Ok(resp)
 }
 
-async fn serve(listener: TcpListener) {
+async fn no_content(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = http::StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+async fn serve(listener: TcpListener, empty: bool) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(pair) => pair,
@@ -48,18 +56,35 @@ async fn serve(listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
-                .await;
+            let mut builder = http1::Builder::new();
+            let io = TokioIo::new(stream);
+            let _ = if empty {
+                builder
+                    .keep_alive(true)
+                    .serve_connection(io, service_fn(no_content))
+                    .await
+            } else {
+                builder
+                    .keep_alive(true)
+                    .serve_connection(io, service_fn(answer))
+                    .await
+            };
         });
     }
 }
 
 fn main() -> ExitCode {
     let Some(addr) = std::env::args().nth(1) else {
-        eprintln!("usage: bench_upstream ADDR   (e.g. 127.0.0.1:18081)");
+        eprintln!("usage: bench_upstream ADDR [204]   (e.g. 127.0.0.1:18081)");
         return ExitCode::from(2);
+    };
+    let empty = match std::env::args().nth(2).as_deref() {
+        None => false,
+        Some("204") => true,
+        Some(other) => {
+            eprintln!("bench_upstream: the second argument can only be 204, not {other:?}");
+            return ExitCode::from(2);
+        }
     };
     let addr: SocketAddr = match addr.parse() {
         Ok(a) => a,
@@ -82,7 +107,7 @@ fn main() -> ExitCode {
         match TcpListener::bind(addr).await {
             Ok(listener) => {
                 println!("bench_upstream listening on {addr}");
-                serve(listener).await;
+                serve(listener, empty).await;
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Proxy benchmark: the same wrk load, in one run, against one upstream reached
 #   (a) directly, (b) through nginx, (c) through Gatehouse on a public route and
-#   (d) through Gatehouse on an authenticated route with a valid session cookie.
+#   (d) through Gatehouse on an authenticated route with a valid session cookie, and
+#   (e) through nginx with `auth_request` to a free auth service (a second bench upstream
+#       answering 204), the forward-auth pattern's upper bound.
 # Prints req/s, p50 and p99 per case (median of REPEAT rounds) and the ratios the proxy issue
 # sets targets for; writes everything to bench/results/proxy-<time>/. See bench/README.md.
 #
@@ -12,6 +14,8 @@
 #   UPSTREAM_THREADS=<cores>                      tokio workers of the bench upstream
 #   PORT_BASE=18080                               ports PORT_BASE+1..+3 on 127.0.0.1
 #   SKIP_BUILD=1                                  use the existing release binaries
+#   GATEHOUSE_BIN=..., UPSTREAM_BIN=...           other binaries (e.g. a saved build, to
+#                                                 compare before and after; implies SKIP_BUILD)
 #   LAT_DURATION=5s                               per-case run at 1 connection, for latency
 #                                                 without queueing (0 skips it)
 #   GH_WORKERS=<THREADS>                          Gatehouse's server.workers (0: one shared
@@ -19,21 +23,57 @@
 #   EXTRA_TOML='[audit]\non_full = "drop"'         appended to Gatehouse's config (experiments)
 #   PERF=1                                        also profile Gatehouse with `perf` during one
 #                                                 extra (c) and (d) run each
+#   DB=postgres  PG_URL=postgres://postgres@127.0.0.1:5432/test
+#                                                 Gatehouse on PostgreSQL (a fresh schema)
+#                                                 instead of SQLite
+#   ALLOCS=1                                      also count the proxies' heap allocations per
+#                                                 request (perf uprobes on malloc & co.; root)
+#   LAYOUT=shared|pinned                          shared (default): every process may run on
+#                                                 every core. pinned: the proxy under test and
+#                                                 all its threads on core PROXY_CPU (default the
+#                                                 last), wrk, upstream and auth service on the
+#                                                 others; THREADS=1 (nginx 1 worker, Gatehouse
+#                                                 workers = 1), upstream 1 thread, wrk 1 thread
 set -euo pipefail
 
+LAYOUT=${LAYOUT:-shared}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
-WRK_THREADS=${WRK_THREADS:-2}
 REPEAT=${REPEAT:-3}
 LAT_DURATION=${LAT_DURATION:-5s}
 CORES=$(nproc)
-THREADS=${THREADS:-$CORES}
+# PIN_PROXY and PIN_LOAD prefix the commands that start the proxies and the load side.
+PIN_PROXY=()
+PIN_LOAD=()
+case "$LAYOUT" in
+  shared)
+    WRK_THREADS=${WRK_THREADS:-2}
+    THREADS=${THREADS:-$CORES}
+    UPSTREAM_THREADS=${UPSTREAM_THREADS:-$CORES}
+    ;;
+  pinned)
+    [ "$CORES" -ge 2 ] || { echo "bench: LAYOUT=pinned needs at least 2 cores" >&2; exit 1; }
+    command -v taskset >/dev/null || { echo "bench: LAYOUT=pinned needs taskset (util-linux)" >&2; exit 1; }
+    PROXY_CPU=${PROXY_CPU:-$((CORES - 1))}
+    LOAD_CPUS=${LOAD_CPUS:-$(seq 0 $((CORES - 1)) | grep -vx "$PROXY_CPU" | paste -sd,)}
+    PIN_PROXY=(taskset -c "$PROXY_CPU")
+    PIN_LOAD=(taskset -c "$LOAD_CPUS")
+    WRK_THREADS=${WRK_THREADS:-1}
+    THREADS=${THREADS:-1}
+    UPSTREAM_THREADS=${UPSTREAM_THREADS:-1}
+    ;;
+  *)
+    echo "bench: LAYOUT must be shared or pinned, not '$LAYOUT'" >&2
+    exit 1
+    ;;
+esac
 GH_WORKERS=${GH_WORKERS:-$THREADS}
-UPSTREAM_THREADS=${UPSTREAM_THREADS:-$CORES}
 PORT_BASE=${PORT_BASE:-18080}
 UP_PORT=$((PORT_BASE + 1))
 NGINX_PORT=$((PORT_BASE + 2))
 GH_PORT=$((PORT_BASE + 3))
+AUTH_PORT=$((PORT_BASE + 4))
+NGINX_AUTH_PORT=$((PORT_BASE + 5))
 # Same length, same upstream answer; only Gatehouse's route rules tell them apart.
 PUBLIC_PATH=/pub/hello
 PRIVATE_PATH=/app/hello
@@ -41,7 +81,7 @@ PRIVATE_PATH=/app/hello
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/bench/proxy"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT="$ROOT/bench/results/proxy-$STAMP"
+OUT="$ROOT/bench/results/proxy-$LAYOUT-$STAMP"
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
 
@@ -65,11 +105,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${GATEHOUSE_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --quiet --bin gatehouse --example bench_upstream)
 fi
-GATEHOUSE="$ROOT/target/release/gatehouse"
-UPSTREAM="$ROOT/target/release/examples/bench_upstream"
+GATEHOUSE=${GATEHOUSE_BIN:-$ROOT/target/release/gatehouse}
+UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/release/examples/bench_upstream}
 [ -x "$GATEHOUSE" ] && [ -x "$UPSTREAM" ] || die "release binaries missing; run without SKIP_BUILD"
 
 # --- processes, cleaned up on any exit ------------------------------------------------------
@@ -86,6 +126,7 @@ cleanup() {
   done
   # Keep the logs next to the results, then drop the temp dir (database included).
   cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+  [ -z "${PG_DROP:-}" ] || psql -q "$PG_URL" -c "DROP SCHEMA $PG_DROP CASCADE" >/dev/null 2>&1 || true
   cp "$WORK"/nginx/*.log "$OUT"/ 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -93,7 +134,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$UP_PORT" "$NGINX_PORT" "$GH_PORT"; do
+for p in "$UP_PORT" "$NGINX_PORT" "$GH_PORT" "$AUTH_PORT" "$NGINX_AUTH_PORT"; do
   port_free "$p" || die "127.0.0.1:$p is in use; set PORT_BASE to another value"
 done
 
@@ -107,10 +148,16 @@ wait_http() { # URL: until it answers at all, for up to 15 s
 }
 
 # (a) the upstream
-TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
+TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "${PIN_LOAD[@]}" "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
 wait_http "http://127.0.0.1:$UP_PORT/"
+# (e)'s auth service: the same server answering every request with an empty 204, i.e. an
+# authorisation that costs nothing; it runs beside the upstream, off the proxy's core.
+TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "${PIN_LOAD[@]}" "$UPSTREAM" "127.0.0.1:$AUTH_PORT" 204 >"$WORK/auth-service.log" 2>&1 &
+AUTH_PID=$!
+PIDS+=("$AUTH_PID")
+wait_http "http://127.0.0.1:$AUTH_PORT/"
 
 # (b) nginx: plain reverse proxy, keepalive pool to the upstream, as many workers as
 # Gatehouse has threads. As root it is run as `nobody` so that it is an unprivileged process.
@@ -142,6 +189,34 @@ http {
             proxy_set_header X-Forwarded-Proto \$scheme;
         }
     }
+    # (e) forward auth as Authelia / oauth2-proxy setups do it: every request first asks the
+    # auth service (here a free one that always answers 204), then goes to the upstream.
+    upstream bench_auth {
+        server 127.0.0.1:$AUTH_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_AUTH_PORT;
+        location / {
+            auth_request /_forward_auth;
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+        location = /_forward_auth {
+            internal;
+            proxy_pass http://bench_auth;
+            proxy_pass_request_body off;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+        }
+    }
 }
 EOF
 AS_USER=()
@@ -149,14 +224,25 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2
   chown -R nobody "$WORK/nginx"
   AS_USER=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
 fi
-"${AS_USER[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/nginx-error.log" \
+"${PIN_PROXY[@]}" "${AS_USER[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/nginx-error.log" \
   -g 'daemon off;' &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 
-# (c, d) Gatehouse: one public and one authenticated route; SQLite in the temp dir; [audit]
-# left at its defaults.
+# (c, d) Gatehouse: one public and one authenticated route; SQLite in the temp dir (or, with
+# DB=postgres, a fresh schema in PG_URL's database, dropped at the end); [audit] left at its
+# defaults.
+DB_URL="sqlite://$WORK/gh-data/gatehouse.db"
+if [ "${DB:-sqlite}" = postgres ]; then
+  command -v psql >/dev/null || die "DB=postgres needs psql"
+  PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+  PG_SCHEMA="bench_$(date +%s)_$$"
+  psql -q "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null || die "cannot create schema $PG_SCHEMA in $PG_URL"
+  PG_DROP="$PG_SCHEMA"
+  case "$PG_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+  DB_URL="$PG_URL${sep}options=-csearch_path%3D$PG_SCHEMA"
+fi
 cat >"$WORK/gatehouse.toml" <<EOF
 [server]
 listen = "127.0.0.1:$GH_PORT"
@@ -165,7 +251,7 @@ workers = $GH_WORKERS
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [database]
-url = "sqlite://$WORK/gh-data/gatehouse.db"
+url = "$DB_URL"
 
 [[routes]]
 path = "/pub/**"
@@ -178,7 +264,7 @@ PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn \
   user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create.log" 2>&1 ||
   die "user create failed: $(cat "$WORK/user-create.log")"
-TOKIO_WORKER_THREADS=$THREADS "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn serve \
+TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn serve \
   >"$WORK/gatehouse.log" 2>&1 &
 GH_PID=$!
 PIDS+=("$GH_PID")
@@ -198,8 +284,11 @@ SESSION=$(awk '$6 == "gatehouse_session" { print $7 }' "$JAR")
 COOKIE="Cookie: gatehouse_session=$SESSION"
 
 # --- the cases ----------------------------------------------------------------------------
-CASES=(a b c d)
+CASES=(a b e c d)
 declare -A NAME URL HDR PROXY_PID
+NAME[e]="nginx auth_request (204)"
+URL[e]="http://127.0.0.1:$NGINX_AUTH_PORT$PUBLIC_PATH"
+PROXY_PID[e]=$NGINX_PID
 NAME[a]="direct to upstream"
 URL[a]="http://127.0.0.1:$UP_PORT$PUBLIC_PATH"
 NAME[b]="nginx, reverse proxy"
@@ -264,13 +353,19 @@ run_wrk() { # case duration logfile [threads connections]
   local c=$1 d=$2 log=$3 t=${4:-$WRK_THREADS} n=${5:-$CONNECTIONS}
   local args=(-t"$t" -c"$n" -d"$d" --latency -s "$HERE/report.lua")
   [ -n "${HDR[$c]:-}" ] && args+=(-H "${HDR[$c]}")
-  wrk "${args[@]}" "${URL[$c]}" >"$log" 2>&1 || die "wrk failed for case $c: $(cat "$log")"
+  "${PIN_LOAD[@]}" wrk "${args[@]}" "${URL[$c]}" >"$log" 2>&1 || die "wrk failed for case $c: $(cat "$log")"
 }
 
 say "# Gatehouse proxy benchmark, $STAMP"
 say "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | sed -n 1p | cut -d' ' -f1-2)"
-say "load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, $REPEAT rounds of a,b,c,d; gatehouse threads = nginx workers = $THREADS; upstream threads $UPSTREAM_THREADS"
+say "load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, $REPEAT rounds of ${CASES[*]}; gatehouse threads = nginx workers = $THREADS, gatehouse server.workers = $GH_WORKERS; upstream threads $UPSTREAM_THREADS"
+say "database: ${DB:-sqlite}$([ -n "${PG_DROP:-}" ] && echo " (schema $PG_DROP; the PostgreSQL server itself is not pinned)")"
+if [ "$LAYOUT" = pinned ]; then
+  say "layout: pinned; proxies (all threads) on CPU $PROXY_CPU; wrk, upstream and auth service on CPU $LOAD_CPUS"
+else
+  say "layout: shared; every process on every core"
+fi
 [ -z "${EXTRA_TOML:-}" ] || say "extra gatehouse config: $(printf '%b' "$EXTRA_TOML" | tr '\n' ' ')"
 say ""
 
@@ -346,6 +441,44 @@ if [ "$LAT_DURATION" != 0 ]; then
   done
 fi
 
+# Heap allocations per request: uprobes on the C library's allocation functions (Rust's
+# system allocator calls them), counted by `perf stat` on the proxy process only, over one more
+# run per case. Needs perf and root (it defines the probes once; they stay defined).
+if [ "${ALLOCS:-0}" = 1 ] && command -v perf >/dev/null; then
+  LIBC=$(ldd "$GATEHOUSE" | awk '/libc\.so/ { print $3 }')
+  events=()
+  for fn in malloc calloc realloc posix_memalign aligned_alloc; do
+    perf probe -q -x "$LIBC" "$fn" 2>/dev/null || true
+    # (grep without -q: an early exit would fail the pipe under pipefail)
+    if perf list 2>/dev/null | grep "probe_libc:$fn " >/dev/null; then events+=(-e "probe_libc:$fn"); fi
+  done
+  [ ${#events[@]} -gt 0 ] || die "ALLOCS=1: could not define uprobes on $LIBC"
+  say "heap allocations per request (malloc, calloc, realloc, posix_memalign, aligned_alloc; proxy process only):"
+  for c in b e c d; do
+    pids=$(echo "${PROXY_PID[$c]} $(pgrep -P "${PROXY_PID[$c]}" || true)" | xargs | tr ' ' ',')
+    perf stat -x, "${events[@]}" -p "$pids" -o "$OUT/allocs-$c.txt" &
+    perf_pid=$!
+    sleep 0.2
+    run_wrk "$c" 5s "$OUT/allocs-run-$c.txt"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    # (d)'s rows are written after the run: the writer's allocations belong to (d) too.
+    if [ "$c" = d ]; then
+      perf stat -x, "${events[@]}" -p "$pids" -o "$OUT/allocs-d-drain.txt" &
+      perf_pid=$!
+      sleep 0.2
+      drain_audit >/dev/null
+      sleep 0.5
+      kill -INT "$perf_pid" 2>/dev/null || true
+      wait "$perf_pid" 2>/dev/null || true
+    fi
+    n=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$OUT/allocs-run-$c.txt")
+    total=$(cat "$OUT/allocs-$c.txt" $([ "$c" = d ] && echo "$OUT/allocs-d-drain.txt") |
+      awk -F, '$3 ~ /probe_libc/ { s += $1 } END { print s + 0 }')
+    say "  ($c) ${NAME[$c]}: $(awk -v t="$total" -v n="$n" 'BEGIN { printf "%.1f", t / n }') per request ($total in $n requests)"
+  done
+fi
+
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   # System calls, futex calls (thread wake-ups and sleeps) and context switches per request,
   # for each proxy, over one more 10 s run each.
@@ -414,6 +547,18 @@ say ""
 say "ratios (req/s): d/b = $d_over_b   d/a = $d_over_a   c/b = $(ratio "${MRPS[c]}" "${MRPS[b]}")   c/a = $(ratio "${MRPS[c]}" "${MRPS[a]}")"
 say "p99 added by gatehouse over direct: (d) $added_p99 ms   (c) $(awk -v c="${MP99[c]}" -v a="${MP99[a]}" 'BEGIN { printf "%.2f", (c - a) / 1000 }') ms   (nginx: $(awk -v b="${MP99[b]}" -v a="${MP99[a]}" 'BEGIN { printf "%.2f", (b - a) / 1000 }') ms)"
 say "targets: (d) >= (b) req/s: $(awk -v r="$d_over_b" 'BEGIN { print (r >= 1) ? "met" : "MISSED" }');  p99 added < 1 ms: $(awk -v p="$added_p99" 'BEGIN { print (p < 1) ? "met" : "MISSED" }')"
+# Issue 17's figures: CPU per request against nginx's, and (d) against forward auth.
+cpu_b=$(median <<<"${PXCPU[b]}")
+cpu_c=$(median <<<"${PXCPU[c]}")
+cpu_d=$(median <<<"${PXCPU[d]}")
+cpu_e=$(median <<<"${PXCPU[e]}")
+cpu_db=$(ratio "$cpu_d" "$cpu_b")
+cpu_cb=$(ratio "$cpu_c" "$cpu_b")
+d_over_e=$(ratio "${MRPS[d]}" "${MRPS[e]}")
+verdict() { awk -v x="$1" -v op="$2" -v y="$3" 'BEGIN { ok = (op == "<=") ? (x <= y) : (x >= y); print ok ? "met" : "MISSED" }'; }
+say "proxy CPU µs/req: (b) $cpu_b  (e) $cpu_e  (c) $cpu_c  (d) $cpu_d   activity row and session, (d) - (c): $(awk -v d="$cpu_d" -v c="$cpu_c" 'BEGIN { printf "%.1f", d - c }') µs"
+say "CPU ratios: (d)/(b) = $cpu_db (target <= 1.5: $(verdict "$cpu_db" '<=' 1.5))   (c)/(b) = $cpu_cb (target <= 1.2: $(verdict "$cpu_cb" '<=' 1.2))   (e)/(b) = $(ratio "$cpu_e" "$cpu_b")"
+say "req/s: (d)/(e) auth_request = $d_over_e (target >= 1: $(verdict "$d_over_e" '>=' 1))"
 if [ "$LAT_DURATION" != 0 ]; then
   say ""
   say "## Latency at 1 connection (wrk -t1 -c1 -d$LAT_DURATION, median of $REPEAT)"

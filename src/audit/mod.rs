@@ -8,7 +8,9 @@
 //! ```
 
 mod event;
+mod request;
 mod writer;
 
 pub use event::{ActivityEvent, ActivityKind};
+pub use request::{RequestActivity, RequestFacts};
 pub use writer::{AuditLog, AuditStats, AuditWriter};

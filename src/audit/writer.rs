@@ -2,10 +2,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::ActivityEvent;
+use super::{ActivityEvent, RequestActivity};
 use crate::config::{AuditSettings, QueueFullPolicy};
 use crate::store::{NewActivity, Store};
 
@@ -21,9 +21,31 @@ enum Mode {
     /// Written at once; for the CLI and other short-lived processes.
     Direct(Store),
     Queued {
-        tx: mpsc::Sender<NewActivity>,
+        tx: mpsc::Sender<Queued>,
         policy: QueueFullPolicy,
+        /// Wakes the writer once `wake_at` rows are queued (a whole batch, or half the queue
+        /// if that is less); below that it sleeps out its flush interval, so a request does not
+        /// wake the writer's thread for every row.
+        full_batch: Arc<Notify>,
+        wake_at: usize,
     },
+}
+
+/// What travels through the queue; the writer turns it into a row.
+#[derive(Debug)]
+enum Queued {
+    Row(NewActivity),
+    /// Kept as the fixed-size record the request made: the row's text is built by the writer.
+    Request(RequestActivity),
+}
+
+impl Queued {
+    fn into_row(self) -> NewActivity {
+        match self {
+            Queued::Row(r) => r,
+            Queued::Request(r) => r.into_row(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -60,11 +82,16 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let stats = Arc::new(Counters::default());
         let (stop_tx, stop_rx) = oneshot::channel();
+        let full_batch = Arc::new(Notify::new());
+        let batch_size = settings.batch_size.max(1);
         let task = tokio::spawn(run(
             store,
-            rx,
-            stop_rx,
-            settings.batch_size.max(1),
+            Inbox {
+                rx,
+                stop: stop_rx,
+                full_batch: full_batch.clone(),
+            },
+            batch_size,
             settings.flush_interval,
             stats.clone(),
         ));
@@ -73,6 +100,8 @@ impl AuditLog {
                 mode: Mode::Queued {
                     tx,
                     policy: settings.on_full,
+                    full_batch,
+                    wake_at: batch_size.min(settings.queue_capacity.max(1) / 2).max(1),
                 },
                 stats,
             },
@@ -85,24 +114,36 @@ impl AuditLog {
 
     /// Records an event. Queued mode never touches the database on the caller's task.
     pub async fn record(&self, event: ActivityEvent) {
-        let row = event.into_row();
+        self.send(Queued::Row(event.into_row())).await;
+    }
+
+    /// Records a proxied request of a signed-in user: the request's task only queues the
+    /// record, the writer builds the row.
+    pub async fn record_request(&self, r: RequestActivity) {
+        self.send(Queued::Request(r)).await;
+    }
+
+    async fn send(&self, item: Queued) {
         match &self.mode {
-            Mode::Direct(store) => match store.insert_activity(std::slice::from_ref(&row)).await {
-                Ok(()) => {
-                    self.stats.written.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, activity = %row.activity_type, "could not write activity row");
-                }
-            },
-            Mode::Queued { tx, policy } => {
+            Mode::Direct(store) => {
+                let row = item.into_row();
+                self.write_direct(store, row).await;
+            }
+            Mode::Queued {
+                tx,
+                policy,
+                full_batch,
+                wake_at,
+            } => {
                 let sent = match policy {
-                    QueueFullPolicy::Wait => tx.send(row).await.is_ok(),
-                    QueueFullPolicy::Drop => tx.try_send(row).is_ok(),
+                    QueueFullPolicy::Wait => tx.send(item).await.is_ok(),
+                    QueueFullPolicy::Drop => tx.try_send(item).is_ok(),
                 };
                 if sent {
                     self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    if tx.max_capacity() - tx.capacity() >= *wake_at {
+                        full_batch.notify_one();
+                    }
                 } else {
                     let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     // Log the first drop and then every 1000th, so a flood does not flood the log too.
@@ -113,6 +154,18 @@ impl AuditLog {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    async fn write_direct(&self, store: &Store, row: NewActivity) {
+        match store.insert_activity(std::slice::from_ref(&row)).await {
+            Ok(()) => {
+                self.stats.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, activity = %row.activity_type, "could not write activity row");
             }
         }
     }
@@ -138,15 +191,27 @@ impl AuditWriter {
     }
 }
 
+/// The writer's end of the queue.
+struct Inbox {
+    rx: mpsc::Receiver<Queued>,
+    stop: oneshot::Receiver<()>,
+    full_batch: Arc<Notify>,
+}
+
 async fn run(
     store: Store,
-    mut rx: mpsc::Receiver<NewActivity>,
-    mut stop: oneshot::Receiver<()>,
+    inbox: Inbox,
     batch_size: usize,
     flush_interval: Duration,
     stats: Arc<Counters>,
 ) {
-    let mut buf: Vec<NewActivity> = Vec::with_capacity(batch_size);
+    let mut buf: Vec<Queued> = Vec::with_capacity(batch_size);
+    let mut rows: Vec<NewActivity> = Vec::with_capacity(batch_size);
+    let Inbox {
+        mut rx,
+        mut stop,
+        full_batch,
+    } = inbox;
     let mut stopping = false;
     loop {
         if !stopping {
@@ -160,17 +225,18 @@ async fn run(
                     continue;
                 }
             }
-            // Give the batch up to one interval to fill, so rows are written in groups.
+            // Give the batch up to one interval to fill, so rows are written in groups. Rows
+            // are not received one by one meanwhile (each would wake this task): the senders
+            // wake it when a whole batch is waiting.
             if buf.len() < batch_size {
-                let deadline = tokio::time::sleep(flush_interval);
-                tokio::pin!(deadline);
-                while buf.len() < batch_size {
+                tokio::select! {
+                    () = tokio::time::sleep(flush_interval) => {}
+                    () = full_batch.notified() => {}
+                    _ = &mut stop => { stopping = true; rx.close(); }
+                }
+                if !rx.is_empty() {
                     let room = batch_size - buf.len();
-                    tokio::select! {
-                        _ = &mut deadline => break,
-                        n = rx.recv_many(&mut buf, room) => if n == 0 { break },
-                        _ = &mut stop, if !stopping => { stopping = true; rx.close(); }
-                    }
+                    rx.recv_many(&mut buf, room).await;
                 }
             }
         } else {
@@ -179,9 +245,11 @@ async fn run(
                 break;
             }
         }
-        write(&store, &mut buf, &stats).await;
+        rows.extend(buf.drain(..).map(Queued::into_row));
+        write(&store, &mut rows, &stats).await;
     }
-    write(&store, &mut buf, &stats).await;
+    rows.extend(buf.drain(..).map(Queued::into_row));
+    write(&store, &mut rows, &stats).await;
 }
 
 async fn write(store: &Store, buf: &mut Vec<NewActivity>, stats: &Counters) {

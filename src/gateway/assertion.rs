@@ -4,13 +4,13 @@
 //! set at `/_auth/.well-known/jwks.json`.
 //!
 //! Tokens are made by `jsonwebtoken` (on ring, the TLS provider); ring reads the key pair for
-//! the published JWKs. A token is cached per session and re-signed only
-//! when it has under [`REFRESH_MARGIN`] left or the session was reloaded (its identity may have
-//! changed), so the hot path does not sign per request.
+//! the published JWKs. A token is kept with the session object (no lookup on the hot path) and
+//! re-signed only when it has under [`REFRESH_MARGIN`] left or the session was reloaded (its
+//! identity may have changed), so the hot path does not sign per request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
 use crate::session::Session;
-use crate::store::{SessionId, Ts};
+use crate::store::Ts;
 
 /// A cached token is re-signed once it has less than this left.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
@@ -63,23 +63,13 @@ impl std::fmt::Debug for Key {
     }
 }
 
-struct Cached {
-    token: HeaderValue,
-    exp: i64,
-    /// The session object the token was made from: a reloaded session (new object) may carry a
-    /// changed identity, so it gets a new token. The weak reference keeps the allocation, so
-    /// the address cannot be reused by another session meanwhile.
-    made_from: Weak<Session>,
-}
-
-/// Signer, published keys and the per-session token cache.
+/// Signer and published keys; the tokens are kept with the sessions.
 pub struct Assertions {
     signing: Key,
     jwks: String,
     iss: String,
     aud: String,
     ttl: chrono::Duration,
-    cache: moka::future::Cache<SessionId, Arc<Cached>>,
     signed: AtomicU64,
 }
 
@@ -151,10 +141,6 @@ impl Assertions {
                 .to_string(),
             aud,
             ttl,
-            cache: moka::future::Cache::builder()
-                .max_capacity(s.session.cache_capacity)
-                .time_to_live(sec.assertion_ttl)
-                .build(),
             signed: AtomicU64::new(0),
         })
     }
@@ -170,29 +156,17 @@ impl Assertions {
         self.signed.load(Ordering::Relaxed)
     }
 
-    /// The assertion for `session` at `now`: the cached token while it has a minute left and
-    /// the session is the one it was made from, else a new one.
+    /// The assertion for `session` at `now`: the token kept with this session object while it
+    /// has a minute left, else a new one.
     pub async fn header(&self, session: &Arc<Session>, now: Ts) -> Option<HeaderValue> {
         let now_s = now.0.timestamp();
-        if let Some(c) = self.cache.get(&session.id).await
-            && std::ptr::eq(c.made_from.as_ptr(), Arc::as_ptr(session))
-            && c.exp - now_s >= REFRESH_MARGIN.num_seconds()
-        {
-            return Some(c.token.clone());
+        if let Some(token) = session.assertion.get(now_s + REFRESH_MARGIN.num_seconds()) {
+            return Some(token);
         }
         let exp = now_s + self.ttl.num_seconds();
         let token = self.sign(session, now, now_s, exp)?;
         let value = HeaderValue::from_str(&token).ok()?;
-        self.cache
-            .insert(
-                session.id,
-                Arc::new(Cached {
-                    token: value.clone(),
-                    exp,
-                    made_from: Arc::downgrade(session),
-                }),
-            )
-            .await;
+        session.assertion.set(value.clone(), exp);
         Some(value)
     }
 

@@ -121,7 +121,7 @@ impl GateError {
         }
         if page_load {
             let ctx_v =
-                minijinja::context! { title, message, request_id => ctx.request_id.clone() };
+                minijinja::context! { title, message, request_id => ctx.request_id.as_str() };
             if let Ok(body) = app.templates.render("message.html", ctx_v) {
                 return crate::portal::secure_headers(app, respond::html(status, body));
             }

@@ -20,9 +20,9 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use super::{GateError, RequestMeta, authorize_all, decide, target};
+use super::{GateError, authorize_all, decide, target};
 use crate::app::App;
-use crate::audit::ActivityKind;
+use crate::audit::{RequestActivity, RequestFacts};
 use crate::proxy::headers;
 use crate::session::Session;
 use crate::web::{Body, RequestCtx, cookies, negotiate, respond};
@@ -111,23 +111,23 @@ pub async fn handle<B>(
     };
     let status = resp.status().as_u16();
     let path = described.uri.split('?').next().unwrap_or("/");
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
     tracing::debug!(request_id = %ctx.request_id, method = %described.method, path, status, ms, "forward-auth");
     if let Some(sess) = &session {
-        let event = app
-            .accounts
-            .event(ActivityKind::Request, Some(sess.identity.user_id))
-            .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
-            .describe(format!("{} {path} → {status}", described.method))
-            .meta_from(&RequestMeta {
-                method: described.method.as_str(),
+        let record = RequestActivity::new(
+            sess.identity.user_id,
+            app.now(),
+            ctx,
+            RequestFacts {
+                method: &described.method,
                 path,
-                status,
-                duration_ms: (ms * 1000.0).round() / 1000.0,
                 route,
-                request_id: &ctx.request_id,
-            });
-        app.audit.record(event).await;
+                status,
+                elapsed,
+            },
+        );
+        app.audit.record_request(record).await;
     }
     resp
 }

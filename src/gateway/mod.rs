@@ -46,7 +46,7 @@ pub use routes::{Decision, authorize_all, decide};
 pub use target::Target;
 
 use crate::app::App;
-use crate::audit::ActivityKind;
+use crate::audit::{RequestActivity, RequestFacts};
 use crate::proxy::TunnelGuard;
 use crate::proxy::headers;
 use crate::session::Session;
@@ -57,17 +57,6 @@ use crate::web::{Body, RequestCtx, cookies, negotiate};
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls: bool,
-}
-
-/// `metadata` of a `request` activity row.
-#[derive(serde::Serialize)]
-struct RequestMeta<'a> {
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    duration_ms: f64,
-    route: Option<&'a str>,
-    request_id: &'a str,
 }
 
 /// What the pipeline learned, for the activity row and the log line.
@@ -96,16 +85,18 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
     let span = tracing::info_span!("request", request_id = %ctx.request_id);
     let path = req.uri().path();
     let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
-        let r = crate::portal::handle(app, req, &ctx).instrument(span).await;
+        // Boxed: hyper keeps one allocation of this future's size per connection for its
+        // whole life, and the portal's futures (database queries, hashing) are far larger than
+        // the proxy's; a portal request pays one allocation instead.
+        let r = Box::pin(crate::portal::handle(app, req, &ctx).instrument(span)).await;
         app.route_metrics
             .observe_own(r.status().as_u16(), started.elapsed());
         r
     } else {
         proxied(app, req, &ctx, started).instrument(span).await
     };
-    if let Ok(v) = http::HeaderValue::from_str(&ctx.request_id) {
-        resp.headers_mut().insert(s.headers.request_id.clone(), v);
-    }
+    resp.headers_mut()
+        .insert(s.headers.request_id.clone(), ctx.request_id.header_value());
     resp
 }
 
@@ -116,10 +107,8 @@ async fn proxied(
     started: Instant,
 ) -> Response<Body> {
     let method = req.method().clone();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    // Shares the request's bytes: nothing is copied unless a row or an error page needs it.
+    let target = req.uri().path_and_query().cloned();
     let page_load = negotiate::is_page_load(&method, req.headers());
     let mut outcome = Outcome::default();
     let resp = match pipeline(app, req, ctx, &mut outcome).await {
@@ -128,10 +117,15 @@ async fn proxied(
             if e.is_server_side() {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
             }
-            e.into_response(app, ctx, page_load, &target)
+            e.into_response(
+                app,
+                ctx,
+                page_load,
+                target.as_ref().map_or("/", |t| t.as_str()),
+            )
         }
     };
-    let path = target.split('?').next().unwrap_or("/");
+    let path = target.as_ref().map_or("/", |t| t.path());
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     app.route_metrics
@@ -151,20 +145,19 @@ async fn proxied(
     }
     tracing::debug!(request_id = %ctx.request_id, %method, path, status, ms, user = outcome.session.as_ref().map(|s| s.identity.user_id.0), "proxied");
     if let Some(session) = &outcome.session {
-        let event = app
-            .accounts
-            .event(ActivityKind::Request, Some(session.identity.user_id))
-            .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
-            .describe(format!("{method} {path} → {status}"))
-            .meta_from(&RequestMeta {
-                method: method.as_str(),
+        let record = RequestActivity::new(
+            session.identity.user_id,
+            app.now(),
+            ctx,
+            RequestFacts {
+                method: &method,
                 path,
-                status,
-                duration_ms: (ms * 1000.0).round() / 1000.0,
                 route: outcome.route,
-                request_id: &ctx.request_id,
-            });
-        app.audit.record(event).await;
+                status,
+                elapsed,
+            },
+        );
+        app.audit.record_request(record).await;
     }
     resp
 }
@@ -199,7 +192,7 @@ async fn pipeline<'a>(
     headers::join_cookies(h);
     // The app never needs our cookies, and must not be able to leak the session token.
     cookies::remove(h, &app.own_cookies);
-    headers::set_forwarded(h, ctx, host.as_deref(), &s.headers);
+    headers::set_forwarded(h, ctx, host.as_ref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
         if let Some(v) = app.assertions.header(sess, app.now()).await {
@@ -217,7 +210,7 @@ async fn pipeline<'a>(
     let mut resp = app
         .upstream
         .local()
-        .forward(req, host.as_deref(), guard)
+        .forward(req, host.as_ref(), guard)
         .await?;
     app.metrics
         .upstream_seconds
@@ -260,11 +253,16 @@ fn tunnel_guard(app: &App, token: String, session: Arc<Session>) -> TunnelGuard 
     })
 }
 
-/// The authority the client asked for: `Host`, or the HTTP/2 `:authority`.
-fn authority(req: &Request<Incoming>) -> Option<String> {
+/// The authority the client asked for: `Host` (when it is text), or the HTTP/2 `:authority`.
+/// The `Host` value is shared with the request, not copied.
+fn authority(req: &Request<Incoming>) -> Option<http::HeaderValue> {
     req.headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        })
 }

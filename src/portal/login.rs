@@ -291,7 +291,10 @@ pub async fn submit_logout(app: &App, req: Request<Incoming>, ctx: &RequestCtx) 
                 .record(
                     app.accounts
                         .event(ActivityKind::Logout, Some(s.identity.user_id))
-                        .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
+                        .client(
+                            Some(ctx.client_ip.to_string()),
+                            ctx.user_agent.as_deref().map(str::to_string),
+                        )
                         .describe("Signed out"),
                 )
                 .await;

@@ -152,9 +152,10 @@ pub fn event(
     user: Option<UserId>,
     ctx: &RequestCtx,
 ) -> ActivityEvent {
-    app.accounts
-        .event(kind, user)
-        .client(Some(ctx.client_ip.to_string()), ctx.user_agent.clone())
+    app.accounts.event(kind, user).client(
+        Some(ctx.client_ip.to_string()),
+        ctx.user_agent.as_deref().map(str::to_string),
+    )
 }
 
 /// The client address as a throttle key (an IPv6 client by its /64).

@@ -7,7 +7,10 @@
 //! * `X-Forwarded-For/-Proto/-Host` and the request id are set by us; incoming copies are
 //!   kept only from trusted proxies (see [`crate::web::RequestCtx`]).
 
+use std::fmt::Write as _;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 use crate::config::HeaderNames;
 use crate::session::Identity;
@@ -216,97 +219,105 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// A header value being put together on the stack (heap only past 128 bytes).
+#[derive(Default)]
+struct Buf(SmallVec<[u8; 128]>);
+
+impl std::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host`, a `Forwarded` that says the same (RFC 7239),
 /// and the request id. Incoming copies are extended only when the peer is a trusted proxy;
-/// [`StripSet::strip`] has already removed them otherwise.
+/// [`StripSet::strip`] has already removed them otherwise. `host` is the authority the client
+/// asked for (see `gateway::authority`).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     ctx: &RequestCtx,
-    host: Option<&str>,
+    host: Option<&HeaderValue>,
     names: &HeaderNames,
 ) {
-    let peer = ctx.peer.ip().to_string();
-    let xff = match (
-        ctx.peer_trusted,
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-    ) {
-        (true, Some(prior)) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
-        _ => peer,
-    };
+    let mut xff = Buf::default();
+    if ctx.peer_trusted
+        && let Some(prior) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && !prior.trim().is_empty()
+    {
+        let _ = write!(xff, "{prior}, ");
+    }
+    let _ = write!(xff, "{}", ctx.peer.ip());
     headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
     let keep_host = ctx.peer_trusted && headers.contains_key("x-forwarded-host");
     if !keep_host {
-        match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        match host {
             Some(v) => {
-                headers.insert("x-forwarded-host", v);
+                headers.insert("x-forwarded-host", v.clone());
             }
             None => {
                 headers.remove("x-forwarded-host");
             }
         }
     }
-    let fwd_host = headers
-        .get("x-forwarded-host")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let forwarded = forwarded_value(&xff, ctx.scheme, fwd_host.as_deref());
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    // `xff` holds the peer's address and, from a trusted proxy, a header that was valid text.
+    let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
+    let forwarded = forwarded_value(
+        xff_text,
+        ctx.scheme,
+        headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Ok(v) = HeaderValue::from_bytes(&forwarded.0) {
         headers.insert(header::FORWARDED, v);
     } else {
         headers.remove(header::FORWARDED);
     }
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = HeaderValue::from_bytes(&xff.0) {
         headers.insert("x-forwarded-for", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        headers.insert(names.request_id.clone(), v);
-    }
+    headers.insert(names.request_id.clone(), ctx.request_id.header_value());
 }
 
 /// One `Forwarded` element per `X-Forwarded-For` hop, the last also with proto and host, so
 /// an app reading either header learns the same thing.
-fn forwarded_value(xff: &str, proto: &str, host: Option<&str>) -> String {
-    let mut out = String::new();
+fn forwarded_value(xff: &str, proto: &str, host: Option<&str>) -> Buf {
+    let mut out = Buf::default();
     for hop in xff.split(',').map(str::trim) {
-        if !out.is_empty() {
-            out.push_str(", ");
+        if !out.0.is_empty() {
+            out.0.extend_from_slice(b", ");
         }
-        match hop.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => out.push_str(&format!("for={ip}")),
-            Ok(std::net::IpAddr::V6(ip)) => out.push_str(&format!("for=\"[{ip}]\"")),
-            Err(_) => out.push_str("for=unknown"),
-        }
+        let _ = match hop.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => write!(out, "for={ip}"),
+            Ok(std::net::IpAddr::V6(ip)) => write!(out, "for=\"[{ip}]\""),
+            Err(_) => write!(out, "for=unknown"),
+        };
     }
-    out.push_str(";proto=");
-    out.push_str(proto);
+    let _ = write!(out, ";proto={proto}");
     if let Some(h) = host.filter(|h| !h.contains(['"', '\\'])) {
-        out.push_str(";host=\"");
-        out.push_str(h);
-        out.push('"');
+        let _ = write!(out, ";host=\"{h}\"");
     }
     out
 }
 
-/// Adds the identity headers for a signed-in user.
+/// Adds the identity headers for a signed-in user. The values are made once per session and
+/// shared (see [`Identity::header_values`]).
 pub fn inject_identity(headers: &mut HeaderMap, id: &Identity, now: Ts, names: &HeaderNames) {
-    let mut put = |name: &HeaderName, value: &str| {
-        // Values are UTF-8; bytes ≥ 0x80 are allowed in field values (obs-text). Control
-        // characters are not, and cannot occur in validated account fields.
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(name.clone(), v);
+    let (v, roles) = id.header_values(now);
+    let mut put = |name: &HeaderName, value: Option<&HeaderValue>| {
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
         }
     };
-    put(&names.user_id, &id.user_id.to_string());
-    put(&names.user, &id.username);
-    put(&names.email, &id.email);
-    put(&names.name, id.full_name.as_deref().unwrap_or(""));
-    put(&names.roles, &id.roles_at(now).join(","));
-    put(&names.tier, &id.tier_name);
-    put(&names.admin, if id.is_admin { "true" } else { "false" });
-    put(
-        &names.verified,
-        if id.is_verified { "true" } else { "false" },
-    );
+    put(&names.user_id, v.user_id.as_ref());
+    put(&names.user, v.user.as_ref());
+    put(&names.email, v.email.as_ref());
+    put(&names.name, v.name.as_ref());
+    put(&names.roles, roles.as_ref());
+    put(&names.tier, v.tier.as_ref());
+    put(&names.admin, Some(&v.admin));
+    put(&names.verified, Some(&v.verified));
 }
 
 #[cfg(test)]

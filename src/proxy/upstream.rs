@@ -45,6 +45,8 @@ pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Incoming>,
     scheme: Scheme,
     authority: Authority,
+    /// `authority` as the `Host` value, made once.
+    authority_value: Option<HeaderValue>,
     /// Path prefix of the upstream URL, without a trailing slash ("" for "/").
     base_path: String,
     response_timeout: Duration,
@@ -133,6 +135,7 @@ impl Upstream {
         Ok(Upstream {
             client,
             scheme,
+            authority_value: HeaderValue::from_str(authority.as_str()).ok(),
             authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
             response_timeout: s.response_timeout,
@@ -150,23 +153,29 @@ impl Upstream {
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
-        host: Option<&str>,
+        host: Option<&HeaderValue>,
         guard: Option<TunnelGuard>,
     ) -> Result<Response<Body>, UpstreamError> {
         let client_upgrade = hyper::upgrade::on(&mut req);
-        let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-        let target = format!("{}{}", self.base_path, path_and_query);
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        // Without a base path the request's own path and query are reused as they are.
+        let path_and_query = match (req.uri().path_and_query(), self.base_path.is_empty()) {
+            (Some(pq), true) => pq.clone(),
+            (pq, _) => {
+                let pq = pq.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{}", self.base_path, pq))
+                    .map_err(|e| UpstreamError::BadRequest(e.to_string()))?
+            }
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        let uri = Uri::from_parts(parts).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         let host_value = match (self.preserve_host, host) {
-            (true, Some(h)) => HeaderValue::from_str(h).ok(),
-            _ => HeaderValue::from_str(self.authority.as_str()).ok(),
+            (true, Some(h)) => Some(h.clone()),
+            _ => self.authority_value.clone(),
         };
         if let Some(h) = host_value {
             req.headers_mut().insert(header::HOST, h);

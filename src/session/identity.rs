@@ -1,3 +1,7 @@
+use std::sync::OnceLock;
+
+use http::HeaderValue;
+
 use crate::store::{RoleRow, Tier, Ts, UserId, UserRow};
 
 /// Who a session belongs to, as the proxy tells the upstream app.
@@ -20,6 +24,36 @@ pub struct Identity {
     /// Explicit roles with their expiry; judged per request so an expiry takes effect on the
     /// next request without a reload.
     roles: Vec<(String, Option<Ts>)>,
+    /// The identity headers' values, made on the first request that sends them; every later
+    /// request of the session shares them.
+    values: OnceLock<IdentityValues>,
+}
+
+/// Values of the identity headers (`None`: not a valid header value, the header is left
+/// out).
+#[derive(Debug, Clone)]
+pub struct IdentityValues {
+    pub user_id: Option<HeaderValue>,
+    pub user: Option<HeaderValue>,
+    pub email: Option<HeaderValue>,
+    pub name: Option<HeaderValue>,
+    pub tier: Option<HeaderValue>,
+    pub admin: HeaderValue,
+    pub verified: HeaderValue,
+    /// The roles in force from `roles_from` until `roles_until` (the next expiry, if any).
+    roles: Option<HeaderValue>,
+    roles_from: Ts,
+    roles_until: Option<Ts>,
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    // Values are UTF-8; bytes ≥ 0x80 are allowed in field values (obs-text). Control
+    // characters are not, and cannot occur in validated account fields.
+    HeaderValue::from_bytes(s.as_bytes()).ok()
+}
+
+fn flag(b: bool) -> HeaderValue {
+    HeaderValue::from_static(if b { "true" } else { "false" })
 }
 
 impl Identity {
@@ -50,7 +84,36 @@ impl Identity {
             twofa_enabled: user.twofa_enabled,
             admin_suspended: false,
             roles: explicit,
+            values: OnceLock::new(),
         }
+    }
+
+    /// The identity headers' values at `now`, built once per identity; the roles value is
+    /// reused while no role in it has expired since.
+    pub fn header_values(&self, now: Ts) -> (&IdentityValues, Option<HeaderValue>) {
+        let v = self.values.get_or_init(|| IdentityValues {
+            user_id: value(&self.user_id.to_string()),
+            user: value(&self.username),
+            email: value(&self.email),
+            name: value(self.full_name.as_deref().unwrap_or("")),
+            tier: value(&self.tier_name),
+            admin: flag(self.is_admin),
+            verified: flag(self.is_verified),
+            roles: value(&self.roles_at(now).join(",")),
+            roles_from: now,
+            roles_until: self
+                .roles
+                .iter()
+                .filter_map(|(_, exp)| *exp)
+                .filter(|e| *e > now)
+                .min(),
+        });
+        let roles = if now >= v.roles_from && v.roles_until.is_none_or(|u| now < u) {
+            v.roles.clone()
+        } else {
+            value(&self.roles_at(now).join(","))
+        };
+        (v, roles)
     }
 
     /// Whether the user is an admin: the `is_admin`/`is_superuser` flags or an `admin` or
@@ -66,6 +129,7 @@ impl Identity {
         self.is_superuser = false;
         self.roles.retain(|(r, _)| r != "admin" && r != "superuser");
         self.admin_suspended = true;
+        self.values = OnceLock::new();
     }
 
     /// Roles in force at `now`, sorted, without duplicates.

@@ -53,6 +53,29 @@ pub struct Session {
     last_seen: AtomicI64,
     /// Last `last_activity` written to the store (unix microseconds).
     last_written: AtomicI64,
+    /// The identity assertion made for this session object (see `gateway::assertion`).
+    pub assertion: AssertionSlot,
+}
+
+/// A signed assertion kept with the session object it was made from: a reloaded session (whose
+/// identity may have changed) is a new object with an empty slot.
+#[derive(Debug, Default)]
+pub struct AssertionSlot(std::sync::Mutex<Option<(http::HeaderValue, i64)>>);
+
+impl AssertionSlot {
+    /// The token, if it expires at `min_exp` (unix seconds) or later.
+    pub fn get(&self, min_exp: i64) -> Option<http::HeaderValue> {
+        let slot = self.0.lock().ok()?;
+        slot.as_ref()
+            .filter(|(_, exp)| *exp >= min_exp)
+            .map(|(v, _)| v.clone())
+    }
+
+    pub fn set(&self, token: http::HeaderValue, exp: i64) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((token, exp));
+        }
+    }
 }
 
 impl Session {
@@ -221,6 +244,7 @@ impl SessionService {
             twofa_verified: row.twofa_verified,
             last_seen: AtomicI64::new(dt_to_micros(now)),
             last_written: AtomicI64::new(dt_to_micros(now)),
+            assertion: AssertionSlot::default(),
         });
         self.inner.unknown.invalidate(&hash).await;
         self.inner.cache.insert(hash, session.clone()).await;
@@ -304,6 +328,7 @@ impl SessionService {
             twofa_verified: row.twofa_verified,
             last_seen: AtomicI64::new(dt_to_micros(row.last_activity)),
             last_written: AtomicI64::new(dt_to_micros(row.last_activity)),
+            assertion: AssertionSlot::default(),
         });
         self.inner
             .cache

@@ -1,9 +1,12 @@
 //! Who is asking: client address, scheme and host, honouring `X-Forwarded-*` only from
 //! configured proxies, plus the request id.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use rand::RngCore;
 
@@ -19,8 +22,91 @@ pub struct RequestCtx {
     pub peer_trusted: bool,
     /// `https` or `http` as the browser sees it.
     pub scheme: &'static str,
-    pub request_id: String,
-    pub user_agent: Option<String>,
+    pub request_id: RequestId,
+    /// At most 512 characters; shared with the previous request of this thread when equal.
+    pub user_agent: Option<Arc<str>>,
+}
+
+/// The request id, kept as the header value it is sent as: cloning it (for the upstream
+/// request, the response and the activity row) copies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// 128 random bits as 32 hex digits, in one allocation that every clone shares.
+    pub fn random() -> RequestId {
+        let mut b = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut b);
+        let mut hex_digits = [0u8; 32];
+        // Cannot fail: the output is exactly twice the input's length.
+        let _ = hex::encode_to_slice(b, &mut hex_digits);
+        match HeaderValue::from_maybe_shared(Bytes::from_owner(hex_digits)) {
+            Ok(v) => RequestId(v),
+            // Hex digits are always a valid header value.
+            Err(_) => RequestId(HeaderValue::from_static("0")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only visible ASCII is ever stored (see `RequestCtx::new`).
+        self.0.to_str().unwrap_or_default()
+    }
+
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RequestId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RequestId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+thread_local! {
+    /// The last `User-Agent` this thread saw: a client sends the same one on every request, so
+    /// keeping it saves an allocation per request.
+    static LAST_AGENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// The `User-Agent`, cut to 512 characters, shared with the previous request's when equal.
+fn user_agent(headers: &HeaderMap) -> Option<Arc<str>> {
+    let raw = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())?;
+    let cut = match raw.char_indices().nth(512) {
+        Some((i, _)) => &raw[..i],
+        None => raw,
+    };
+    LAST_AGENT.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(a) = last.as_ref()
+            && **a == *cut
+        {
+            return Some(a.clone());
+        }
+        let a: Arc<str> = Arc::from(cut);
+        *last = Some(a.clone());
+        Some(a)
+    })
 }
 
 impl RequestCtx {
@@ -62,31 +148,31 @@ impl RequestCtx {
                     _ => {}
                 }
             }
+            // Copied rather than shared, so that the id (kept until the activity row is
+            // written) does not pin the connection's read buffer.
             request_id = headers
                 .get(request_id_header)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| {
                     !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
                 })
-                .map(str::to_string);
+                .and_then(|v| HeaderValue::from_str(v).ok())
+                .map(RequestId);
         }
         RequestCtx {
             peer,
             client_ip,
             peer_trusted,
             scheme,
-            request_id: request_id.unwrap_or_else(new_request_id),
-            user_agent: headers
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(512).collect()),
+            request_id: request_id.unwrap_or_else(RequestId::random),
+            user_agent: user_agent(headers),
         }
     }
 
     pub fn client(&self) -> crate::accounts::ClientInfo {
         crate::accounts::ClientInfo {
             ip: Some(self.client_ip.to_string()),
-            user_agent: self.user_agent.clone(),
+            user_agent: self.user_agent.as_deref().map(str::to_string),
         }
     }
 }

@@ -87,19 +87,25 @@ pub fn remove<N: AsRef<str>>(headers: &mut HeaderMap, names: &[N]) {
     if !mentions_ours {
         return;
     }
-    let mut kept: Vec<String> = Vec::new();
+    // The cookies kept, joined with "; " as they are found.
+    let mut kept = String::new();
     for v in headers.get_all(header::COOKIE).iter() {
         let text = String::from_utf8_lossy(v.as_bytes());
         for c in Cookie::split_parse(text.as_ref()).filter_map(Result::ok) {
             let name = c.name().trim();
             if !names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name)) {
-                kept.push(format!("{}={}", c.name(), c.value()));
+                if !kept.is_empty() {
+                    kept.push_str("; ");
+                }
+                kept.push_str(c.name());
+                kept.push('=');
+                kept.push_str(c.value());
             }
         }
     }
     headers.remove(header::COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_bytes(kept.join("; ").as_bytes())
+        && let Ok(v) = HeaderValue::from_bytes(kept.as_bytes())
     {
         headers.insert(header::COOKIE, v);
     }
