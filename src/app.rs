@@ -84,6 +84,9 @@ pub struct AppInner {
     pub own_cookies: Vec<String>,
     /// Signer and cache of the identity assertion, and the published keys.
     pub assertions: crate::gateway::assertion::Assertions,
+    /// The WebAuthn relying party of `server.public_url`; `None` when its host cannot be one
+    /// (passkeys are then not offered).
+    pub passkeys: Option<crate::auth::passkey::RelyingParty>,
 }
 
 impl std::ops::Deref for App {
@@ -132,6 +135,13 @@ impl App {
         let upstream = Upstream::new(&settings.upstream)?;
         let strip = StripSet::new(&settings.headers);
         let assertions = crate::gateway::assertion::Assertions::load(&settings)?;
+        let passkeys = match crate::auth::passkey::RelyingParty::new(&settings.server.public_url) {
+            Ok(rp) => Some(rp),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
         let secure = settings.server.secure_cookies();
         // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
         let session_cookie = crate::web::cookies::name(
@@ -173,6 +183,7 @@ impl App {
                 csrf_cookie,
                 own_cookies,
                 assertions,
+                passkeys,
             }),
         };
         Ok((app, writer))

@@ -33,6 +33,8 @@ pub enum ActivityKind {
     TokenCreated,
     TokenRevoked,
     UserImported,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl ActivityKind {
@@ -66,6 +68,8 @@ impl ActivityKind {
             TokenCreated => "token_created",
             TokenRevoked => "token_revoked",
             UserImported => "user_imported",
+            PasskeyAdded => "passkey_added",
+            PasskeyRemoved => "passkey_removed",
         }
     }
 }

@@ -60,6 +60,7 @@ fn login_page(
             error,
             links,
             remember_me => app.settings.session.remember_me_timeout.is_some(),
+            passkeys => app.passkeys.is_some(),
         },
         status,
     )
@@ -139,8 +140,12 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             );
         }
     };
-    if user.twofa_enabled {
-        // No session yet: the password only opens the code step.
+    let second_factor = match app.accounts.has_second_factor(&user).await {
+        Ok(b) => b,
+        Err(e) => return page::unavailable(&e),
+    };
+    if second_factor {
+        // No session yet: the password only opens the code (or passkey) step.
         end_previous_session(app, &parts.headers).await;
         let token = app
             .portal

@@ -12,6 +12,9 @@
 //! | `/_auth/signup`, `/_auth/verify` | open sign-up; the verification link |
 //! | `/_auth/account` (+ `/profile`, `/password`, `/email`, `/verify`, `/sessions/revoke`, `/sessions/revoke-others`) | self-service |
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
+//! | `/_auth/account/passkeys` (+ `/options`, `/remove`) | list, add, remove passkeys |
+//! | `/_auth/login/passkey`, `/_auth/login/2fa/passkey` (+ `/options`) | sign in with a passkey |
+//! | `/_auth/static/passkeys.js` | the passkey ceremony script |
 //! | `/_auth/.well-known/jwks.json` | public keys of the identity assertion ([`crate::gateway::assertion`]) |
 //! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
@@ -22,6 +25,7 @@ mod login;
 mod ops;
 pub use ops::{metrics_allowed, metrics_body};
 mod page;
+mod passkeys;
 mod reset;
 mod second_factor;
 mod signup;
@@ -64,7 +68,11 @@ pub const TEMPLATES: &[TemplateSet] = &[&[
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
     ("gatehouse.css", include_str!("templates/gatehouse.css")),
+    ("passkeys.html", include_str!("templates/passkeys.html")),
 ]];
+
+/// The passkey ceremony script (the only script the portal serves; see `passkeys`).
+const PASSKEYS_JS: &str = include_str!("static/passkeys.js");
 
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let method = req.method().clone();
@@ -109,6 +117,20 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             twofa::regenerate(app, req, ctx).await
         }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
+        (Method::GET | Method::HEAD, "/_auth/static/passkeys.js") => ops::script(PASSKEYS_JS),
+        (Method::GET | Method::HEAD, "/_auth/account/passkeys") => passkeys::show(app, &req).await,
+        (Method::POST, "/_auth/account/passkeys") => passkeys::register(app, req, ctx).await,
+        (Method::POST, "/_auth/account/passkeys/options") => {
+            passkeys::register_options(app, req, ctx).await
+        }
+        (Method::POST, "/_auth/account/passkeys/remove") => passkeys::remove(app, req, ctx).await,
+        (Method::POST, "/_auth/login/passkey/options" | "/_auth/login/2fa/passkey/options") => {
+            passkeys::sign_in_options(app, req).await
+        }
+        (Method::POST, "/_auth/login/passkey") => passkeys::sign_in(app, req, ctx).await,
+        (Method::POST, "/_auth/login/2fa/passkey") => {
+            second_factor::submit_passkey(app, req, ctx).await
+        }
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET, "/_auth/metrics") => ops::metrics(app, ctx, req.headers()),
         (Method::GET | Method::HEAD, "/_auth/.well-known/jwks.json") => {
@@ -140,7 +162,14 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             | "/_auth/account/sessions/revoke-others"
             | "/_auth/account/2fa"
             | "/_auth/account/2fa/disable"
-            | "/_auth/account/2fa/recovery-codes",
+            | "/_auth/account/2fa/recovery-codes"
+            | "/_auth/account/passkeys"
+            | "/_auth/account/passkeys/options"
+            | "/_auth/account/passkeys/remove"
+            | "/_auth/login/passkey"
+            | "/_auth/login/passkey/options"
+            | "/_auth/login/2fa/passkey"
+            | "/_auth/login/2fa/passkey/options",
         ) => method_not_allowed(),
         _ => not_found(app),
     };

@@ -17,6 +17,9 @@ pub struct PortalState {
     pub mail_account: Throttle,
     /// Sign-ins waiting for their second factor.
     pub pending: PendingLogins,
+    /// Pending sign-ins whose first step was a passkey without user verification (by cookie
+    /// token): their second step cannot be a passkey again.
+    pub passkey_first: moka::future::Cache<String, ()>,
 }
 
 impl PortalState {
@@ -30,6 +33,10 @@ impl PortalState {
                 100_000,
             ),
             pending: PendingLogins::new(s.twofa_pending_ttl, s.twofa_max_attempts),
+            passkey_first: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(s.twofa_pending_ttl)
+                .build(),
         }
     }
 }

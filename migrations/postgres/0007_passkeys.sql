@@ -1,0 +1,18 @@
+-- Passkeys (WebAuthn credentials, issue 14): a user's second factor, or both factors when the
+-- authenticator verified the user. `public_key` and `dynamic_state` are the relying-party
+-- library's own encodings of the credential's fixed and changing state (`transports` its bit
+-- set of transports); `counter` is the last
+-- signature counter seen (a lower one later is refused).
+CREATE TABLE user_passkeys (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id         BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    credential_id   TEXT NOT NULL UNIQUE,
+    public_key      BYTEA NOT NULL,
+    counter         BIGINT NOT NULL DEFAULT 0,
+    dynamic_state   BYTEA NOT NULL,
+    transports      BIGINT NOT NULL DEFAULT 0,
+    name            TEXT NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    last_used_at    TIMESTAMPTZ
+);
+CREATE INDEX ix_user_passkeys_user ON user_passkeys (user_id);
