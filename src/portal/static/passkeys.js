@@ -132,9 +132,10 @@
         });
       });
     }
+    // Conditional mediation: the browser offers passkeys in the username field's autofill.
     if (form.dataset.conditional && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
-        if (ok) {
+        if (ok && !conditional) {
           run(form, "conditional").catch(function () {});
         }
       });

@@ -162,6 +162,48 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::start`], with `server.public_url` set to `http://localhost:{port}`
+    /// of the port the server listens on (the browser's origin must be the public URL's, as
+    /// for passkeys). Open pages at [`TestServer::localhost_base`].
+    pub async fn start_on_localhost(backend: Backend, extra: &str) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let up_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = up_listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(gatehouse::demo::upstream::serve(up_listener, async move {
+            let _ = stop_rx.await;
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let toml = (base_toml(&db, &format!("http://{upstream}")) + &format!("{ROUTES}\n{extra}"))
+            .replacen(
+                "[server]\n",
+                &format!("[server]\npublic_url = \"http://localhost:{port}\"\n"),
+                1,
+            );
+        let settings =
+            gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+        let clock = Arc::new(ManualClock::starting_now());
+        let running = gatehouse::server::start(settings, clock.clone(), Some(listener))
+            .await
+            .expect("server starts");
+        let addr = running.local_addr;
+        Some(TestServer {
+            running: Some(running),
+            addr,
+            base: format!("http://{addr}"),
+            clock,
+            db,
+            upstream,
+            stop_upstream: Some(stop_tx),
+        })
+    }
+
+    /// `http://localhost:{port}`: the public URL of [`TestServer::start_on_localhost`].
+    pub fn localhost_base(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
     /// A second instance on this server's database (and data folder, so the same keys), in
     /// front of the same upstream, with [`ROUTES`] and `extra` — as for [`TestServer::start`].
     /// It has its own caches and clock, as another process would; the first server must
