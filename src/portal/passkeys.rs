@@ -20,7 +20,7 @@ use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
 use crate::app::App;
 use crate::audit::ActivityKind;
-use crate::auth::passkey::{PasskeyError, RelyingParty};
+use crate::auth::passkey::PasskeyError;
 use crate::config::Secret;
 use crate::session::Session;
 use crate::web::cookies::{self, time_like::Seconds};
@@ -35,13 +35,11 @@ fn when(t: crate::store::Ts) -> String {
     t.0.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn rp(app: &App) -> Result<&RelyingParty, Response<Body>> {
-    app.passkeys.as_ref().ok_or_else(|| {
-        respond::text(
-            StatusCode::NOT_FOUND,
-            "Passkeys are not available: server.public_url has no usable host name.",
-        )
-    })
+fn unavailable_here() -> Response<Body> {
+    respond::text(
+        StatusCode::NOT_FOUND,
+        "Passkeys are not available: server.public_url has no usable host name.",
+    )
 }
 
 fn recent(app: &App, s: &Session) -> bool {
@@ -169,9 +167,8 @@ pub async fn register_options(
     req: Request<Incoming>,
     ctx: &RequestCtx,
 ) -> Response<Body> {
-    let rp = match rp(app) {
-        Ok(rp) => rp,
-        Err(r) => return r,
+    let Some(rp) = app.passkeys.as_ref() else {
+        return unavailable_here();
     };
     let (parts, form, _csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,
@@ -202,9 +199,8 @@ pub async fn register_options(
 
 /// POST `/_auth/account/passkeys`: the registration answer (`credential`) and a `name`.
 pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let rp = match rp(app) {
-        Ok(rp) => rp,
-        Err(r) => return r,
+    let Some(rp) = app.passkeys.as_ref() else {
+        return unavailable_here();
     };
     let (parts, form, csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,
@@ -285,9 +281,8 @@ pub async fn remove(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
 /// POST `/_auth/login/passkey/options` and `/_auth/login/2fa/passkey/options`: request
 /// options for any passkey of this site (JSON).
 pub async fn sign_in_options(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let rp = match rp(app) {
-        Ok(rp) => rp,
-        Err(r) => return r,
+    let Some(rp) = app.passkeys.as_ref() else {
+        return unavailable_here();
     };
     if let Err(r) = page::checked_form(app, req).await {
         return r;
@@ -309,9 +304,8 @@ fn refused_message(e: &PasskeyFailure) -> &'static str {
 
 /// POST `/_auth/login/passkey`: sign in with a passkey alone (`credential`, `next`).
 pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let rp = match rp(app) {
-        Ok(rp) => rp,
-        Err(r) => return r,
+    let Some(rp) = app.passkeys.as_ref() else {
+        return unavailable_here();
     };
     let (parts, form, _csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,

@@ -50,7 +50,7 @@ impl Store {
             .bind(&p.public_key)
             .bind(p.counter)
             .bind(&p.dynamic_state)
-            .bind(&p.transports)
+            .bind(p.transports)
             .bind(&p.name)
             .bind(p.created_at)
             .execute(&mut **tx)
