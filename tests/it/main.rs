@@ -18,6 +18,7 @@ mod deadlines;
 mod feed;
 mod forward_auth;
 mod import;
+mod passkeys;
 mod portal;
 mod proxy;
 mod transport;
