@@ -10,17 +10,19 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ciborium::Value as Cbor;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
+use crate::admin::{admin, call};
 use crate::both_backends;
 use crate::harness::{Backend, Browser, PASSWORD, TestServer};
 
 both_backends! {
     register_then_sign_in_with_passkey_alone,
     refusals_are_answered_and_logged,
+    admin_lists_and_removes_and_old_sessions_need_the_password,
 }
 
 const ROUTES: &str = "[[routes]]\npath = \"/secure/**\"\nrequire_2fa = true\n";
@@ -225,8 +227,14 @@ async fn sign_in(s: &TestServer, make: impl FnOnce(&Value) -> String) -> (Browse
     (br, r.status)
 }
 
-/// Waits (bounded) for a `login_failed` row of `pat` whose description contains `why`.
+/// Waits (bounded) for a `login_failed` row whose description is a passkey refusal saying `why`.
 async fn refusal_logged(s: &TestServer, why: &str) {
+    logged(s, "login_failed", why).await;
+}
+
+/// Waits (bounded: rows are written in the background) for an activity row of `kind` whose
+/// description contains `why`.
+async fn logged(s: &TestServer, kind: &str, why: &str) {
     let store = s.app().store.clone();
     for _ in 0..100 {
         let rows = store
@@ -237,16 +245,16 @@ async fn refusal_logged(s: &TestServer, why: &str) {
             .await
             .unwrap();
         if rows.iter().any(|r| {
-            r.activity_type == "login_failed"
-                && r.activity_description
-                    .as_deref()
-                    .is_some_and(|d| d.starts_with("Passkey refused") && d.contains(why))
+            r.activity_type == kind
+                && r.activity_description.as_deref().is_some_and(|d| {
+                    d.contains(why) && (kind != "login_failed" || d.starts_with("Passkey refused"))
+                })
         }) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("no login_failed row saying {why:?}");
+    panic!("no {kind} row saying {why:?}");
 }
 
 async fn register_then_sign_in_with_passkey_alone(b: Backend) {
@@ -367,4 +375,80 @@ async fn refusals_are_answered_and_logged(b: Backend) {
     let (_, status) = sign_in(&s, |o| stranger.assert(o, &origin, rp_id, &handle, true)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     refusal_logged(&s, "not registered").await;
+}
+
+async fn admin_lists_and_removes_and_old_sessions_need_the_password(b: Backend) {
+    let Setup {
+        s,
+        origin,
+        rp_id,
+        mut key,
+        handle,
+    } = setup(b).await;
+    let user = s
+        .app()
+        .accounts
+        .get_by_username("pat")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A session older than 10 minutes must give the password to add or remove a passkey.
+    let (mut br, status) = sign_in(&s, |o| key.assert(o, &origin, rp_id, &handle, true)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // In steps, each with a request, so the session does not idle out meanwhile.
+    for _ in 0..3 {
+        s.clock.advance(chrono::Duration::minutes(4));
+        let r = br.page("/_auth/account").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.header("location"));
+    }
+    let token = br.csrf("/_auth/account/passkeys").await;
+    let r = br
+        .post_form("/_auth/account/passkeys/options", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = br
+        .post_form(
+            "/_auth/account/passkeys/options",
+            &[("csrf_token", &token), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let pk = s.app().accounts.passkeys(user.id).await.unwrap()[0].id;
+    let r = br
+        .post_form(
+            "/_auth/account/passkeys/remove",
+            &[("csrf_token", &token), ("passkey_id", &pk.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.app().accounts.passkeys(user.id).await.unwrap().len(), 1);
+
+    // The admin API lists the passkey (never its key) and removes it.
+    let (_, t) = admin(&s, "ada").await;
+    let mut api = s.browser();
+    let path = format!("/_auth/api/users/{}/passkeys", user.id);
+    let r = call(&mut api, Method::GET, &path, Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let list = r.json();
+    assert_eq!(list["passkeys"][0]["name"], json!("Soft key"));
+    assert!(!r.text().contains(&B64.encode(&key.id)));
+    // The console's user page lists it too, with a remove button.
+    let mut console = s.browser();
+    console.login("ada", PASSWORD).await;
+    let page = console
+        .page(&format!("/_auth/admin/users/{}", user.id))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("Soft key"), "{html}");
+    assert!(html.contains(&format!("/passkeys/{pk}/remove")), "{html}");
+    let one = format!("{path}/{pk}");
+    let r = call(&mut api, Method::DELETE, &one, Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = call(&mut api, Method::DELETE, &one, Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(&mut api, Method::GET, &path, Some(&t), None).await;
+    assert_eq!(r.json()["passkeys"], json!([]));
+    logged(&s, "passkey_removed", "removed by an administrator").await;
 }
