@@ -16,3 +16,8 @@ CREATE TABLE user_passkeys (
     last_used_at    TEXT
 );
 CREATE INDEX ix_user_passkeys_user ON user_passkeys (user_id);
+
+-- How a session was signed in, for the identity assertion's `amr`: 'pwd' (password, plus a
+-- code when twofa_verified), 'pwd+hwk' (password and passkey), 'hwk' (passkey without user
+-- verification), 'hwk+user' (passkey with user verification).
+ALTER TABLE user_sessions ADD COLUMN auth_method TEXT NOT NULL DEFAULT 'pwd';

@@ -165,11 +165,20 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         );
         return r;
     }
-    let (mut r, session) =
-        match start_session(app, &parts.headers, &user, ctx, remember, false, &next).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (mut r, session) = match start_session(
+        app,
+        &parts.headers,
+        &user,
+        ctx,
+        remember,
+        SignedInWith::Password,
+        &next,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     app.accounts
         .record(
             page::event(app, ActivityKind::Login, Some(user.id), ctx)
@@ -184,6 +193,34 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
     }
     r
+}
+
+/// How a sign-in was completed: whether the session counts as two-factor, and its
+/// `auth_method` (the identity assertion's `amr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignedInWith {
+    Password,
+    PasswordAndCode,
+    PasswordAndPasskey,
+    /// A passkey without user verification: one factor.
+    Passkey,
+    /// A passkey with user verification: both factors.
+    VerifiedPasskey,
+}
+
+impl SignedInWith {
+    fn twofa_verified(self) -> bool {
+        !matches!(self, SignedInWith::Password | SignedInWith::Passkey)
+    }
+
+    fn auth_method(self) -> &'static str {
+        match self {
+            SignedInWith::Password | SignedInWith::PasswordAndCode => "pwd",
+            SignedInWith::PasswordAndPasskey => "pwd+hwk",
+            SignedInWith::Passkey => "hwk",
+            SignedInWith::VerifiedPasskey => "hwk+user",
+        }
+    }
 }
 
 async fn end_previous_session(app: &App, headers: &http::HeaderMap) {
@@ -202,15 +239,19 @@ pub(super) async fn start_session(
     user: &crate::store::UserRow,
     ctx: &RequestCtx,
     remember: bool,
-    twofa_verified: bool,
+    how: SignedInWith,
     next: &str,
 ) -> Result<(Response<Body>, std::sync::Arc<crate::session::Session>), Response<Body>> {
     end_previous_session(app, headers).await;
     let opts = SessionOptions {
         remember_me: remember,
-        twofa_verified,
+        twofa_verified: how.twofa_verified(),
     };
-    let (token, session) = match app.sessions.create(user, &ctx.client(), opts).await {
+    let (token, session) = match app
+        .sessions
+        .create_with(user, &ctx.client(), opts, how.auth_method())
+        .await
+    {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "could not create session");

@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
-use super::login::{PENDING_COOKIE, start_session};
+use super::login::{PENDING_COOKIE, SignedInWith, start_session};
 use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
 use crate::app::App;
@@ -364,8 +364,13 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
         return r;
     }
     let both = used.asserted.user_verified;
+    let method = if both {
+        SignedInWith::VerifiedPasskey
+    } else {
+        SignedInWith::Passkey
+    };
     let (r, _session) =
-        match start_session(app, &parts.headers, &user, ctx, false, both, &next).await {
+        match start_session(app, &parts.headers, &user, ctx, false, method, &next).await {
             Ok(x) => x,
             Err(r) => return r,
         };

@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::login::{PENDING_COOKIE, start_session};
+use super::login::{PENDING_COOKIE, SignedInWith, start_session};
 use super::page;
 use crate::accounts::{SecondFactor, TwofaError};
 use crate::app::App;
@@ -162,7 +162,16 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             format!("Signed in with password and a recovery code ({remaining} left)")
         }
     };
-    finish(app, &parts.headers, ctx, &token, &pending, how).await
+    finish(
+        app,
+        &parts.headers,
+        ctx,
+        &token,
+        &pending,
+        how,
+        SignedInWith::PasswordAndCode,
+    )
+    .await
 }
 
 /// The second factor passed: end the pending state and start a two-factor session.
@@ -173,6 +182,7 @@ async fn finish(
     token: &str,
     pending: &crate::session::pending::PendingLogin,
     how: String,
+    with: SignedInWith,
 ) -> Response<Body> {
     let user = match app.accounts.get(pending.user_id).await {
         Ok(Some(u)) if u.is_active && !u.is_deleted => u,
@@ -187,7 +197,7 @@ async fn finish(
         &user,
         ctx,
         pending.remember_me,
-        true,
+        with,
         &pending.next,
     )
     .await
@@ -262,7 +272,16 @@ pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
                 "Signed in with password and passkey \"{}\"",
                 used.passkey_name
             );
-            finish(app, &parts.headers, ctx, &token, &pending, how).await
+            finish(
+                app,
+                &parts.headers,
+                ctx,
+                &token,
+                &pending,
+                how,
+                SignedInWith::PasswordAndPasskey,
+            )
+            .await
         }
         Err(crate::accounts::PasskeyFailure::Store(e)) => page::unavailable(&e),
         Err(_) => {

@@ -227,6 +227,16 @@ async fn sign_in(s: &TestServer, make: impl FnOnce(&Value) -> String) -> (Browse
     (br, r.status)
 }
 
+/// The `amr` claim of the identity assertion the app receives for this browser.
+async fn amr(br: &mut Browser) -> Value {
+    let r = br.api("/app/x", &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let seen = r.echoed("x-auth-assertion");
+    let payload = seen[0].split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+    claims["amr"].clone()
+}
+
 /// Waits (bounded) for a `login_failed` row whose description is a passkey refusal saying `why`.
 async fn refusal_logged(s: &TestServer, why: &str) {
     logged(s, "login_failed", why).await;
@@ -270,12 +280,14 @@ async fn register_then_sign_in_with_passkey_alone(b: Backend) {
     let page = br.page("/secure/page").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     assert!(page.text().contains("<strong>pat</strong>"));
+    assert_eq!(amr(&mut br).await, json!(["hwk", "user"]));
 
     // Without user verification the passkey is one factor: signed in, but not for require_2fa.
     let (mut br, status) = sign_in(&s, |o| key.assert(o, &origin, rp_id, &handle, false)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(br.page("/app/").await.status, StatusCode::OK);
     assert_ne!(br.page("/secure/page").await.status, StatusCode::OK);
+    assert_eq!(amr(&mut br).await, json!(["hwk"]));
 
     // A password sign-in now leads to the second step, which offers the passkey.
     let mut pw = s.browser();
@@ -310,6 +322,7 @@ async fn register_then_sign_in_with_passkey_alone(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(pw.page("/secure/page").await.status, StatusCode::OK);
+    assert_eq!(amr(&mut pw).await, json!(["pwd", "hwk"]));
 
     // An admin's 2FA reset removes the passkey: it no longer signs in.
     let user = s
