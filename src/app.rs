@@ -75,7 +75,7 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// Outgoing mail (SMTP or the outbox folder).
     pub mailer: crate::mail::Mailer,
-    /// The portal's in-memory state: throttles and pending two-factor sign-ins.
+    /// The portal's shared state (in the database): throttles and pending two-factor sign-ins.
     pub portal: crate::portal::PortalState,
     /// Cookie names as sent (with `__Host-` when Secure), computed once.
     pub session_cookie: String,
@@ -126,7 +126,7 @@ impl App {
         let feed =
             crate::feed::Feed::start(store.clone(), sessions.clone(), tokens.clone()).await?;
         let mailer = crate::mail::Mailer::new(&settings.mail)?;
-        let portal = crate::portal::PortalState::new(&settings.security);
+        let portal = crate::portal::PortalState::new(&store, &settings.security);
         let keys = Keys::load(&settings.security, &settings.server.data_dir)?;
         let templates = Templates::new(
             &settings.portal,

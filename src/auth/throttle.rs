@@ -1,22 +1,18 @@
-//! Counting events per key (a client address, an account) in fixed windows, in memory.
+//! Counting events per key (a client address, an account) in fixed windows, in the database.
 //!
 //! Used on top of the per-account lockout: failed sign-ins per client address, and mail-sending
-//! requests (password reset, sign-up) per address and per account. Windows are judged on the
-//! injected clock, so tests move time instead of sleeping; the moka cache only bounds memory.
-//! State is per process: behind several instances each one counts on its own.
+//! requests (password reset, sign-up) per address and per account. The counts live in the
+//! `throttle_counts` table, so every instance on the database shares them: a client cannot get
+//! a fresh allowance by reaching another instance. Each hit is one atomic upsert. Windows are
+//! judged on the injected clock, so tests move time instead of sleeping.
+//!
+//! When the database cannot be reached a throttle lets the request through (and logs it): what
+//! it guards (a password check, a mail to an account) needs the database as well and fails
+//! there, so failing open adds no exposure and keeps one error path.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moka::future::Cache;
-
-use crate::store::Ts;
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Ts,
-    count: u32,
-}
+use crate::store::{Store, Ts};
 
 /// The throttle key for a client address: an IPv4 address as is, an IPv6 address by its /64
 /// (one subscriber's network: a client rotating through its /64 stays one key). IPv4-mapped
@@ -36,17 +32,19 @@ pub fn address_key(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// At most `limit` events per key within `window`.
+/// At most `limit` events per key within `window`; `scope` names the counter in the table.
 #[derive(Clone)]
 pub struct Throttle {
+    store: Store,
+    scope: &'static str,
     limit: u32,
     window: chrono::Duration,
-    hits: Cache<String, Arc<Mutex<Window>>>,
 }
 
 impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
+            .field("scope", &self.scope)
             .field("limit", &self.limit)
             .field("window", &self.window)
             .finish_non_exhaustive()
@@ -54,59 +52,47 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Throttle {
-    pub fn new(limit: u32, window: Duration, capacity: u64) -> Throttle {
+    pub fn new(store: Store, scope: &'static str, limit: u32, window: Duration) -> Throttle {
         Throttle {
+            store,
+            scope,
             limit,
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1)),
-            hits: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(window)
-                .build(),
         }
     }
 
-    fn current(&self, w: &mut Window, now: Ts) {
-        if now.0 - w.start.0 >= self.window || now < w.start {
-            *w = Window {
-                start: now,
-                count: 0,
-            };
-        }
+    pub fn window(&self) -> chrono::Duration {
+        self.window
     }
 
     /// Whether `key` has used up its allowance at `now` (counts nothing).
     pub async fn is_blocked(&self, key: &str, now: Ts) -> bool {
-        let Some(w) = self.hits.get(key).await else {
-            return false;
-        };
-        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-        self.current(&mut w, now);
-        w.count >= self.limit
+        match self.store.throttle_count(self.scope, key, now).await {
+            Ok(n) => n >= i64::from(self.limit),
+            Err(e) => {
+                tracing::error!(error = %e, scope = self.scope, "throttle: cannot read the count");
+                false
+            }
+        }
     }
 
     /// Counts one event; returns whether it was within the allowance.
     pub async fn hit(&self, key: &str, now: Ts) -> bool {
-        let w = self
-            .hits
-            .get_with(key.to_string(), async move {
-                Arc::new(Mutex::new(Window {
-                    start: now,
-                    count: 0,
-                }))
-            })
-            .await;
-        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-        self.current(&mut w, now);
-        w.count = w.count.saturating_add(1);
-        w.count <= self.limit
+        let end = Ts(now.0 + self.window);
+        match self.store.throttle_hit(self.scope, key, now, end).await {
+            Ok(n) => n <= i64::from(self.limit),
+            Err(e) => {
+                tracing::error!(error = %e, scope = self.scope, "throttle: cannot count a hit");
+                true
+            }
+        }
     }
 
     /// Gives back one event counted by [`Throttle::hit`] (an attempt that turned out to
     /// succeed), so that reserving before checking counts only failures in the end.
     pub async fn release(&self, key: &str) {
-        if let Some(w) = self.hits.get(key).await {
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count = w.count.saturating_sub(1);
+        if let Err(e) = self.store.throttle_release(self.scope, key).await {
+            tracing::error!(error = %e, scope = self.scope, "throttle: cannot give back a hit");
         }
     }
 }
@@ -127,7 +113,12 @@ mod tests {
 
     #[tokio::test]
     async fn limits_per_key_and_window() {
-        let t = Throttle::new(2, Duration::from_secs(60), 100);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let t = Throttle::new(store.clone(), "test", 2, Duration::from_secs(60));
+        let other = Throttle::new(store, "other", 2, Duration::from_secs(60));
         let now = Ts(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default());
         assert!(!t.is_blocked("a", now).await);
         assert!(t.hit("a", now).await);
@@ -135,8 +126,17 @@ mod tests {
         assert!(t.is_blocked("a", now).await);
         assert!(!t.hit("a", now).await);
         assert!(!t.is_blocked("b", now).await);
+        assert!(!other.is_blocked("a", now).await, "scopes count apart");
+        t.release("a").await;
+        t.release("a").await;
+        assert!(!t.is_blocked("a", now).await);
         let later = Ts(now.0 + chrono::Duration::seconds(61));
         assert!(!t.is_blocked("a", later).await);
         assert!(t.hit("a", later).await);
+        let earlier = Ts(now.0 - chrono::Duration::seconds(10));
+        assert!(
+            t.hit("a", earlier).await,
+            "a window in the future starts again"
+        );
     }
 }

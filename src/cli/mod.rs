@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error (clap's own, and ours for bad arguments).
 //! `--json` output is a stable contract documented in the README.
 
+pub mod deploy;
 mod import;
 mod output;
 mod role;
@@ -74,6 +75,12 @@ pub enum Command {
     CheckConfig,
     /// Import users from an existing app's `leads` table
     ImportLeads(import::ImportArgs),
+    /// Serve the demo app on its own (the upstream `gatehouse demo` runs in-process)
+    DemoApp(deploy::DemoAppArgs),
+    /// Migrate, prepare the shared keys in the data folder and create the demo accounts
+    DemoSeed,
+    /// Probe the readiness endpoint (/_auth/readyz); exit 0 when ready. For container health checks
+    Healthcheck(deploy::HealthcheckArgs),
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -103,6 +110,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Role(cmd) => role::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Token(cmd) => token::run(&Ctx::open(&cli).await?, cmd).await,
         Command::ImportLeads(args) => import::run(&cli, args).await,
+        Command::DemoApp(args) => deploy::demo_app(args).await,
+        Command::DemoSeed => deploy::demo_seed(&cli).await,
+        Command::Healthcheck(args) => deploy::healthcheck(&cli, args).await,
     }
 }
 

@@ -247,13 +247,16 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
         Ok(x) => x,
         Err(r) => return r,
     };
+    // The attempt is counted against the address before the current password is checked
+    // (given back unless that password was wrong), so parallel guesses cannot all get through.
     let ip = page::ip_key(ctx);
-    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
+    if !app.portal.login_ip.hit(&ip, app.now()).await {
         return page::too_many(app);
     }
     let current = Secret::new(form.get("current_password").unwrap_or("").to_string());
     let new = Secret::new(form.get("new_password").unwrap_or("").to_string());
     if form.get("new_password_confirm").unwrap_or("") != new.expose() {
+        app.portal.login_ip.release(&ip).await;
         let e = AccountError::Invalid {
             field: "new_password_confirm",
             message: "the two new passwords are not the same".into(),
@@ -267,6 +270,7 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
         .await
     {
         Ok(ended) => {
+            app.portal.login_ip.release(&ip).await;
             app.sessions.evict_token_hashes(&ended).await;
             app.sessions.evict_user(id);
             if let Ok(Some(u)) = app.accounts.get(id).await {
@@ -279,14 +283,14 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
             done("password")
         }
         Err(e) => {
-            if matches!(
+            if !matches!(
                 e,
                 AccountError::Invalid {
                     field: "current_password",
                     ..
                 }
             ) {
-                app.portal.login_ip.hit(&ip, app.now()).await;
+                app.portal.login_ip.release(&ip).await;
             }
             refused(app, &s, &csrf, e, &[]).await
         }
@@ -299,7 +303,9 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respo
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    if !app.portal.mail_ip.hit(&ip, app.now()).await {
+    if !app.portal.mail_ip.hit(&ip, app.now()).await
+        || !app.portal.login_ip.hit(&ip, app.now()).await
+    {
         return page::too_many(app);
     }
     let new_email = form.get("email").unwrap_or("");
@@ -311,6 +317,7 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respo
         .await
     {
         Ok((address, token)) => {
+            app.portal.login_ip.release(&ip).await;
             let st = &app.settings;
             app.mailer.send_later(crate::mail::verify_link(
                 &st.server.public_url,
@@ -326,14 +333,16 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Respo
             field: "current_password",
             message,
         }) => {
-            app.portal.login_ip.hit(&ip, app.now()).await;
             let e = AccountError::Invalid {
                 field: "email_password",
                 message,
             };
             refused(app, &s, &csrf, e, &[]).await
         }
-        Err(e) => refused(app, &s, &csrf, e, &[]).await,
+        Err(e) => {
+            app.portal.login_ip.release(&ip).await;
+            refused(app, &s, &csrf, e, &[]).await
+        }
     }
 }
 

@@ -147,11 +147,15 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     if second_factor {
         // No session yet: the password only opens the code (or passkey) step.
         end_previous_session(app, &parts.headers).await;
-        let token = app
+        let token = match app
             .portal
             .pending
             .start(user.id, remember, next, app.now())
-            .await;
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return page::unavailable(&e),
+        };
         let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
         let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
         page::set_cookie(

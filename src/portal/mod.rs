@@ -83,6 +83,11 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     {
         return secure_headers(app, crate::admin::handle(app, req, ctx).await);
     }
+    // The portal's own forms are what write throttle and pending rows; forward-auth (any
+    // method) is a hot path and stays free of this.
+    if method == Method::POST && !path.starts_with("/_auth/authz/") {
+        app.portal.prune_if_due(app.now()).await;
+    }
     let resp = match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/_auth/login") => login::show(app, &req, ctx).await,
         (Method::POST, "/_auth/login") => login::submit(app, req, ctx).await,

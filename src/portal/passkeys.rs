@@ -344,11 +344,15 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
     let user = used.user;
     if !used.asserted.user_verified && user.twofa_enabled {
         // One factor: the code step still stands, and the same passkey cannot be the second.
-        let token = app
+        let token = match app
             .portal
             .pending
             .start(user.id, false, next, app.now())
-            .await;
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return page::unavailable(&e),
+        };
         app.portal.passkey_first.insert(token.clone(), ()).await;
         let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
         let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;

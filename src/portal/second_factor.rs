@@ -1,7 +1,7 @@
 //! `/_auth/login/2fa`: the code step of a two-factor sign-in.
 //!
-//! The pending sign-in (see [`crate::session::pending`]) allows a few attempts within a few
-//! minutes; each wrong code also counts against the client address. A correct TOTP code (of a
+//! The pending sign-in (see [`crate::session::pending`], kept in the database so that any
+//! instance can take the code) allows a few attempts within a few minutes; each wrong code also counts against the client address. A correct TOTP code (of a
 //! time step not used before) or an unused recovery code ends the pending state and starts a
 //! session with a fresh id, marked `twofa_verified`.
 
@@ -55,6 +55,10 @@ fn spent(app: &App, why: PendingError) -> Response<Body> {
             StatusCode::BAD_REQUEST,
             "There is no sign-in waiting for a code. Sign in first.",
         ),
+        // Logged where it happened; the pending sign-in may still be usable.
+        PendingError::Unavailable => {
+            return page::unavailable(&why);
+        }
     };
     let mut r = page::message(
         app,
@@ -80,7 +84,9 @@ pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let pending = match app.portal.pending.peek(&token, app.now()).await {
         Ok(p) => p,
         Err(e) => {
-            app.portal.pending.finish(&token).await;
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
             return spent(app, e);
         }
     };
@@ -111,7 +117,9 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     let pending = match app.portal.pending.attempt(&token, app.now()).await {
         Ok(p) => p,
         Err(e) => {
-            app.portal.pending.finish(&token).await;
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
             return spent(app, e);
         }
     };
@@ -238,7 +246,9 @@ pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
     let pending = match app.portal.pending.attempt(&token, app.now()).await {
         Ok(p) => p,
         Err(e) => {
-            app.portal.pending.finish(&token).await;
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
             return spent(app, e);
         }
     };

@@ -286,7 +286,8 @@ async fn accept_loop(
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (the signals a terminal and a container runtime send).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,19 +1,17 @@
 //! The step between a correct password and a correct second factor.
 //!
 //! A password that passes for an account with two-factor sign-in does not make a session: it
-//! makes a *pending* sign-in, held here in memory under the SHA-256 of a random cookie value,
-//! that lives `security.twofa_pending_ttl` (default 5 minutes, judged on the injected clock)
-//! and allows `security.twofa_max_attempts` code attempts (default 5). Only a correct code turns
-//! it into a real session. State is per process: behind several instances, the code step must
-//! reach the instance that took the password (sticky sessions), or the user signs in again.
+//! makes a *pending* sign-in, stored in the `pending_logins` table under the SHA-256 of a random
+//! cookie value, that lives `security.twofa_pending_ttl` (default 5 minutes, judged on the
+//! injected clock) and allows `security.twofa_max_attempts` code attempts (default 5). Only a
+//! correct code turns it into a real session. Being in the database, the code step may reach any
+//! instance, and the attempt budget holds across all of them: each attempt is one conditional
+//! `UPDATE … RETURNING`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moka::future::Cache;
-
 use crate::auth::tokens::{hash_token, looks_like_token, random_token};
-use crate::store::{Ts, UserId};
+use crate::store::{PendingLoginRow, Store, StoreError, Ts, UserId};
 
 /// What the code step needs to finish the sign-in.
 #[derive(Debug, Clone)]
@@ -21,13 +19,23 @@ pub struct PendingLogin {
     pub user_id: UserId,
     pub remember_me: bool,
     pub next: String,
-    created: Ts,
     attempts: u32,
 }
 
 impl PendingLogin {
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+}
+
+impl From<PendingLoginRow> for PendingLogin {
+    fn from(r: PendingLoginRow) -> Self {
+        PendingLogin {
+            user_id: r.user_id,
+            remember_me: r.remember_me,
+            next: r.next_path,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -39,13 +47,20 @@ pub enum PendingError {
     Expired,
     #[error("too many wrong codes")]
     TooManyAttempts,
+    /// The database could not be asked (logged where it happened).
+    #[error("pending sign-ins are unavailable")]
+    Unavailable,
 }
+
+/// How long a pending sign-in's row is kept after it expired, so that a late code step is told
+/// "expired" rather than "unknown".
+const KEEP_EXPIRED: chrono::Duration = chrono::Duration::hours(1);
 
 #[derive(Clone)]
 pub struct PendingLogins {
+    store: Store,
     ttl: chrono::Duration,
     max_attempts: u32,
-    entries: Cache<String, Arc<Mutex<PendingLogin>>>,
 }
 
 impl std::fmt::Debug for PendingLogins {
@@ -54,16 +69,17 @@ impl std::fmt::Debug for PendingLogins {
     }
 }
 
+fn unavailable(e: &StoreError) -> PendingError {
+    tracing::error!(error = %e, "pending sign-in: database error");
+    PendingError::Unavailable
+}
+
 impl PendingLogins {
-    pub fn new(ttl: Duration, max_attempts: u32) -> PendingLogins {
+    pub fn new(store: Store, ttl: Duration, max_attempts: u32) -> PendingLogins {
         PendingLogins {
+            store,
             ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5)),
             max_attempts: max_attempts.max(1),
-            // Memory bound only; expiry is judged on the injected clock.
-            entries: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl + Duration::from_secs(60))
-                .build(),
         }
     }
 
@@ -71,67 +87,87 @@ impl PendingLogins {
         self.max_attempts
     }
 
-    /// Starts a pending sign-in; returns the cookie value.
-    pub async fn start(&self, user_id: UserId, remember_me: bool, next: String, now: Ts) -> String {
-        let token = random_token();
-        let entry = PendingLogin {
-            user_id,
-            remember_me,
-            next,
-            created: now,
-            attempts: 0,
-        };
-        self.entries
-            .insert(hash_token(&token), Arc::new(Mutex::new(entry)))
-            .await;
-        token
+    /// Before this, an expired pending sign-in may be deleted.
+    pub fn prune_before(&self, now: Ts) -> Ts {
+        Ts(now.0 - KEEP_EXPIRED)
     }
 
-    async fn entry(&self, token: &str) -> Result<Arc<Mutex<PendingLogin>>, PendingError> {
-        if !looks_like_token(token) {
-            return Err(PendingError::Unknown);
-        }
-        self.entries
-            .get(&hash_token(token))
+    /// Starts a pending sign-in; returns the cookie value.
+    pub async fn start(
+        &self,
+        user_id: UserId,
+        remember_me: bool,
+        next: String,
+        now: Ts,
+    ) -> Result<String, StoreError> {
+        let token = random_token();
+        let expires = Ts(now.0 + self.ttl);
+        self.store
+            .insert_pending_login(
+                &hash_token(&token),
+                user_id,
+                remember_me,
+                &next,
+                now,
+                expires,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Why a pending sign-in cannot be used at `now`, or it as stored.
+    async fn classify(&self, hash: &str, now: Ts) -> Result<PendingLoginRow, PendingError> {
+        let row = self
+            .store
+            .pending_login(hash)
             .await
-            .ok_or(PendingError::Unknown)
+            .map_err(|e| unavailable(&e))?
+            .ok_or(PendingError::Unknown)?;
+        if now > row.expires_at {
+            return Err(PendingError::Expired);
+        }
+        if row.attempts >= i64::from(self.max_attempts) {
+            return Err(PendingError::TooManyAttempts);
+        }
+        Ok(row)
     }
 
     /// The pending sign-in behind a cookie value, if it is still usable (counts nothing).
     pub async fn peek(&self, token: &str, now: Ts) -> Result<PendingLogin, PendingError> {
-        let e = self.entry(token).await?;
-        let p = e.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.usable(&p, now)?;
-        Ok(p)
-    }
-
-    fn usable(&self, p: &PendingLogin, now: Ts) -> Result<(), PendingError> {
-        if now.0 - p.created.0 > self.ttl {
-            return Err(PendingError::Expired);
+        if !looks_like_token(token) {
+            return Err(PendingError::Unknown);
         }
-        if p.attempts >= self.max_attempts {
-            return Err(PendingError::TooManyAttempts);
-        }
-        Ok(())
+        self.classify(&hash_token(token), now).await.map(Into::into)
     }
 
     /// Uses up one attempt and returns the pending sign-in to check a code against. Every
     /// attempt counts, so parallel guesses cannot exceed the limit.
     pub async fn attempt(&self, token: &str, now: Ts) -> Result<PendingLogin, PendingError> {
-        let e = self.entry(token).await?;
-        let snapshot = {
-            let mut p = e.lock().unwrap_or_else(|e| e.into_inner());
-            self.usable(&p, now)?;
-            p.attempts += 1;
-            p.clone()
-        };
-        Ok(snapshot)
+        if !looks_like_token(token) {
+            return Err(PendingError::Unknown);
+        }
+        let hash = hash_token(token);
+        match self
+            .store
+            .reserve_pending_attempt(&hash, now, i64::from(self.max_attempts))
+            .await
+        {
+            Ok(Some(row)) => Ok(row.into()),
+            // Refused: say why (a concurrent attempt may have just spent the last slot).
+            Ok(None) => match self.classify(&hash, now).await {
+                Ok(_) => Err(PendingError::TooManyAttempts),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(unavailable(&e)),
+        }
     }
 
     /// Ends a pending sign-in (it succeeded, or it is spent).
     pub async fn finish(&self, token: &str) {
-        if looks_like_token(token) {
-            self.entries.invalidate(&hash_token(token)).await;
+        if looks_like_token(token)
+            && let Err(e) = self.store.delete_pending_login(&hash_token(token)).await
+        {
+            tracing::error!(error = %e, "pending sign-in: cannot delete");
         }
     }
 }
@@ -139,20 +175,56 @@ impl PendingLogins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{NewUser, Tier};
+
+    fn user(name: &str, now: Ts) -> NewUser {
+        NewUser {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: None,
+            first_name: None,
+            last_name: None,
+            phone: None,
+            company_name: None,
+            tier: Tier::Free,
+            subscription_status: "active".into(),
+            credits_balance: 0,
+            is_active: true,
+            is_verified: true,
+            is_admin: false,
+            is_superuser: false,
+            email_notifications: true,
+            sms_notifications: false,
+            timezone: "UTC".into(),
+            language: "en".into(),
+            created_at: now,
+            last_login: None,
+            legacy_lead_id: None,
+        }
+    }
 
     #[tokio::test]
     async fn expires_and_counts_attempts() {
-        let p = PendingLogins::new(Duration::from_secs(300), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
         let t0 = Ts(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default());
-        let tok = p.start(UserId(1), false, "/".into(), t0).await;
-        assert_eq!(p.peek(&tok, t0).await.unwrap().user_id, UserId(1));
-        assert!(p.attempt(&tok, t0).await.is_ok());
-        assert!(p.attempt(&tok, t0).await.is_ok());
+        let mut ids = Vec::new();
+        for name in ["one", "two"] {
+            let u = store.insert_user(&user(name, t0), t0).await.unwrap();
+            ids.push(u.id);
+        }
+        let p = PendingLogins::new(store, Duration::from_secs(300), 2);
+        let tok = p.start(ids[0], false, "/".into(), t0).await.unwrap();
+        assert_eq!(p.peek(&tok, t0).await.unwrap().user_id, ids[0]);
+        assert_eq!(p.attempt(&tok, t0).await.unwrap().attempts(), 1);
+        assert_eq!(p.attempt(&tok, t0).await.unwrap().attempts(), 2);
         assert_eq!(
             p.attempt(&tok, t0).await.unwrap_err(),
             PendingError::TooManyAttempts
         );
-        let tok2 = p.start(UserId(2), false, "/".into(), t0).await;
+        let tok2 = p.start(ids[1], true, "/x".into(), t0).await.unwrap();
         let late = Ts(t0.0 + chrono::Duration::seconds(301));
         assert_eq!(
             p.attempt(&tok2, late).await.unwrap_err(),

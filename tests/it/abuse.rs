@@ -15,6 +15,7 @@ use crate::harness::{Backend, Browser, PASSWORD, Resp, TestServer};
 both_backends! {
     concurrent_guesses_verify_at_most_threshold,
     concurrent_failures_throttled_per_ip,
+    account_page_password_checks_throttled_per_ip,
     twofa_budget_shared_by_pending_sign_ins,
     ipv6_clients_throttled_per_64,
     role_names_normalised_in_routes,
@@ -219,8 +220,66 @@ async fn concurrent_failures_throttled_per_ip(b: Backend) {
     );
 }
 
+/// The account page checks the current password too (password and email changes): the
+/// address's allowance is taken before the check, so concurrent wrong guesses from a signed-in
+/// browser are verified no more often than the throttle allows.
+async fn account_page_password_checks_throttled_per_ip(b: Backend) {
+    let keys = "login_attempts_per_ip = 3\nlogin_throttle_window = \"10m\"\n";
+    let Some(s) = TestServer::start_with_security(b, keys, "").await else {
+        return;
+    };
+    let mut br = s.signed_in("carol").await;
+    let token = br.csrf("/_auth/account").await;
+    let before = metric(&s, "gatehouse_password_verifications_total").await;
+    let fields: Vec<(String, String)> = [
+        ("csrf_token", token.as_str()),
+        ("current_password", "not the password at all"),
+        ("new_password", "a new and long enough passphrase"),
+        ("new_password_confirm", "a new and long enough passphrase"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let jobs = (0..30)
+        .map(|_| {
+            (
+                br.cookies.clone(),
+                "/_auth/account/password",
+                fields.clone(),
+            )
+        })
+        .collect();
+    let statuses: Vec<StatusCode> = concurrent_posts(&s, jobs)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    let throttled = statuses
+        .iter()
+        .filter(|st| **st == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(throttled, 27, "{statuses:?}");
+    assert_eq!(
+        metric(&s, "gatehouse_password_verifications_total").await - before,
+        3
+    );
+    // The address has used its allowance: the right password is not even checked now.
+    let r = br
+        .post_form(
+            "/_auth/account/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", PASSWORD),
+                ("new_password", "a new and long enough passphrase"),
+                ("new_password_confirm", "a new and long enough passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// Turns 2FA on for `username` through the library; returns the TOTP secret.
-async fn with_twofa(s: &TestServer, username: &str) -> Vec<u8> {
+pub async fn with_twofa(s: &TestServer, username: &str) -> Vec<u8> {
     use gatehouse::clock::Clock;
     let app = s.app();
     let user = s.plain_user(username).await;

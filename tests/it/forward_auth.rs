@@ -252,7 +252,7 @@ async fn signed_in_answers_and_activity(b: Backend) {
 // ---- real front proxies -------------------------------------------------------------------
 
 /// Whether `binary` is installed; says why not (or fails under CI's requirement).
-fn front_proxy_available(binary: &str) -> bool {
+pub(crate) fn front_proxy_available(binary: &str) -> bool {
     let found = ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
         .iter()
         .any(|d| Path::new(d).join(binary).exists());
@@ -270,7 +270,7 @@ fn front_proxy_available(binary: &str) -> bool {
 }
 
 /// A free loopback port (released again; the proxy binds it a moment later).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -279,15 +279,15 @@ fn free_port() -> u16 {
 }
 
 /// A front proxy process, killed when dropped.
-struct FrontProxy {
-    child: tokio::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+pub(crate) struct FrontProxy {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) port: u16,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl FrontProxy {
     /// Waits until the proxy accepts connections (it has no readiness signal to await).
-    async fn ready(mut self) -> FrontProxy {
+    pub(crate) async fn ready(mut self) -> FrontProxy {
         for _ in 0..500 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut err = String::new();
@@ -308,7 +308,7 @@ impl FrontProxy {
     }
 }
 
-fn spawn(cmd: &mut tokio::process::Command) -> tokio::process::Child {
+pub(crate) fn spawn(cmd: &mut tokio::process::Command) -> tokio::process::Child {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -209,8 +209,14 @@ impl TestServer {
     /// It has its own caches and clock, as another process would; the first server must
     /// outlive it.
     pub async fn second(&self, extra: &str) -> TestServer {
+        self.second_with_security("", extra).await
+    }
+
+    /// As [`TestServer::second`], with extra `[security]` keys first (as for
+    /// [`TestServer::start_with_security`]).
+    pub async fn second_with_security(&self, security_keys: &str, extra: &str) -> TestServer {
         let toml = base_toml(&self.db, &format!("http://{}", self.upstream))
-            + &format!("{ROUTES}\n{extra}");
+            + &format!("{security_keys}\n{ROUTES}\n{extra}");
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
