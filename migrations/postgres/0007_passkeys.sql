@@ -21,3 +21,12 @@ CREATE INDEX ix_user_passkeys_user ON user_passkeys (user_id);
 -- code when twofa_verified), 'pwd+hwk' (password and passkey), 'hwk' (passkey without user
 -- verification), 'hwk+user' (passkey with user verification).
 ALTER TABLE user_sessions ADD COLUMN auth_method TEXT NOT NULL DEFAULT 'pwd';
+
+-- Passkey ceremonies waiting for the browser's answer (5 minutes), keyed by their challenge,
+-- so that any instance can finish a ceremony another one started. Taken (deleted) once.
+CREATE TABLE passkey_ceremonies (
+    challenge   TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    state       BYTEA NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL
+);

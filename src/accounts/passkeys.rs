@@ -7,8 +7,10 @@
 use super::{Accounts, ClientInfo};
 use crate::audit::ActivityKind;
 use crate::auth::keys::Keys;
-use crate::auth::passkey::{Asserted, NewCredential, PasskeyError, RelyingParty, StoredCredential};
-use crate::store::{NewPasskey, PasskeyRow, StoreError, UserId, UserRow};
+use crate::auth::passkey::{
+    Asserted, CEREMONY_TTL, Ceremony, NewCredential, PasskeyError, RelyingParty, StoredCredential,
+};
+use crate::store::{NewPasskey, PasskeyRow, StoreError, Ts, UserId, UserRow};
 
 /// Longest passkey name kept.
 pub const MAX_PASSKEY_NAME: usize = 64;
@@ -49,6 +51,27 @@ pub fn passkey_name(raw: &str) -> String {
 }
 
 impl Accounts {
+    /// Keeps a started ceremony (`kind`: "reg" or "auth") for whichever instance gets the answer.
+    pub async fn keep_ceremony(&self, kind: &str, c: &Ceremony) -> Result<(), StoreError> {
+        let now = self.now();
+        let expires = Ts(now.0 + chrono::Duration::from_std(CEREMONY_TTL).unwrap_or_default());
+        self.store()
+            .put_passkey_ceremony(&c.challenge, kind, &c.state, expires, now)
+            .await
+    }
+
+    /// Takes a kept ceremony: `UnknownChallenge` when it expired, was used, or never existed.
+    pub async fn take_ceremony(
+        &self,
+        kind: &str,
+        challenge: &str,
+    ) -> Result<Vec<u8>, PasskeyFailure> {
+        self.store()
+            .take_passkey_ceremony(challenge, kind, self.now())
+            .await?
+            .ok_or(PasskeyFailure::Refused(PasskeyError::UnknownChallenge))
+    }
+
     /// Stores a passkey that passed registration and records it.
     pub async fn add_passkey(
         &self,
@@ -152,22 +175,18 @@ impl Accounts {
         let fail = |u: Option<UserId>| move |e: PasskeyError| (u, PasskeyFailure::Refused(e));
         let store_fail = |u: Option<UserId>| move |e: StoreError| (u, PasskeyFailure::Store(e));
         let assertion = RelyingParty::parse_assertion(response).map_err(fail(None))?;
+        let challenge = assertion.challenge().map_err(fail(None))?;
+        // Taken first, whatever comes next: an answer is checked at most once.
+        let state = self
+            .take_ceremony("auth", &challenge)
+            .await
+            .map_err(|e| (expected, e))?;
         let row = self
             .store()
             .passkey_by_credential(&assertion.credential_id())
             .await
             .map_err(store_fail(None))?;
         let Some(row) = row else {
-            // Use up the ceremony all the same, so the answer cannot be tried again.
-            let _ = rp.finish_authentication(
-                &assertion,
-                StoredCredential {
-                    credential_id: "",
-                    public_key: &[],
-                    dynamic_state: &[],
-                    user_handle: [0; 16],
-                },
-            );
             return Err((
                 None,
                 PasskeyFailure::Refused(PasskeyError::UnknownCredential),
@@ -180,6 +199,7 @@ impl Accounts {
         let asserted = rp
             .finish_authentication(
                 &assertion,
+                &state,
                 StoredCredential {
                     credential_id: &row.credential_id,
                     public_key: &row.public_key,

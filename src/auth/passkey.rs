@@ -13,8 +13,6 @@
 //! User verification is *preferred*: the caller decides what an assertion without it is worth.
 //! Attestation is "none": Gatehouse trusts the user who registers, not a device maker.
 
-use std::sync::Mutex;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use webauthn_rp::bin::{Decode, Encode};
@@ -27,8 +25,7 @@ use webauthn_rp::request::register::{
     RegistrationServerState, RegistrationVerificationOptions, UserHandle16,
 };
 use webauthn_rp::request::{
-    AsciiDomain, FixedCapHashSet, InsertResult, PublicKeyCredentialDescriptor, RpId,
-    UserVerificationRequirement,
+    AsciiDomain, PublicKeyCredentialDescriptor, RpId, TimedCeremony, UserVerificationRequirement,
 };
 use webauthn_rp::response::auth::AuthenticatorData;
 use webauthn_rp::response::auth::error::AuthCeremonyErr;
@@ -37,9 +34,21 @@ use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticStat
 use webauthn_rp::response::{AuthTransports, CredentialId, Origin};
 use webauthn_rp::{AuthenticatedCredential, DiscoverableAuthentication16, Registration};
 
-/// Ceremonies waiting for their answer, per kind. A full set refuses new ones until some
-/// expire, so a flood of `start_*` calls cannot grow memory without bound.
-const MAX_CEREMONIES: usize = 4_096;
+/// How long a ceremony waits for its answer (the library's default timeout).
+pub const CEREMONY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The server half of a started ceremony, to keep (any instance may finish it) under its
+/// challenge until the answer comes.
+#[derive(Debug, Clone)]
+pub struct Ceremony {
+    pub challenge: String,
+    pub state: Vec<u8>,
+}
+
+/// The key a ceremony is kept under.
+fn challenge_key(c: webauthn_rp::response::SentChallenge) -> String {
+    format!("{:032x}", c.0)
+}
 
 /// Why a passkey ceremony was refused. The text is for the activity log and the person.
 #[derive(Debug, thiserror::Error)]
@@ -107,13 +116,19 @@ impl Assertion {
     pub fn credential_id(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.raw_id().as_ref())
     }
+
+    /// The key of the ceremony this answers.
+    pub fn challenge(&self) -> Result<String, PasskeyError> {
+        self.0
+            .challenge_relaxed()
+            .map(challenge_key)
+            .map_err(|_| PasskeyError::Malformed)
+    }
 }
 
 pub struct RelyingParty {
     rp_id: RpId,
     origin: Origin<'static>,
-    registrations: Mutex<FixedCapHashSet<RegistrationServerState<16>>>,
-    authentications: Mutex<FixedCapHashSet<DiscoverableAuthenticationServerState>>,
 }
 
 impl std::fmt::Debug for RelyingParty {
@@ -137,8 +152,6 @@ impl RelyingParty {
         Ok(RelyingParty {
             rp_id: RpId::Domain(domain),
             origin: Origin(origin.into()),
-            registrations: Mutex::new(FixedCapHashSet::new(MAX_CEREMONIES)),
-            authentications: Mutex::new(FixedCapHashSet::new(MAX_CEREMONIES)),
         })
     }
 
@@ -161,7 +174,7 @@ impl RelyingParty {
         handle: [u8; 16],
         username: &str,
         existing: &[(String, u8)],
-    ) -> Result<String, PasskeyError> {
+    ) -> Result<(String, Ceremony), PasskeyError> {
         let handle = UserHandle16::decode(handle).map_err(|_| PasskeyError::Malformed)?;
         let name = webauthn_rp::request::register::Username::try_from(username).map_err(|e| {
             PasskeyError::Refused(format!("the username cannot name a passkey: {e}"))
@@ -190,11 +203,21 @@ impl RelyingParty {
             .start_ceremony()
             .map_err(|e| PasskeyError::Refused(e.to_string()))?;
         let json = serde_json::to_string(&client).map_err(|_| PasskeyError::Malformed)?;
-        let mut set = self.registrations.lock().map_err(|_| PasskeyError::Busy)?;
-        match set.insert_or_replace_all_expired(server) {
-            InsertResult::Success => Ok(json),
-            _ => Err(PasskeyError::Busy),
-        }
+        let ceremony = Ceremony {
+            challenge: challenge_key(server.sent_challenge()),
+            state: server.encode().map_err(|_| PasskeyError::Malformed)?,
+        };
+        Ok((json, ceremony))
+    }
+
+    /// Reads the browser's `RegistrationResponseJSON`; returns it with the key of the
+    /// ceremony it answers.
+    pub fn parse_registration(response: &[u8]) -> Result<(Registration, String), PasskeyError> {
+        let reg = Registration::from_json_relaxed(response).map_err(|_| PasskeyError::Malformed)?;
+        let challenge = reg
+            .challenge_relaxed()
+            .map_err(|_| PasskeyError::Malformed)?;
+        Ok((reg, challenge_key(challenge)))
     }
 
     /// Finishes a registration started for `handle` with the browser's
@@ -202,24 +225,18 @@ impl RelyingParty {
     pub fn finish_registration(
         &self,
         handle: [u8; 16],
-        response: &[u8],
+        reg: &Registration,
+        state: &[u8],
     ) -> Result<NewCredential, PasskeyError> {
-        let reg = Registration::from_json_relaxed(response).map_err(|_| PasskeyError::Malformed)?;
-        let challenge = reg
-            .challenge_relaxed()
-            .map_err(|_| PasskeyError::Malformed)?;
-        let server = {
-            let mut set = self.registrations.lock().map_err(|_| PasskeyError::Busy)?;
-            set.take(&challenge)
-        }
-        .ok_or(PasskeyError::UnknownChallenge)?;
+        let server =
+            RegistrationServerState::<16>::decode(state).map_err(|_| PasskeyError::Malformed)?;
         let origins = [Origin(self.origin.0.clone())];
         let options = RegistrationVerificationOptions::<Origin<'static>, Origin<'static>> {
             allowed_origins: &origins,
             ..RegistrationVerificationOptions::default()
         };
         let cred = server
-            .verify(&self.rp_id, &reg, &options)
+            .verify(&self.rp_id, reg, &options)
             .map_err(|e| self.reg_error(e))?;
         if cred.user_id().as_ref() != handle.as_slice() {
             return Err(PasskeyError::WrongUser);
@@ -240,21 +257,18 @@ impl RelyingParty {
     }
 
     /// Starts a sign-in with any passkey of this site (the browser lets the person pick one).
-    pub fn start_authentication(&self) -> Result<String, PasskeyError> {
+    pub fn start_authentication(&self) -> Result<(String, Ceremony), PasskeyError> {
         let mut options = DiscoverableCredentialRequestOptions::passkey(&self.rp_id);
         options.0.user_verification = UserVerificationRequirement::Preferred;
         let (server, client) = options
             .start_ceremony()
             .map_err(|e| PasskeyError::Refused(e.to_string()))?;
         let json = serde_json::to_string(&client).map_err(|_| PasskeyError::Malformed)?;
-        let mut set = self
-            .authentications
-            .lock()
-            .map_err(|_| PasskeyError::Busy)?;
-        match set.insert_or_replace_all_expired(server) {
-            InsertResult::Success => Ok(json),
-            _ => Err(PasskeyError::Busy),
-        }
+        let ceremony = Ceremony {
+            challenge: challenge_key(server.sent_challenge()),
+            state: server.encode().map_err(|_| PasskeyError::Malformed)?,
+        };
+        Ok((json, ceremony))
     }
 
     /// Reads the browser's `AuthenticationResponseJSON`.
@@ -269,20 +283,12 @@ impl RelyingParty {
     pub fn finish_authentication(
         &self,
         assertion: &Assertion,
+        state: &[u8],
         stored: StoredCredential<'_>,
     ) -> Result<Asserted, PasskeyError> {
         let auth = &assertion.0;
-        let challenge = auth
-            .challenge_relaxed()
+        let server = DiscoverableAuthenticationServerState::decode(state)
             .map_err(|_| PasskeyError::Malformed)?;
-        let server = {
-            let mut set = self
-                .authentications
-                .lock()
-                .map_err(|_| PasskeyError::Busy)?;
-            set.take(&challenge)
-        }
-        .ok_or(PasskeyError::UnknownChallenge)?;
         if auth.response().user_handle().as_ref() != stored.user_handle.as_slice() {
             return Err(PasskeyError::WrongUser);
         }

@@ -20,7 +20,7 @@ use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
 use crate::app::App;
 use crate::audit::ActivityKind;
-use crate::auth::passkey::PasskeyError;
+use crate::auth::passkey::{Ceremony, PasskeyError, RelyingParty};
 use crate::config::Secret;
 use crate::session::Session;
 use crate::web::cookies::{self, time_like::Seconds};
@@ -50,8 +50,20 @@ fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     respond::json(status, &serde_json::json!({ "error": message }))
 }
 
-fn options_response(json: Result<String, PasskeyError>) -> Response<Body> {
-    match json {
+/// Keeps the ceremony and answers with its options (JSON).
+async fn options_response(
+    app: &App,
+    kind: &str,
+    started: Result<(String, Ceremony), PasskeyError>,
+) -> Response<Body> {
+    let started = match started {
+        Ok((json, ceremony)) => match app.accounts.keep_ceremony(kind, &ceremony).await {
+            Ok(()) => Ok(json),
+            Err(e) => return page::unavailable(&e),
+        },
+        Err(e) => Err(e),
+    };
+    match started {
         Ok(j) => {
             let mut r = respond::text(StatusCode::OK, j);
             r.headers_mut().insert(
@@ -190,11 +202,12 @@ pub async fn register_options(
             .collect(),
         Err(e) => return page::unavailable(&e),
     };
-    options_response(rp.start_registration(
+    let started = rp.start_registration(
         app.keys.passkey_user_handle(id.0),
         &s.identity.username,
         &existing,
-    ))
+    );
+    options_response(app, "reg", started).await
 }
 
 /// POST `/_auth/account/passkeys`: the registration answer (`credential`) and a `name`.
@@ -212,7 +225,15 @@ pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
     };
     let id = s.identity.user_id;
     let answer = form.get("credential").unwrap_or("");
-    let cred = match rp.finish_registration(app.keys.passkey_user_handle(id.0), answer.as_bytes()) {
+    let finished = match RelyingParty::parse_registration(answer.as_bytes()) {
+        Ok((reg, challenge)) => match app.accounts.take_ceremony("reg", &challenge).await {
+            Ok(state) => rp.finish_registration(app.keys.passkey_user_handle(id.0), &reg, &state),
+            Err(PasskeyFailure::Refused(e)) => Err(e),
+            Err(e) => return page::unavailable(&e),
+        },
+        Err(e) => Err(e),
+    };
+    let cred = match finished {
         Ok(c) => c,
         Err(e) => {
             app.accounts
@@ -287,7 +308,7 @@ pub async fn sign_in_options(app: &App, req: Request<Incoming>) -> Response<Body
     if let Err(r) = page::checked_form(app, req).await {
         return r;
     }
-    options_response(rp.start_authentication())
+    options_response(app, "auth", rp.start_authentication()).await
 }
 
 fn refused_message(e: &PasskeyFailure) -> &'static str {

@@ -148,4 +148,51 @@ impl Store {
         })?;
         Ok(name)
     }
+
+    /// Keeps a passkey ceremony's server state until its answer comes (any instance may take
+    /// it); drops ceremonies that expired on the way.
+    pub async fn put_passkey_ceremony(
+        &self,
+        challenge: &str,
+        kind: &str,
+        state: &[u8],
+        expires_at: Ts,
+        now: Ts,
+    ) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "DELETE FROM passkey_ceremonies WHERE expires_at < $1",
+            now
+        )?;
+        execute!(
+            self,
+            "INSERT INTO passkey_ceremonies (challenge, kind, state, expires_at) VALUES ($1, $2, $3, $4)",
+            challenge,
+            kind,
+            state,
+            expires_at
+        )?;
+        Ok(())
+    }
+
+    /// Takes (deletes and returns) a live ceremony's state: an answer is checked once.
+    pub async fn take_passkey_ceremony(
+        &self,
+        challenge: &str,
+        kind: &str,
+        now: Ts,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let state = on_pool!(self, |p| {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "DELETE FROM passkey_ceremonies WHERE challenge = $1 AND kind = $2 \
+                 AND expires_at > $3 RETURNING state",
+            )
+            .bind(challenge)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(state)
+    }
 }
