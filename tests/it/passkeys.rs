@@ -23,6 +23,7 @@ both_backends! {
     register_then_sign_in_with_passkey_alone,
     refusals_are_answered_and_logged,
     admin_lists_and_removes_and_old_sessions_need_the_password,
+    a_ceremony_started_on_one_instance_finishes_on_another,
 }
 
 const ROUTES: &str = "[[routes]]\npath = \"/secure/**\"\nrequire_2fa = true\n";
@@ -464,4 +465,50 @@ async fn admin_lists_and_removes_and_old_sessions_need_the_password(b: Backend) 
     let r = call(&mut api, Method::GET, &path, Some(&t), None).await;
     assert_eq!(r.json()["passkeys"], json!([]));
     logged(&s, "passkey_removed", "removed by an administrator").await;
+}
+
+async fn a_ceremony_started_on_one_instance_finishes_on_another(b: Backend) {
+    let Setup {
+        s,
+        origin,
+        rp_id,
+        mut key,
+        handle,
+    } = setup(b).await;
+    let other = s.second_on_same_localhost(ROUTES).await;
+    // Options from the first instance, the answer to the second (a round-robin balancer).
+    let mut first = s.browser();
+    let token = first.csrf("/_auth/login").await;
+    let o = first
+        .post_form("/_auth/login/passkey/options", &[("csrf_token", &token)])
+        .await
+        .json();
+    let answer = key.assert(&o, &origin, rp_id, &handle, true);
+    let mut second = other.browser();
+    let token = second.csrf("/_auth/login").await;
+    let r = second
+        .post_form(
+            "/_auth/login/passkey",
+            &[
+                ("csrf_token", &token),
+                ("next", "/secure/page"),
+                ("credential", &answer),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(second.page("/secure/page").await.status, StatusCode::OK);
+    // Taken once: the same answer on the first instance is a replay.
+    let token = first.csrf("/_auth/login").await;
+    let r = first
+        .post_form(
+            "/_auth/login/passkey",
+            &[
+                ("csrf_token", &token),
+                ("next", "/"),
+                ("credential", &answer),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

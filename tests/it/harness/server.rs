@@ -215,8 +215,27 @@ impl TestServer {
     /// As [`TestServer::second`], with extra `[security]` keys first (as for
     /// [`TestServer::start_with_security`]).
     pub async fn second_with_security(&self, security_keys: &str, extra: &str) -> TestServer {
-        let toml = base_toml(&self.db, &format!("http://{}", self.upstream))
-            + &format!("{security_keys}\n{ROUTES}\n{extra}");
+        self.second_edited(security_keys, extra, |t| t).await
+    }
+
+    /// A second instance of a [`TestServer::start_on_localhost`] server, with the same
+    /// `server.public_url` (as behind one load balancer).
+    pub async fn second_on_same_localhost(&self, extra: &str) -> TestServer {
+        let line = format!("[server]\npublic_url = \"{}\"\n", self.localhost_base());
+        self.second_edited("", extra, move |t| t.replacen("[server]\n", &line, 1))
+            .await
+    }
+
+    async fn second_edited(
+        &self,
+        security_keys: &str,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> TestServer {
+        let toml = edit(
+            base_toml(&self.db, &format!("http://{}", self.upstream))
+                + &format!("{security_keys}\n{ROUTES}\n{extra}"),
+        );
         let settings =
             gatehouse::config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock = Arc::new(ManualClock::starting_now());
