@@ -78,6 +78,9 @@ pub struct AppInner {
     pub route_metrics: crate::metrics::RouteMetrics,
     /// External OpenID Connect providers: discovery cache (by issuer) and sign-ins in progress.
     pub oidc: Arc<crate::oidc::Oidc>,
+    /// The WebAuthn relying party of `server.public_url`; `None` when its host cannot be one
+    /// (passkeys are then not offered).
+    pub passkeys: Option<crate::auth::passkey::RelyingParty>,
 }
 
 impl std::ops::Deref for App {
@@ -188,6 +191,13 @@ impl App {
             None => Upstream::new(&settings.upstream)?,
         };
         let strip = StripSet::new(&settings.headers);
+        let passkeys = match crate::auth::passkey::RelyingParty::new(&settings.server.public_url) {
+            Ok(rp) => Some(rp),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
         let secure = settings.server.secure_cookies();
         // `__Host-` forbids `Domain`: a session cookie shared by several hosts goes without it.
         let session_cookie = crate::web::cookies::name(
@@ -235,6 +245,7 @@ impl App {
                 assertions: shared.assertions,
                 route_metrics,
                 oidc: shared.oidc,
+                passkeys,
             }),
         })
     }

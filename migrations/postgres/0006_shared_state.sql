@@ -18,6 +18,8 @@ CREATE INDEX ix_throttle_counts_expires ON throttle_counts (expires_at);
 -- of the cookie value; `attempts` counts codes tried on this pending sign-in. The `provider_*`
 -- columns are set (all three) when an external identity provider, not a password, opened the
 -- code step: its id, display name and the subject it signed in, for the activity row.
+-- `passkey_first` is set when the first step was a passkey without user verification: the
+-- second step cannot then be a passkey again.
 CREATE TABLE pending_logins (
     token_hash   TEXT PRIMARY KEY,
     user_id      BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -28,6 +30,7 @@ CREATE TABLE pending_logins (
     attempts     BIGINT NOT NULL DEFAULT 0,
     provider_id       TEXT,
     provider_name     TEXT,
-    provider_subject  TEXT
+    provider_subject  TEXT,
+    passkey_first     BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX ix_pending_logins_expires ON pending_logins (expires_at);

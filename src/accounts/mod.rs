@@ -5,6 +5,7 @@
 mod admin;
 mod error;
 mod external;
+mod passkeys;
 mod profile;
 mod tokens;
 mod twofa;
@@ -24,6 +25,7 @@ use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, User
 pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use external::{ExternalMatch, ExternalRefusal};
+pub use passkeys::{MAX_PASSKEY_NAME, PasskeyFailure, PasskeyUse, passkey_name};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
 pub use validate::{

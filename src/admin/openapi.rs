@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{access, users};
+use super::api::{access, passkeys, users};
 use super::views;
 
 #[derive(OpenApi)]
@@ -36,12 +36,14 @@ use super::views;
         access::adjust_credits,
         access::user_activity,
         access::activity,
+        passkeys::list_passkeys,
+        passkeys::remove_passkey,
     ),
     components(schemas(views::ErrorBody, views::TierName)),
     modifiers(&Common),
     tags(
         (name = "users"), (name = "roles"), (name = "sessions"), (name = "credits"),
-        (name = "activity"),
+        (name = "activity"), (name = "passkeys"),
     )
 )]
 pub struct ApiDoc;

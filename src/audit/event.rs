@@ -36,6 +36,8 @@ pub enum ActivityKind {
     // --- external sign-in (issue 15) ---
     IdentityLinked,
     IdentityUnlinked,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl ActivityKind {
@@ -71,6 +73,8 @@ impl ActivityKind {
             UserImported => "user_imported",
             IdentityLinked => "identity_linked",
             IdentityUnlinked => "identity_unlinked",
+            PasskeyAdded => "passkey_added",
+            PasskeyRemoved => "passkey_removed",
         }
     }
 }

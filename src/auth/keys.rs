@@ -96,6 +96,18 @@ impl Keys {
         mac.update(data);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
+
+    /// The WebAuthn user handle of a user: stable, opaque (no id or name an authenticator could
+    /// leak), and the same on every instance sharing the data folder.
+    pub fn passkey_user_handle(&self, user_id: i64) -> [u8; 16] {
+        let mut mac = hmac(self.csrf.expose());
+        mac.update(b"gatehouse passkey user handle\0");
+        mac.update(&user_id.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
 }
 
 fn hmac(key: &[u8]) -> Hmac<Sha256> {

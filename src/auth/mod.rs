@@ -7,6 +7,7 @@ pub mod common_passwords;
 mod hashpool;
 pub mod keys;
 pub mod legacy;
+pub mod passkey;
 pub mod password;
 pub mod throttle;
 pub mod tokens;

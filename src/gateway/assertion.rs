@@ -172,10 +172,20 @@ impl Assertions {
 
     fn sign(&self, session: &Session, now: Ts, iat: i64, exp: i64) -> Option<String> {
         let id = &session.identity;
-        let mut amr = vec!["pwd"];
-        if session.twofa_verified {
-            amr.push("otp");
-        }
+        // RFC 8176 values: a passkey is a hardware-bound key ("hwk"); with user verification
+        // the authenticator also checked the person ("user").
+        let amr = match session.auth_method.as_str() {
+            "hwk+user" => vec!["hwk", "user"],
+            "hwk" => vec!["hwk"],
+            "pwd+hwk" => vec!["pwd", "hwk"],
+            // A sign-in at an external provider ("ext" is not in RFC 8176's registry; "mfa"
+            // is: the provider reported several factors and the provider is trusted for it).
+            "ext+mfa" => vec!["ext", "mfa"],
+            "ext+otp" => vec!["ext", "otp"],
+            "ext" => vec!["ext"],
+            _ if session.twofa_verified => vec!["pwd", "otp"],
+            _ => vec!["pwd"],
+        };
         let claims = Claims {
             iss: &self.iss,
             aud: &self.aud,

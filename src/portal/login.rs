@@ -61,6 +61,7 @@ fn login_page(
             links,
             remember_me => app.settings.session.remember_me_timeout.is_some(),
             providers => super::oidc::login_buttons(app, next),
+            passkeys => app.passkeys.is_some(),
         },
         status,
     )
@@ -144,8 +145,12 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             );
         }
     };
-    if user.twofa_enabled {
-        // No session yet: the password only opens the code step.
+    let second_factor = match app.accounts.has_second_factor(&user).await {
+        Ok(b) => b,
+        Err(e) => return page::unavailable(&e),
+    };
+    if second_factor {
+        // No session yet: the password only opens the code (or passkey) step.
         end_previous_session(app, &parts.headers).await;
         let token = match app
             .portal
@@ -169,11 +174,20 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         );
         return r;
     }
-    let (mut r, session) =
-        match start_session(app, &parts.headers, &user, ctx, remember, false, &next).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (mut r, session) = match start_session(
+        app,
+        &parts.headers,
+        &user,
+        ctx,
+        remember,
+        SignedInWith::Password,
+        &next,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     app.accounts
         .record(
             page::event(app, ActivityKind::Login, Some(user.id), ctx)
@@ -188,6 +202,47 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
     }
     r
+}
+
+/// How a sign-in was completed: whether the session counts as two-factor, and its
+/// `auth_method` (the identity assertion's `amr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignedInWith {
+    Password,
+    PasswordAndCode,
+    PasswordAndPasskey,
+    /// A passkey without user verification: one factor.
+    Passkey,
+    /// A passkey with user verification: both factors.
+    VerifiedPasskey,
+    /// An external identity provider: one factor, as far as Gatehouse knows.
+    Provider,
+    /// An external identity provider, then Gatehouse's code step.
+    ProviderAndCode,
+    /// An external identity provider whose multi-factor sign-in is trusted
+    /// (`trust_provider_mfa`): both factors.
+    ProviderWithMfa,
+}
+
+impl SignedInWith {
+    fn twofa_verified(self) -> bool {
+        !matches!(
+            self,
+            SignedInWith::Password | SignedInWith::Passkey | SignedInWith::Provider
+        )
+    }
+
+    fn auth_method(self) -> &'static str {
+        match self {
+            SignedInWith::Password | SignedInWith::PasswordAndCode => "pwd",
+            SignedInWith::PasswordAndPasskey => "pwd+hwk",
+            SignedInWith::Passkey => "hwk",
+            SignedInWith::VerifiedPasskey => "hwk+user",
+            SignedInWith::Provider => "ext",
+            SignedInWith::ProviderAndCode => "ext+otp",
+            SignedInWith::ProviderWithMfa => "ext+mfa",
+        }
+    }
 }
 
 async fn end_previous_session(app: &App, headers: &http::HeaderMap) {
@@ -206,15 +261,19 @@ pub(super) async fn start_session(
     user: &crate::store::UserRow,
     ctx: &RequestCtx,
     remember: bool,
-    twofa_verified: bool,
+    how: SignedInWith,
     next: &str,
 ) -> Result<(Response<Body>, std::sync::Arc<crate::session::Session>), Response<Body>> {
     end_previous_session(app, headers).await;
     let opts = SessionOptions {
         remember_me: remember,
-        twofa_verified,
+        twofa_verified: how.twofa_verified(),
     };
-    let (token, session) = match app.sessions.create(user, &ctx.client(), opts).await {
+    let (token, session) = match app
+        .sessions
+        .create_with(user, &ctx.client(), opts, how.auth_method())
+        .await
+    {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "could not create session");

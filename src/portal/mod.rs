@@ -14,6 +14,9 @@
 //! | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`) | enrol, turn off, new codes |
 //! | `/_auth/oidc/<id>/start`, `/_auth/oidc/<id>/callback` | sign-in with an external OpenID Connect provider ([`oidc`]) |
 //! | `/_auth/account/identities/link`, `/unlink` | link or unlink a provider account |
+//! | `/_auth/account/passkeys` (+ `/options`, `/remove`) | list, add, remove passkeys |
+//! | `/_auth/login/passkey`, `/_auth/login/2fa/passkey` (+ `/options`) | sign in with a passkey |
+//! | `/_auth/static/passkeys.js` | the passkey ceremony script |
 //! | `/_auth/.well-known/jwks.json` | public keys of the identity assertion ([`crate::gateway::assertion`]) |
 //! | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth for nginx, Traefik, Caddy ([`crate::gateway::forward_auth`]) |
 
@@ -25,6 +28,7 @@ mod oidc;
 mod ops;
 pub use ops::{metrics_allowed, metrics_body};
 mod page;
+mod passkeys;
 mod reset;
 mod second_factor;
 mod signup;
@@ -68,7 +72,11 @@ pub const TEMPLATES: &[TemplateSet] = &[&[
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
     ("gatehouse.css", include_str!("templates/gatehouse.css")),
+    ("passkeys.html", include_str!("templates/passkeys.html")),
 ]];
+
+/// The passkey ceremony script (the only script the portal serves; see `passkeys`).
+const PASSKEYS_JS: &str = include_str!("static/passkeys.js");
 
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let method = req.method().clone();
@@ -125,6 +133,20 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             twofa::regenerate(app, req, ctx).await
         }
         (Method::GET | Method::HEAD, "/_auth/static/gatehouse.css") => ops::stylesheet(app),
+        (Method::GET | Method::HEAD, "/_auth/static/passkeys.js") => ops::script(PASSKEYS_JS),
+        (Method::GET | Method::HEAD, "/_auth/account/passkeys") => passkeys::show(app, &req).await,
+        (Method::POST, "/_auth/account/passkeys") => passkeys::register(app, req, ctx).await,
+        (Method::POST, "/_auth/account/passkeys/options") => {
+            passkeys::register_options(app, req, ctx).await
+        }
+        (Method::POST, "/_auth/account/passkeys/remove") => passkeys::remove(app, req, ctx).await,
+        (Method::POST, "/_auth/login/passkey/options" | "/_auth/login/2fa/passkey/options") => {
+            passkeys::sign_in_options(app, req).await
+        }
+        (Method::POST, "/_auth/login/passkey") => passkeys::sign_in(app, req, ctx).await,
+        (Method::POST, "/_auth/login/2fa/passkey") => {
+            second_factor::submit_passkey(app, req, ctx).await
+        }
         (Method::GET | Method::HEAD, "/_auth/health") => ops::health(app).await,
         (Method::GET | Method::HEAD, "/_auth/healthz") => ops::healthz(),
         (Method::GET | Method::HEAD, "/_auth/readyz") => ops::readyz(app).await,
@@ -160,7 +182,14 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             | "/_auth/account/2fa/disable"
             | "/_auth/account/2fa/recovery-codes"
             | "/_auth/account/identities/link"
-            | "/_auth/account/identities/unlink",
+            | "/_auth/account/identities/unlink"
+            | "/_auth/account/passkeys"
+            | "/_auth/account/passkeys/options"
+            | "/_auth/account/passkeys/remove"
+            | "/_auth/login/passkey"
+            | "/_auth/login/passkey/options"
+            | "/_auth/login/2fa/passkey"
+            | "/_auth/login/2fa/passkey/options",
         ) => method_not_allowed(),
         _ => not_found(app),
     };

@@ -227,8 +227,13 @@ async fn sign_in(
         );
         return r;
     }
+    let with = if trusted_mfa {
+        super::login::SignedInWith::ProviderWithMfa
+    } else {
+        super::login::SignedInWith::Provider
+    };
     let (mut r, session) =
-        match start_session(app, headers, &user, ctx, false, trusted_mfa, &flow.next).await {
+        match start_session(app, headers, &user, ctx, false, with, &flow.next).await {
             Ok(x) => x,
             Err(r) => return r,
         };

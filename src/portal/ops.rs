@@ -8,6 +8,20 @@ use http::{Response, StatusCode};
 use crate::app::App;
 use crate::web::{Body, RequestCtx, respond};
 
+/// A static script, cached like the stylesheet.
+pub fn script(source: &'static str) -> Response<Body> {
+    let mut r = respond::text(StatusCode::OK, source);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
 pub fn stylesheet(app: &App) -> Response<Body> {
     match app
         .templates

@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::login::{PENDING_COOKIE, start_session};
+use super::login::{PENDING_COOKIE, SignedInWith, start_session};
 use super::page;
 use crate::accounts::{SecondFactor, TwofaError};
 use crate::app::App;
@@ -22,8 +22,22 @@ fn pending_token(app: &App, headers: &http::HeaderMap) -> Option<String> {
     cookies::get(headers, &page::cookie_name(app, PENDING_COOKIE))
 }
 
-fn code_page(app: &App, csrf: &Csrf, error: Option<String>, status: StatusCode) -> Response<Body> {
-    page::render(app, "login_2fa.html", csrf, context! { error }, status)
+async fn code_page(
+    app: &App,
+    csrf: &Csrf,
+    token: &str,
+    user: crate::store::UserId,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response<Body> {
+    let passkey = super::passkeys::offered_at_code_step(app, token, user).await;
+    page::render(
+        app,
+        "login_2fa.html",
+        csrf,
+        context! { error, passkey },
+        status,
+    )
 }
 
 /// The pending sign-in cannot go on: clear its cookie and say why.
@@ -67,18 +81,24 @@ pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let Some(token) = pending_token(app, req.headers()) else {
         return spent(app, PendingError::Unknown);
     };
-    if let Err(e) = app.portal.pending.peek(&token, app.now()).await {
-        if e != PendingError::Unavailable {
-            app.portal.pending.finish(&token).await;
+    let pending = match app.portal.pending.peek(&token, app.now()).await {
+        Ok(p) => p,
+        Err(e) => {
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
+            return spent(app, e);
         }
-        return spent(app, e);
-    }
+    };
     code_page(
         app,
         &page::csrf_for(app, req.headers()),
+        &token,
+        pending.user_id,
         None,
         StatusCode::OK,
     )
+    .await
 }
 
 pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
@@ -134,29 +154,17 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
                 "That code is not right, or it was already used. {left} attempt{} left.",
                 if left == 1 { "" } else { "s" }
             );
-            return code_page(app, &csrf, Some(msg), StatusCode::OK);
+            return code_page(
+                app,
+                &csrf,
+                &token,
+                pending.user_id,
+                Some(msg),
+                StatusCode::OK,
+            )
+            .await;
         }
         Err(e) => return page::unavailable(&e),
-    };
-    let user = match app.accounts.get(pending.user_id).await {
-        Ok(Some(u)) if u.is_active && !u.is_deleted => u,
-        Ok(_) => return spent(app, PendingError::Unknown),
-        Err(e) => return page::unavailable(&e),
-    };
-    app.portal.pending.finish(&token).await;
-    let (mut r, _session) = match start_session(
-        app,
-        &parts.headers,
-        &user,
-        ctx,
-        pending.remember_me,
-        true,
-        &pending.next,
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return r,
     };
     let first = pending
         .provider
@@ -167,6 +175,52 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         SecondFactor::RecoveryCode { remaining } => {
             format!("Signed in with {first} and a recovery code ({remaining} left)")
         }
+    };
+    finish(
+        app,
+        &parts.headers,
+        ctx,
+        &token,
+        &pending,
+        how,
+        if pending.provider.is_some() {
+            SignedInWith::ProviderAndCode
+        } else {
+            SignedInWith::PasswordAndCode
+        },
+    )
+    .await
+}
+
+/// The second factor passed: end the pending state and start a two-factor session.
+async fn finish(
+    app: &App,
+    headers: &http::HeaderMap,
+    ctx: &RequestCtx,
+    token: &str,
+    pending: &crate::session::pending::PendingLogin,
+    how: String,
+    with: SignedInWith,
+) -> Response<Body> {
+    let user = match app.accounts.get(pending.user_id).await {
+        Ok(Some(u)) if u.is_active && !u.is_deleted => u,
+        Ok(_) => return spent(app, PendingError::Unknown),
+        Err(e) => return page::unavailable(&e),
+    };
+    app.portal.pending.finish(token).await;
+    let (mut r, _session) = match start_session(
+        app,
+        headers,
+        &user,
+        ctx,
+        pending.remember_me,
+        with,
+        &pending.next,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let mut event = page::event(app, ActivityKind::Login, Some(user.id), ctx).describe(how);
     if let Some(p) = &pending.provider {
@@ -181,4 +235,100 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         ),
     );
     r
+}
+
+/// POST `/_auth/login/2fa/passkey`: a passkey of the pending user as the second factor
+/// (`credential`). Counts against the pending sign-in's attempts like a wrong code.
+pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let Some(rp) = app.passkeys.as_ref() else {
+        return spent(app, PendingError::Unknown);
+    };
+    let (parts, form, csrf) = match page::checked_form(app, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ip = page::ip_key(ctx);
+    if !app.portal.login_ip.hit(&ip, app.now()).await {
+        return page::too_many(app);
+    }
+    let Some(token) = pending_token(app, &parts.headers) else {
+        return spent(app, PendingError::Unknown);
+    };
+    let pending = match app.portal.pending.attempt(&token, app.now()).await {
+        Ok(p) => p,
+        Err(e) => {
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
+            return spent(app, e);
+        }
+    };
+    // From the attempt just counted (a peek now could see the budget used up by it).
+    if pending.passkey_first || app.passkeys.is_none() {
+        let msg = "A passkey cannot finish this sign-in: enter a code.".to_string();
+        return code_page(
+            app,
+            &csrf,
+            &token,
+            pending.user_id,
+            Some(msg),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let answer = form.get("credential").unwrap_or("");
+    match app
+        .accounts
+        .use_passkey(
+            rp,
+            &app.keys,
+            answer.as_bytes(),
+            Some(pending.user_id),
+            &ctx.client(),
+        )
+        .await
+    {
+        Ok(used) => {
+            app.portal.login_ip.release(&ip).await;
+            let how = format!(
+                "Signed in with password and passkey \"{}\"",
+                used.passkey_name
+            );
+            finish(
+                app,
+                &parts.headers,
+                ctx,
+                &token,
+                &pending,
+                how,
+                SignedInWith::PasswordAndPasskey,
+            )
+            .await
+        }
+        Err(crate::accounts::PasskeyFailure::Store(e)) => page::unavailable(&e),
+        Err(_) => {
+            let left = app
+                .portal
+                .pending
+                .max_attempts()
+                .saturating_sub(pending.attempts());
+            if left == 0 {
+                app.portal.pending.finish(&token).await;
+                return spent(app, PendingError::TooManyAttempts);
+            }
+            let msg = format!(
+                "That passkey was not accepted. {left} attempt{} left.",
+                if left == 1 { "" } else { "s" }
+            );
+            code_page(
+                app,
+                &csrf,
+                &token,
+                pending.user_id,
+                Some(msg),
+                StatusCode::OK,
+            )
+            .await
+        }
+    }
 }

@@ -182,11 +182,20 @@ pub async fn confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
     };
     // A fresh session id, now marked as having passed a second factor.
     let remember = false;
-    let (redirect, new_session) =
-        match start_session(app, &parts.headers, &user, ctx, remember, true, "/").await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (redirect, new_session) = match start_session(
+        app,
+        &parts.headers,
+        &user,
+        ctx,
+        remember,
+        super::login::SignedInWith::PasswordAndCode,
+        "/",
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let mut r = codes_page(app, &new_session, &csrf, &codes, &next);
     for c in redirect.headers().get_all(http::header::SET_COOKIE) {
         r.headers_mut().append(http::header::SET_COOKIE, c.clone());

@@ -49,6 +49,8 @@ pub struct Session {
     /// Absolute end of life.
     pub expires_at: Ts,
     pub twofa_verified: bool,
+    /// How it was signed in: 'pwd', 'pwd+hwk', 'hwk' or 'hwk+user'.
+    pub auth_method: String,
     /// Last request seen (unix microseconds), for the idle timeout.
     last_seen: AtomicI64,
     /// Last `last_activity` written to the store (unix microseconds).
@@ -209,6 +211,18 @@ impl SessionService {
         client: &ClientInfo,
         opts: SessionOptions,
     ) -> Result<(String, Arc<Session>), StoreError> {
+        self.create_with(user, client, opts, "pwd").await
+    }
+
+    /// [`SessionService::create`], naming how the user signed in (`auth_method`: 'pwd',
+    /// 'pwd+hwk', 'hwk', 'hwk+user').
+    pub async fn create_with(
+        &self,
+        user: &UserRow,
+        client: &ClientInfo,
+        opts: SessionOptions,
+        auth_method: &'static str,
+    ) -> Result<(String, Arc<Session>), StoreError> {
         let now = self.now();
         let lifetime = match (opts.remember_me, self.inner.settings.remember_me_timeout) {
             (true, Some(d)) => d,
@@ -230,6 +244,7 @@ impl SessionService {
                     expires_at,
                     twofa_verified: opts.twofa_verified,
                     remember_me: opts.remember_me,
+                    auth_method,
                 },
                 now,
             )
@@ -242,6 +257,7 @@ impl SessionService {
             created_at: row.created_at,
             expires_at: row.expires_at,
             twofa_verified: row.twofa_verified,
+            auth_method: row.auth_method.clone(),
             last_seen: AtomicI64::new(dt_to_micros(now)),
             last_written: AtomicI64::new(dt_to_micros(now)),
             assertion: AssertionSlot::default(),
@@ -326,6 +342,7 @@ impl SessionService {
             created_at: row.created_at,
             expires_at: row.expires_at,
             twofa_verified: row.twofa_verified,
+            auth_method: row.auth_method.clone(),
             last_seen: AtomicI64::new(dt_to_micros(row.last_activity)),
             last_written: AtomicI64::new(dt_to_micros(row.last_activity)),
             assertion: AssertionSlot::default(),

@@ -22,6 +22,8 @@ pub struct PendingLogin {
     attempts: u32,
     /// Set when an external provider, not a password, opened the code step.
     pub provider: Option<ProviderSignIn>,
+    /// The first step was a passkey without user verification: the second cannot be one.
+    pub passkey_first: bool,
 }
 
 /// The provider sign-in that opened a code step, for the activity row that ends it.
@@ -50,6 +52,7 @@ impl From<PendingLoginRow> for PendingLogin {
                 (Some(id), Some(name), Some(subject)) => Some(ProviderSignIn { id, name, subject }),
                 _ => None,
             },
+            passkey_first: r.passkey_first,
         }
     }
 }
@@ -118,6 +121,16 @@ impl PendingLogins {
         self.start_with(user_id, remember_me, next, None, now).await
     }
 
+    /// [`PendingLogins::start`] after a passkey without user verification (one factor).
+    pub async fn start_after_passkey(
+        &self,
+        user_id: UserId,
+        next: String,
+        now: Ts,
+    ) -> Result<String, StoreError> {
+        self.insert(user_id, false, next, None, true, now).await
+    }
+
     /// [`PendingLogins::start`], also after a sign-in with an external provider.
     pub async fn start_with(
         &self,
@@ -125,6 +138,19 @@ impl PendingLogins {
         remember_me: bool,
         next: String,
         provider: Option<ProviderSignIn>,
+        now: Ts,
+    ) -> Result<String, StoreError> {
+        self.insert(user_id, remember_me, next, provider, false, now)
+            .await
+    }
+
+    async fn insert(
+        &self,
+        user_id: UserId,
+        remember_me: bool,
+        next: String,
+        provider: Option<ProviderSignIn>,
+        passkey_first: bool,
         now: Ts,
     ) -> Result<String, StoreError> {
         let token = random_token();
@@ -139,6 +165,7 @@ impl PendingLogins {
                     provider_id: provider.as_ref().map(|p| p.id.as_str()),
                     provider_name: provider.as_ref().map(|p| p.name.as_str()),
                     provider_subject: provider.as_ref().map(|p| p.subject.as_str()),
+                    passkey_first,
                 },
                 now,
                 expires,

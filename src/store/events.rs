@@ -42,10 +42,12 @@ pub enum ChangeKind {
     RoleRevoked,
     /// An API token was revoked; names its hash.
     TokenRevoked,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 16] = [
+    pub const ALL: [ChangeKind; 18] = [
         ChangeKind::SessionEnded,
         ChangeKind::SessionsEnded,
         ChangeKind::UserLocked,
@@ -62,6 +64,8 @@ impl ChangeKind {
         ChangeKind::RoleGranted,
         ChangeKind::RoleRevoked,
         ChangeKind::TokenRevoked,
+        ChangeKind::PasskeyAdded,
+        ChangeKind::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,8 @@ impl ChangeKind {
             ChangeKind::RoleGranted => "role_granted",
             ChangeKind::RoleRevoked => "role_revoked",
             ChangeKind::TokenRevoked => "token_revoked",
+            ChangeKind::PasskeyAdded => "passkey_added",
+            ChangeKind::PasskeyRemoved => "passkey_removed",
         }
     }
 

@@ -19,6 +19,8 @@ pub struct SessionRow {
     pub is_active: bool,
     pub twofa_verified: bool,
     pub remember_me: bool,
+    /// 'pwd', 'pwd+hwk', 'hwk' or 'hwk+user' (see migration 0007).
+    pub auth_method: String,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,7 @@ pub struct NewSession {
     pub expires_at: Ts,
     pub twofa_verified: bool,
     pub remember_me: bool,
+    pub auth_method: &'static str,
 }
 
 /// Inside a transaction (`&mut Transaction`): ends every active session of `$user` except
@@ -48,14 +51,14 @@ macro_rules! end_user_sessions {
 pub(crate) use end_user_sessions;
 
 const COLS: &str = "id, user_id, session_token, ip_address, user_agent, created_at, last_activity, \
-    expires_at, is_active, twofa_verified, remember_me";
+    expires_at, is_active, twofa_verified, remember_me, auth_method";
 
 impl Store {
     pub async fn insert_session(&self, s: &NewSession, now: Ts) -> Result<SessionRow, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO user_sessions (user_id, session_token, ip_address, user_agent, created_at, \
-             last_activity, expires_at, is_active, twofa_verified, remember_me) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, TRUE, $7, $8) RETURNING {COLS}"
+             last_activity, expires_at, is_active, twofa_verified, remember_me, auth_method) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, TRUE, $7, $8, $9) RETURNING {COLS}"
         ));
         let row = on_pool!(self, |p| sqlx::query_as::<_, SessionRow>(sql)
             .bind(s.user_id)
@@ -66,6 +69,7 @@ impl Store {
             .bind(s.expires_at)
             .bind(s.twofa_verified)
             .bind(s.remember_me)
+            .bind(s.auth_method)
             .fetch_one(p)
             .await)?;
         Ok(row)

@@ -16,6 +16,8 @@ pub struct PendingLoginRow {
     pub provider_id: Option<String>,
     pub provider_name: Option<String>,
     pub provider_subject: Option<String>,
+    /// The first step was a passkey without user verification.
+    pub passkey_first: bool,
 }
 
 /// A pending two-factor sign-in to store.
@@ -27,10 +29,11 @@ pub struct NewPendingLogin<'a> {
     pub provider_id: Option<&'a str>,
     pub provider_name: Option<&'a str>,
     pub provider_subject: Option<&'a str>,
+    pub passkey_first: bool,
 }
 
 const PENDING_COLS: &str = "user_id, remember_me, next_path, expires_at, attempts, \
-                            provider_id, provider_name, provider_subject";
+                            provider_id, provider_name, provider_subject, passkey_first";
 
 impl Store {
     /// Counts one hit for `(scope, subject)` at `now` and returns the count in the current
@@ -116,8 +119,8 @@ impl Store {
             self,
             "INSERT INTO pending_logins \
              (token_hash, user_id, remember_me, next_path, created_at, expires_at, attempts, \
-              provider_id, provider_name, provider_subject) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
+              provider_id, provider_name, provider_subject, passkey_first) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10)",
             token_hash,
             p.user_id,
             p.remember_me,
@@ -126,7 +129,8 @@ impl Store {
             expires_at,
             p.provider_id,
             p.provider_name,
-            p.provider_subject
+            p.provider_subject,
+            p.passkey_first
         )?;
         Ok(())
     }

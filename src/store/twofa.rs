@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// Turns two-factor sign-in off (an admin's reset): clears the flag, the secret, the
-    /// recovery codes and the last used step, and ends the user's sessions, in one transaction
+    /// recovery codes, the last used step and the passkeys, and ends the user's sessions, in one transaction
     /// with its change-feed event. Returns whether the user exists.
     pub async fn reset_twofa(&self, id: UserId, now: Ts) -> Result<bool, StoreError> {
         self.clear_twofa(id, now, ChangeKind::TwofaReset, true)
@@ -89,6 +89,11 @@ impl Store {
             .rows_affected();
             if n > 0 {
                 if end_sessions {
+                    // An admin's reset takes every second factor away, passkeys included.
+                    sqlx::query("DELETE FROM user_passkeys WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
                     end_user_sessions!(tx, id, None::<SessionId>).await?;
                 }
                 append_change!(tx, &change).await?;

@@ -334,3 +334,140 @@ async fn sign_in_enrol_reset_in_chromium() {
     assert!(wd.source().await.contains("<strong>rita</strong>"));
     wd.quit().await;
 }
+
+/// Issue 14: a passkey in Chromium's virtual authenticator (CTAP2, internal transport,
+/// resident keys and user verification): register it from the account page, sign out, sign
+/// in with `#passkey-signin` alone and reach a `require_2fa` route; remove it and see the
+/// passwordless sign-in refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_register_sign_in_remove_in_chromium() {
+    let Some(wd) = WebDriver::start().await else {
+        return;
+    };
+    let routes = "[[routes]]\npath = \"/secure/**\"\nrequire_2fa = true\n";
+    let s = TestServer::start_on_localhost(Backend::Sqlite, routes)
+        .await
+        .unwrap();
+    s.plain_user("pia").await;
+    // The origin must be the public URL's: localhost, not 127.0.0.1 (an IP is no RP id).
+    let base = s.localhost_base();
+    let auth_id = add_authenticator(&wd).await;
+
+    // Register from the account page (signed in just now: no password asked again).
+    sign_in(&wd, &base, "pia", PASSWORD, "/_auth/account").await;
+    wd.wait_path("/_auth/account").await;
+    wd.click("#passkeys-link").await;
+    wd.wait_path("/_auth/account/passkeys").await;
+    wd.type_into("#passkey-name", "Virtual key").await;
+    wd.click("#add-passkey").await;
+    wd.find("#passkey-list").await;
+    assert!(wd.source().await.contains("Virtual key"));
+    let creds = wd
+        .cmd(
+            Method::GET,
+            &wd.s(&format!("/webauthn/authenticator/{auth_id}/credentials")),
+            None,
+        )
+        .await;
+    assert_eq!(creds.as_array().map_or(0, Vec::len), 1, "{creds}");
+
+    // Sign out; the login page offers conditional mediation on the username field.
+    wd.goto(&format!("{base}/_auth/logout")).await;
+    wd.click("form[action='/_auth/logout'] button[type=submit]")
+        .await;
+    wd.find("a[href='/_auth/login']").await;
+    // The login page starts a conditional request at once, which a virtual authenticator would
+    // answer by itself; so the authenticator (with its key) is plugged in only after the page
+    // is open, and the sign-in is the button's.
+    let saved = unplug(&wd, &auth_id).await;
+    wd.goto(&format!("{base}/_auth/login?next=/secure/page"))
+        .await;
+    let auth_id = plug(&wd, &saved).await;
+    let field = wd.find("#username").await;
+    let ac = wd
+        .cmd(
+            Method::GET,
+            &wd.s(&format!("/element/{field}/attribute/autocomplete")),
+            None,
+        )
+        .await;
+    assert_eq!(ac, json!("username webauthn"));
+
+    // The passkey alone (user verified) is both factors: the require_2fa route opens.
+    wd.click("#passkey-signin").await;
+    wd.wait_path("/secure/page").await;
+    assert!(wd.source().await.contains("<strong>pia</strong>"));
+
+    // Remove it (a recent sign-in), sign out, and the same passkey no longer signs in.
+    wd.goto(&format!("{base}/_auth/account/passkeys")).await;
+    wd.click(".remove-passkey").await;
+    wd.find("#no-passkeys").await;
+    wd.goto(&format!("{base}/_auth/logout")).await;
+    wd.click("form[action='/_auth/logout'] button[type=submit]")
+        .await;
+    wd.find("a[href='/_auth/login']").await;
+    let saved = unplug(&wd, &auth_id).await;
+    wd.goto(&format!("{base}/_auth/login?next=/secure/page"))
+        .await;
+    plug(&wd, &saved).await;
+    wd.click("#passkey-signin").await;
+    wd.wait_path("/_auth/login/passkey").await;
+    assert!(
+        wd.source().await.contains("not registered here"),
+        "{}",
+        wd.source().await
+    );
+    wd.goto(&format!("{base}/secure/page")).await;
+    wd.wait_path("/_auth/login").await;
+    wd.quit().await;
+}
+
+async fn add_authenticator(wd: &WebDriver) -> String {
+    let auth = wd
+        .cmd(
+            Method::POST,
+            &wd.s("/webauthn/authenticator"),
+            Some(json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserConsenting": true,
+                "isUserVerified": true,
+            })),
+        )
+        .await;
+    auth.as_str().expect("an authenticator id").to_string()
+}
+
+/// Removes the virtual authenticator, returning its credentials (with their private keys).
+async fn unplug(wd: &WebDriver, id: &str) -> Value {
+    let creds = wd
+        .cmd(
+            Method::GET,
+            &wd.s(&format!("/webauthn/authenticator/{id}/credentials")),
+            None,
+        )
+        .await;
+    wd.cmd(
+        Method::DELETE,
+        &wd.s(&format!("/webauthn/authenticator/{id}")),
+        None,
+    )
+    .await;
+    creds
+}
+
+/// A new virtual authenticator holding `creds`; returns its id.
+async fn plug(wd: &WebDriver, creds: &Value) -> String {
+    let id = add_authenticator(wd).await;
+    for c in creds.as_array().into_iter().flatten() {
+        wd.cmd(
+            Method::POST,
+            &wd.s(&format!("/webauthn/authenticator/{id}/credential")),
+            Some(c.clone()),
+        )
+        .await;
+    }
+    id
+}

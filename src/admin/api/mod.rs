@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod input;
+pub mod passkeys;
 pub mod users;
 
 use http::{Method, Request, Response, StatusCode};
@@ -52,6 +53,8 @@ enum Endpoint {
     Credits(UserId),
     UserActivity(UserId),
     Activity,
+    ListPasskeys(UserId),
+    RemovePasskey(UserId, i64),
 }
 
 fn id(seg: &str) -> Result<i64, ApiError> {
@@ -97,6 +100,11 @@ impl Endpoint {
                     _ => E::Credits(u),
                 };
                 m(*method == Method::POST, e)
+            }
+            ["users", u, "passkeys"] => m(get, E::ListPasskeys(UserId(id(u)?))),
+            ["users", u, "passkeys", pk] => {
+                let u = UserId(id(u)?);
+                m(*method == Method::DELETE, E::RemovePasskey(u, id(pk)?))
             }
             ["users", u, "roles"] => {
                 let u = UserId(id(u)?);
@@ -172,6 +180,8 @@ async fn route(
         E::Credits(u) => access::adjust_credits(app, &p, u, headers, body).await,
         E::UserActivity(u) => access::user_activity(app, &p, u, uri).await,
         E::Activity => access::activity(app, &p, uri).await,
+        E::ListPasskeys(u) => passkeys::list_passkeys(app, &p, u).await,
+        E::RemovePasskey(u, pk) => passkeys::remove_passkey(app, &p, u, pk).await,
     }
 }
 

@@ -112,6 +112,21 @@ async fn act(
             ops::end_session(app, who, app.settings.security.require_2fa_for_admins, sid).await?;
             Ok("session_ended")
         }
+        ["passkeys", pk, "remove"] => {
+            let pk = pk
+                .parse::<i64>()
+                .map_err(|_| ApiError::NotFound("no such passkey".into()))?;
+            let client = crate::accounts::ClientInfo::default();
+            if !app
+                .accounts
+                .remove_passkey(id, pk, Some(admin.user_id()), &client)
+                .await?
+            {
+                return Err(ApiError::NotFound("no such passkey of this user".into()));
+            }
+            app.sessions.evict_user(id);
+            Ok("passkey_removed")
+        }
         ["unlock"] => ops::unlock(app, admin, id).await.map(|()| "unlocked"),
         ["delete"] => ops::soft_delete(app, admin, id).await.map(|_| "deleted"),
         ["restore"] => ops::restore(app, admin, id).await.map(|()| "restored"),

@@ -33,6 +33,7 @@ fn done_message(code: &str) -> Option<&'static str> {
         "deleted" => "Account deleted. It can be restored.",
         "restored" => "Account restored.",
         "twofa_reset" => "Two-factor sign-in turned off.",
+        "passkey_removed" => "Passkey removed.",
         _ => return None,
     })
 }
@@ -129,6 +130,20 @@ async fn user_context(app: &App, who: &Principal, id: UserId) -> Result<Value, A
         .iter()
         .map(|s| SessionView::new(s, who.session_id()))
         .collect();
+    let passkeys: Vec<Value> = app
+        .accounts
+        .passkeys(id)
+        .await?
+        .iter()
+        .map(|p| {
+            context! {
+                id => p.id,
+                name => p.name.clone(),
+                created_at => p.created_at.0.to_rfc3339(),
+                last_used_at => p.last_used_at.map(|t| t.0.to_rfc3339()),
+            }
+        })
+        .collect();
     let activity = activity_page(
         app,
         &ActivityFilter {
@@ -144,6 +159,7 @@ async fn user_context(app: &App, who: &Principal, id: UserId) -> Result<Value, A
         roles => Value::from_serialize(&roles),
         effective,
         sessions => Value::from_serialize(&sessions),
+        passkeys,
         activity,
         tiers => TIERS.to_vec(),
         is_self => id == who.user_id(),

@@ -162,6 +162,16 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::start`], with `server.public_url` set to `http://localhost:{port}`
+    /// of the port the server listens on (the browser's origin must be the public URL's, as
+    /// for passkeys). Open pages at [`TestServer::localhost_base`].
+    pub async fn start_on_localhost(backend: Backend, extra: &str) -> Option<TestServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let keys = format!("public_url = \"http://localhost:{port}\"");
+        TestServer::start_on(backend, listener, &keys, extra).await
+    }
+
     /// Like [`TestServer::start`] (with [`ROUTES`] and `extra`), on a listener the test bound
     /// first because it needed the address earlier (e.g. for a callback URL registered at an
     /// identity provider); `server_keys` go into `[server]`.
@@ -198,6 +208,11 @@ impl TestServer {
         })
     }
 
+    /// `http://localhost:{port}`: the public URL of [`TestServer::start_on_localhost`].
+    pub fn localhost_base(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
     /// A second instance on this server's database (and data folder, so the same keys), in
     /// front of the same upstream, with [`ROUTES`] and `extra` — as for [`TestServer::start`].
     /// It has its own caches and clock, as another process would; the first server must
@@ -217,6 +232,14 @@ impl TestServer {
     pub async fn second_with_server_keys(&self, server_keys: &str, extra: &str) -> TestServer {
         let keys = format!("[server]\n{server_keys}\n");
         self.second_edited("", extra, move |t| t.replacen("[server]\n", &keys, 1))
+            .await
+    }
+
+    /// A second instance of a [`TestServer::start_on_localhost`] server, with the same
+    /// `server.public_url` (as behind one load balancer).
+    pub async fn second_on_same_localhost(&self, extra: &str) -> TestServer {
+        let line = format!("[server]\npublic_url = \"{}\"\n", self.localhost_base());
+        self.second_edited("", extra, move |t| t.replacen("[server]\n", &line, 1))
             .await
     }
 
