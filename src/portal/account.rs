@@ -79,6 +79,11 @@ async fn account_page(
         Ok(v) => v,
         Err(e) => return page::unavailable(&e),
     };
+    // A passkey is a second factor too: with one, a password sign-in asks for a second step.
+    let passkeys = match app.store.passkey_count(id).await {
+        Ok(n) => n,
+        Err(e) => return page::unavailable(&e),
+    };
     let sessions: Vec<Value> = sessions
         .iter()
         .map(|r| {
@@ -118,6 +123,7 @@ async fn account_page(
             admin_required => s.identity.admin_suspended,
             min_length => app.settings.security.min_password_length,
             providers,
+            passkeys,
         },
         status,
     )

@@ -324,6 +324,9 @@ async fn register_then_sign_in_with_passkey_alone(b: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(pw.page("/secure/page").await.status, StatusCode::OK);
     assert_eq!(amr(&mut pw).await, json!(["pwd", "hwk"]));
+    // The account page counts the passkey as the second factor it is.
+    let account = pw.page("/_auth/account").await.text();
+    assert!(account.contains("On: 1 passkey."), "{account}");
 
     // An admin's 2FA reset removes the passkey: it no longer signs in.
     let user = s
@@ -338,6 +341,10 @@ async fn register_then_sign_in_with_passkey_alone(b: Backend) {
     let (_, status) = sign_in(&s, |o| key.assert(o, &origin, rp_id, &handle, true)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     refusal_logged(&s, "not registered").await;
+    let mut after = s.browser();
+    after.login("pat", PASSWORD).await;
+    let account = after.page("/_auth/account").await.text();
+    assert!(account.contains("id=\"twofa-status\">Off."), "{account}");
 }
 
 async fn refusals_are_answered_and_logged(b: Backend) {
