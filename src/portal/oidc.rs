@@ -79,14 +79,26 @@ async fn begin(
         }
         Err(e) => {
             tracing::error!(provider = %p.id, error = %e, "cannot start a provider sign-in");
+            // Our own database failing is not the provider's fault: say which it is.
+            let (title, text) = if matches!(e, crate::oidc::OidcError::Store(_)) {
+                (
+                    "Temporarily unavailable",
+                    "Sign-in is temporarily unavailable. Try again shortly.".to_string(),
+                )
+            } else {
+                (
+                    "Provider unavailable",
+                    format!(
+                        "{} cannot be reached right now. Try again shortly, or sign in another way.",
+                        p.name
+                    ),
+                )
+            };
             page::message(
                 app,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Provider unavailable",
-                &format!(
-                    "{} cannot be reached right now. Try again shortly, or sign in another way.",
-                    p.name
-                ),
+                title,
+                &text,
                 Some(("/_auth/login", "Sign in")),
             )
         }
