@@ -29,8 +29,8 @@ pub use passkeys::{MAX_PASSKEY_NAME, PasskeyFailure, PasskeyUse, passkey_name};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};
 pub use validate::{
-    DEFAULT_USERNAME_PATTERN, UsernameRules, is_timezone_name, normalize_role, username_skeleton,
-    validate_email, validate_username,
+    DEFAULT_USERNAME_PATTERN, UsernameRules, is_timezone_name, normalize_role, role_name_is_valid,
+    username_skeleton, validate_email, validate_username,
 };
 pub use view::{UserView, effective_roles};
 

@@ -111,6 +111,11 @@ pub fn normalize_role(r: &str) -> String {
     r.trim().to_lowercase()
 }
 
+/// [`role_name`] for callers outside accounts (the config check of mapped roles).
+pub fn role_name_is_valid(r: &str) -> Result<String, AccountError> {
+    role_name(r)
+}
+
 pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
     let r = normalize_role(r);
     let r = r.as_str();

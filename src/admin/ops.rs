@@ -63,6 +63,29 @@ fn guard_target(admin: &AdminPrincipal, target: &UserRow) -> Result<(), ApiError
     Ok(())
 }
 
+/// Removes one passkey of a user (a superuser's only by a superuser) and ends the user's
+/// sessions: one signed in with a lost key must not outlive its removal.
+pub async fn remove_passkey(
+    app: &App,
+    admin: &AdminPrincipal,
+    id: UserId,
+    passkey: i64,
+) -> Result<(), ApiError> {
+    let target = load_user(app, id).await?;
+    guard_target(admin, &target)?;
+    let client = crate::accounts::ClientInfo::default();
+    if !app
+        .accounts
+        .remove_passkey(id, passkey, Some(admin.user_id()), &client)
+        .await?
+    {
+        return Err(ApiError::NotFound("no such passkey of this user".into()));
+    }
+    app.sessions.end_all_for_user(id, None).await?;
+    app.sessions.evict_user(id);
+    Ok(())
+}
+
 pub async fn view(app: &App, user: &UserRow) -> Result<UserView, ApiError> {
     Ok(app.accounts.view(user).await?)
 }

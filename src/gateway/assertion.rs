@@ -182,6 +182,8 @@ impl Assertions {
             // is: the provider reported several factors and the provider is trusted for it).
             "ext+mfa" => vec!["ext", "mfa"],
             "ext+otp" => vec!["ext", "otp"],
+            "ext+hwk" => vec!["ext", "hwk"],
+            "hwk+otp" => vec!["hwk", "otp"],
             "ext" => vec!["ext"],
             _ if session.twofa_verified => vec!["pwd", "otp"],
             _ => vec!["pwd"],

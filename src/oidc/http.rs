@@ -23,6 +23,26 @@ pub enum ProviderHttpError {
     Timeout(Duration),
     #[error("the provider's answer is unreadable or over {MAX_ANSWER} bytes")]
     Body,
+    #[error(
+        "{0} is plain http and not on this machine: the client secret and the keys go over https only"
+    )]
+    Insecure(String),
+}
+
+/// Plain http only to this machine (a provider run beside Gatehouse, as in tests): the
+/// issuer is checked when the config loads, but the token and keys endpoints come from the
+/// provider's discovery document and are checked here, on every request.
+fn allowed(uri: &http::Uri) -> bool {
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => uri.host().is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +85,9 @@ impl ProviderHttp {
         &self,
         req: openidconnect::HttpRequest,
     ) -> Result<openidconnect::HttpResponse, ProviderHttpError> {
+        if !allowed(req.uri()) {
+            return Err(ProviderHttpError::Insecure(req.uri().to_string()));
+        }
         let (parts, body) = req.into_parts();
         let req = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         let exchange = async {
@@ -107,5 +130,22 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for ProviderHttp {
 impl Default for ProviderHttp {
     fn default() -> Self {
         ProviderHttp::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        let ok = |u: &str| allowed(&u.parse().unwrap());
+        assert!(ok("https://idp.example/token"));
+        assert!(ok("http://127.0.0.1:8080/token"));
+        assert!(ok("http://[::1]:8080/jwks"));
+        assert!(ok("http://localhost/jwks"));
+        assert!(!ok("http://idp.example/token"));
+        assert!(!ok("http://10.0.0.1/token"));
+        assert!(!ok("ftp://idp.example/x"));
     }
 }

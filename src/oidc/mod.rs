@@ -422,13 +422,28 @@ fn payload(token: &CoreIdToken) -> serde_json::Map<String, serde_json::Value> {
         .unwrap_or_default()
 }
 
-/// Whether an `amr` claim (RFC 8176) shows more than one factor: `mfa` itself, or two
-/// different methods (e.g. `pwd` and `otp`).
+/// Whether an `amr` claim (RFC 8176) shows more than one factor: `mfa` itself, or methods
+/// from two different factor classes (something known, held, or inherent). Methods that are
+/// not factors of their own (`kba` aside, `rba`, `geo`, `user`, `wia`...) never count, so
+/// `["pwd", "rba"]` is one factor.
 fn shows_mfa(amr: &[String]) -> bool {
-    let mut distinct: Vec<&str> = amr.iter().map(String::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    distinct.contains(&"mfa") || distinct.len() >= 2
+    #[derive(PartialEq)]
+    enum Class {
+        Know,
+        Have,
+        Are,
+    }
+    let class = |m: &str| match m {
+        "pwd" | "pin" | "kba" => Some(Class::Know),
+        "otp" | "sms" | "tel" | "hwk" | "swk" | "sc" | "pop" => Some(Class::Have),
+        "fpt" | "face" | "iris" | "retina" | "vbm" => Some(Class::Are),
+        _ => None,
+    };
+    if amr.iter().any(|m| m == "mfa") {
+        return true;
+    }
+    let classes: Vec<Class> = amr.iter().filter_map(|m| class(m)).collect();
+    classes.iter().any(|a| classes.iter().any(|b| a != b))
 }
 
 /// A claim that is a string or a list of strings.
@@ -466,6 +481,12 @@ mod tests {
         assert!(!shows_mfa(&v(&["pwd"])));
         assert!(!shows_mfa(&v(&["pwd", "pwd"])));
         assert!(!shows_mfa(&[]));
+        // Not factors of their own, or two of one class: one factor.
+        assert!(!shows_mfa(&v(&["pwd", "rba"])));
+        assert!(!shows_mfa(&v(&["pwd", "kba"])));
+        assert!(!shows_mfa(&v(&["pwd", "user", "geo"])));
+        assert!(!shows_mfa(&v(&["otp", "hwk"])));
+        assert!(shows_mfa(&v(&["hwk", "fpt"])));
     }
 
     #[test]

@@ -219,6 +219,10 @@ pub(super) enum SignedInWith {
     Provider,
     /// An external identity provider, then Gatehouse's code step.
     ProviderAndCode,
+    /// An external identity provider, then a passkey as the second step.
+    ProviderAndPasskey,
+    /// A passkey without user verification, then the code step.
+    PasskeyAndCode,
     /// An external identity provider whose multi-factor sign-in is trusted
     /// (`trust_provider_mfa`): both factors.
     ProviderWithMfa,
@@ -240,6 +244,8 @@ impl SignedInWith {
             SignedInWith::VerifiedPasskey => "hwk+user",
             SignedInWith::Provider => "ext",
             SignedInWith::ProviderAndCode => "ext+otp",
+            SignedInWith::ProviderAndPasskey => "ext+hwk",
+            SignedInWith::PasskeyAndCode => "hwk+otp",
             SignedInWith::ProviderWithMfa => "ext+mfa",
         }
     }

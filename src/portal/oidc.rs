@@ -205,7 +205,12 @@ async fn sign_in(
         Err(e) => return refused(app, p, &e),
     };
     let trusted_mfa = p.trust_provider_mfa && id.mfa;
-    if user.twofa_enabled && !trusted_mfa {
+    // Any second factor counts (an authenticator app or a passkey), as after a password.
+    let second_factor = match app.accounts.has_second_factor(&user).await {
+        Ok(b) => b,
+        Err(e) => return page::unavailable(&e),
+    };
+    if second_factor && !trusted_mfa {
         // The provider only opens Gatehouse's own code step, as a password would.
         let token = match app
             .portal

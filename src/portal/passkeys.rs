@@ -257,7 +257,8 @@ pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
             respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=added"))
         }
         Ok(false) => {
-            let msg = "That passkey is already registered.";
+            // The same words whoever holds it: a credential id is not to be probed here.
+            let msg = "That passkey cannot be added. Try another one.";
             list_page(app, &s, &csrf, Some(msg), None, StatusCode::CONFLICT).await
         }
         Err(e) => page::unavailable(&e),
@@ -291,6 +292,10 @@ pub async fn remove(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         .await
     {
         Ok(true) => {
+            // A session signed in elsewhere with this key (a lost one) ends with it.
+            if let Err(e) = app.sessions.end_all_for_user(id, Some(s.id)).await {
+                return page::unavailable(&e);
+            }
             app.sessions.evict_user(id);
             respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=removed"))
         }
@@ -313,9 +318,6 @@ pub async fn sign_in_options(app: &App, req: Request<Incoming>) -> Response<Body
 
 fn refused_message(e: &PasskeyFailure) -> &'static str {
     match e {
-        PasskeyFailure::Refused(PasskeyError::UnknownCredential) => {
-            "That passkey is not registered here (it may have been removed)."
-        }
         PasskeyFailure::Refused(PasskeyError::UnknownChallenge) => {
             "The passkey sign-in expired or was already used. Try again."
         }
@@ -363,7 +365,31 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
         }
     };
     let user = used.user;
-    if !used.asserted.user_verified && user.twofa_enabled {
+    if !used.asserted.user_verified && !user.twofa_enabled {
+        // A passkey that did not verify the person is something held, one factor; and the
+        // user's passkeys are their second factor, so it cannot stand alone. With no code
+        // to follow it, the password comes first.
+        app.accounts
+            .record(
+                page::event(app, ActivityKind::LoginFailed, Some(user.id), ctx)
+                    .describe("Passkey refused: no user verification, and no code step to follow")
+                    .meta(serde_json::json!({ "method": "passkey", "user_verified": false })),
+            )
+            .await;
+        let back = format!(
+            "/_auth/login?next={}",
+            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
+        );
+        return page::message(
+            app,
+            StatusCode::UNAUTHORIZED,
+            "Passkey not accepted",
+            "This passkey did not check that it is you (no PIN, fingerprint or face). Sign in \
+             with your password, then use the passkey as the second step.",
+            Some((back.as_str(), "Back to sign-in")),
+        );
+    }
+    if !used.asserted.user_verified {
         // One factor: the code step still stands, and the same passkey cannot be the second.
         let token = match app
             .portal

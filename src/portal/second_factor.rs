@@ -185,6 +185,8 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         how,
         if pending.provider.is_some() {
             SignedInWith::ProviderAndCode
+        } else if pending.passkey_first {
+            SignedInWith::PasskeyAndCode
         } else {
             SignedInWith::PasswordAndCode
         },
@@ -301,7 +303,11 @@ pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
                 &token,
                 &pending,
                 how,
-                SignedInWith::PasswordAndPasskey,
+                if pending.provider.is_some() {
+                    SignedInWith::ProviderAndPasskey
+                } else {
+                    SignedInWith::PasswordAndPasskey
+                },
             )
             .await
         }

@@ -567,6 +567,35 @@ async fn twofa_lockout_and_deactivation(b: Backend) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(!gh.cookies.contains_key("gatehouse_session"));
 
+    // A passkey is a second factor too: a user whose only one is a passkey gets the code
+    // step (where the passkey is offered) after the provider, as after a password.
+    let pia = s.user("pia", |a| a.is_verified = true).await;
+    let stored = app
+        .store
+        .insert_passkey(&gatehouse::store::NewPasskey {
+            user_id: pia.id,
+            credential_id: "cGlhLWtleQ".into(),
+            public_key: vec![1, 2, 3],
+            counter: 0,
+            dynamic_state: vec![],
+            transports: 0,
+            name: "Pia's key".into(),
+            created_at: gatehouse::store::Ts(s.clock.now()),
+        })
+        .await
+        .unwrap();
+    assert!(stored);
+    let mut gh = s.browser();
+    let r = sign_in(
+        &mut gh,
+        "corp",
+        "/app/",
+        &[("login", "p-1"), ("email", "pia@example.com")],
+    )
+    .await;
+    assert_eq!(location(&r), "/_auth/login/2fa", "{}", r.text());
+    assert!(!gh.cookies.contains_key("gatehouse_session"));
+
     let rows = activity(&mut s).await;
     assert!(described(
         &rows,

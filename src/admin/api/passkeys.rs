@@ -82,15 +82,6 @@ pub async fn remove_passkey(
     passkey: i64,
 ) -> Result<Response<Body>, ApiError> {
     let admin = p.admin(require_2fa(app))?;
-    ops::load_user(app, id).await?;
-    let client = crate::accounts::ClientInfo::default();
-    if !app
-        .accounts
-        .remove_passkey(id, passkey, Some(admin.user_id()), &client)
-        .await?
-    {
-        return Err(ApiError::NotFound("no such passkey of this user".into()));
-    }
-    app.sessions.evict_user(id);
+    ops::remove_passkey(app, &admin, id, passkey).await?;
     json(StatusCode::OK, &Success { success: true })
 }

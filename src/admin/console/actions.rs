@@ -116,15 +116,7 @@ async fn act(
             let pk = pk
                 .parse::<i64>()
                 .map_err(|_| ApiError::NotFound("no such passkey".into()))?;
-            let client = crate::accounts::ClientInfo::default();
-            if !app
-                .accounts
-                .remove_passkey(id, pk, Some(admin.user_id()), &client)
-                .await?
-            {
-                return Err(ApiError::NotFound("no such passkey of this user".into()));
-            }
-            app.sessions.evict_user(id);
+            ops::remove_passkey(app, admin, id, pk).await?;
             Ok("passkey_removed")
         }
         ["unlock"] => ops::unlock(app, admin, id).await.map(|()| "unlocked"),

@@ -166,11 +166,17 @@ fn provider(c: &mut Ctx<'_>, i: usize, line: usize, p: &RawIdentityProvider) -> 
                 .iter()
                 .map(|r| crate::accounts::normalize_role(r))
                 .collect();
-            if roles.iter().any(String::is_empty) {
+            // The same rule as a grant at sign-in, so a bad name fails here, not per sign-in.
+            if let Some(bad) = roles
+                .iter()
+                .find(|r| crate::accounts::role_name_is_valid(r).is_err())
+            {
                 c.problem(
                     &key("role_map"),
                     Some(l),
-                    format!("the roles for {from:?} must not be empty names"),
+                    format!(
+                        "the role {bad:?} for {from:?} is not a role name (1-64 of a-z, 0-9, _ - . :)"
+                    ),
                 );
             }
             role_map.push((from.clone(), roles));
