@@ -143,9 +143,18 @@ impl RelyingParty {
     /// The relying party of `public_url`: its host is the RP id, its origin the only origin
     /// accepted.
     pub fn new(public_url: &url::Url) -> Result<RelyingParty, PasskeyError> {
-        let host = public_url
-            .host_str()
-            .ok_or_else(|| PasskeyError::Config(public_url.to_string()))?;
+        let host = match public_url.host() {
+            Some(url::Host::Domain(d)) => d,
+            // Browsers refuse an address as a relying-party id: passkeys would be offered on
+            // the pages and fail in every ceremony.
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {
+                return Err(PasskeyError::Config(format!(
+                    "{public_url}: an IP address cannot be a relying-party id (use a host name, \
+                     e.g. localhost)"
+                )));
+            }
+            None => return Err(PasskeyError::Config(public_url.to_string())),
+        };
         let domain = AsciiDomain::try_from(host.to_ascii_lowercase())
             .map_err(|e| PasskeyError::Config(format!("{host}: {e}")))?;
         let origin = public_url.origin().ascii_serialization();
@@ -372,4 +381,21 @@ impl RelyingParty {
 pub fn describe_state(bytes: &[u8]) -> Option<DynamicState> {
     let arr: [u8; 7] = bytes.try_into().ok()?;
     DynamicState::decode(arr).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RelyingParty;
+
+    #[test]
+    fn an_address_is_no_relying_party_id() {
+        let rp = |u: &str| RelyingParty::new(&url::Url::parse(u).unwrap());
+        assert!(rp("http://127.0.0.1:8080/").is_err());
+        assert!(rp("http://[::1]:8080/").is_err());
+        assert_eq!(rp("http://localhost:8080/").unwrap().rp_id(), "localhost");
+        assert_eq!(
+            rp("https://Auth.Example.com/").unwrap().rp_id(),
+            "auth.example.com"
+        );
+    }
 }
