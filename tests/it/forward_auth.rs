@@ -340,7 +340,8 @@ async fn start_nginx(port: u16, gatehouse: SocketAddr, app: SocketAddr) -> Front
             .arg(&path)
             .arg("-g")
             .arg(format!(
-                "daemon off; pid {tmp}/nginx.pid; error_log stderr;"
+                // One process: killing it on drop leaves no orphaned workers behind.
+                "daemon off; master_process off; pid {tmp}/nginx.pid; error_log stderr;"
             )),
     );
     FrontProxy {
