@@ -96,6 +96,23 @@ pub fn forbidden_csrf() -> Response<Body> {
 /// Name of the cookie that holds a pending two-factor sign-in.
 pub const PENDING_COOKIE: &str = "gatehouse_2fa";
 
+/// The first step passed and a second is due: to the code step, carrying the pending
+/// sign-in's cookie (`token`) for as long as the step may take.
+pub(super) fn to_code_step(app: &App, token: &str) -> Response<Body> {
+    let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
+    let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
+    page::set_cookie(
+        &mut r,
+        cookies::set(
+            &page::cookie_name(app, PENDING_COOKIE),
+            token,
+            app.secure_cookies(),
+            Some(Seconds(ttl)),
+        ),
+    );
+    r
+}
+
 pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let (parts, form, csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,
@@ -161,18 +178,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
             Ok(t) => t,
             Err(e) => return page::unavailable(&e),
         };
-        let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
-        let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
-        page::set_cookie(
-            &mut r,
-            cookies::set(
-                &page::cookie_name(app, PENDING_COOKIE),
-                &token,
-                app.secure_cookies(),
-                Some(Seconds(ttl)),
-            ),
-        );
-        return r;
+        return to_code_step(app, &token);
     }
     let (mut r, session) = match start_session(
         app,

@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::forms::{self, safe_next};
-use super::login::{PENDING_COOKIE, start_session};
+use super::login::{start_session, to_code_step};
 use super::page;
 use crate::accounts::{ExternalMatch, ExternalRefusal};
 use crate::app::App;
@@ -231,18 +231,7 @@ async fn sign_in(
             Ok(t) => t,
             Err(e) => return page::unavailable(&e),
         };
-        let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
-        let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
-        page::set_cookie(
-            &mut r,
-            cookies::set(
-                &page::cookie_name(app, PENDING_COOKIE),
-                &token,
-                app.secure_cookies(),
-                Some(Seconds(ttl)),
-            ),
-        );
-        return r;
+        return to_code_step(app, &token);
     }
     let with = if trusted_mfa {
         super::login::SignedInWith::ProviderWithMfa

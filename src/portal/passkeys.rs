@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
-use super::login::{PENDING_COOKIE, SignedInWith, start_session};
+use super::login::{SignedInWith, start_session, to_code_step};
 use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
 use crate::app::App;
@@ -23,7 +23,6 @@ use crate::audit::ActivityKind;
 use crate::auth::passkey::{Ceremony, PasskeyError, RelyingParty};
 use crate::config::Secret;
 use crate::session::Session;
-use crate::web::cookies::{self, time_like::Seconds};
 use crate::web::csrf::Csrf;
 use crate::web::{Body, RequestCtx, respond};
 
@@ -400,18 +399,7 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
             Ok(t) => t,
             Err(e) => return page::unavailable(&e),
         };
-        let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/login/2fa");
-        let ttl = app.settings.security.twofa_pending_ttl.as_secs() as i64;
-        page::set_cookie(
-            &mut r,
-            cookies::set(
-                &page::cookie_name(app, PENDING_COOKIE),
-                &token,
-                app.secure_cookies(),
-                Some(Seconds(ttl)),
-            ),
-        );
-        return r;
+        return to_code_step(app, &token);
     }
     let both = used.asserted.user_verified;
     let method = if both {

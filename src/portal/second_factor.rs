@@ -101,27 +101,40 @@ pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
     .await
 }
 
+/// Counts one second-step attempt against the address (given back by the caller when it
+/// succeeds) and against the pending sign-in behind the cookie; returns the cookie's token and
+/// the pending sign-in, or the answer that ends the step.
+async fn take_attempt(
+    app: &App,
+    headers: &http::HeaderMap,
+    ip: &str,
+) -> Result<(String, crate::session::pending::PendingLogin), Response<Body>> {
+    if !app.portal.login_ip.hit(ip, app.now()).await {
+        return Err(page::too_many(app));
+    }
+    let Some(token) = pending_token(app, headers) else {
+        return Err(spent(app, PendingError::Unknown));
+    };
+    match app.portal.pending.attempt(&token, app.now()).await {
+        Ok(p) => Ok((token, p)),
+        Err(e) => {
+            if e != PendingError::Unavailable {
+                app.portal.pending.finish(&token).await;
+            }
+            Err(spent(app, e))
+        }
+    }
+}
+
 pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let (parts, form, csrf) = match page::checked_form(app, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    // Counted before the code is checked and given back when it is right.
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        return page::too_many(app);
-    }
-    let Some(token) = pending_token(app, &parts.headers) else {
-        return spent(app, PendingError::Unknown);
-    };
-    let pending = match app.portal.pending.attempt(&token, app.now()).await {
-        Ok(p) => p,
-        Err(e) => {
-            if e != PendingError::Unavailable {
-                app.portal.pending.finish(&token).await;
-            }
-            return spent(app, e);
-        }
+    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let code = form.get("code").unwrap_or("");
     let factor = match app
@@ -250,20 +263,9 @@ pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
         Err(r) => return r,
     };
     let ip = page::ip_key(ctx);
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        return page::too_many(app);
-    }
-    let Some(token) = pending_token(app, &parts.headers) else {
-        return spent(app, PendingError::Unknown);
-    };
-    let pending = match app.portal.pending.attempt(&token, app.now()).await {
-        Ok(p) => p,
-        Err(e) => {
-            if e != PendingError::Unavailable {
-                app.portal.pending.finish(&token).await;
-            }
-            return spent(app, e);
-        }
+    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     // From the attempt just counted (a peek now could see the budget used up by it).
     if pending.passkey_first || app.passkeys.is_none() {
