@@ -3,9 +3,9 @@
 use serde::Serialize;
 use sqlx::types::Json;
 
-use std::sync::OnceLock;
+use sqlx::{Database, QueryBuilder, Sqlite};
 
-use super::users::{SqlParts, Val, bind_vals};
+use super::sql::{Bind, Counted};
 use super::{Pool, Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone)]
@@ -43,32 +43,16 @@ pub struct ActivityFilter {
 }
 
 /// Rows per SQLite INSERT statement, largest first. A batch is cut into statements of these
-/// sizes only, so their text is built once and each stays prepared in the connection's
-/// statement cache, instead of a new statement (parsed and planned anew) for every batch
-/// length. 128 rows are 896 parameters, below SQLite's bound-parameter limit.
+/// sizes only, so their text is one of four and each stays prepared in the connection's
+/// statement cache (the builder's queries are cached by their text), instead of a new statement
+/// (parsed and planned anew) for every batch length. 128 rows are 896 parameters, below
+/// SQLite's bound-parameter limit. The builder writes SQLite's placeholders as anonymous `?`:
+/// with numbered ones SQLite looks each parameter's name up by a linear scan, which makes a
+/// large statement quadratic.
 const SQLITE_CHUNKS: [usize; 4] = [128, 32, 8, 1];
 
-/// The SQLite INSERT for `rows` rows. Anonymous `?` placeholders: with numbered ones SQLite
-/// looks each parameter's name up by a linear scan, which makes a large statement quadratic.
-fn sqlite_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO user_activity_log (user_id, activity_type, activity_description, \
-         ip_address, user_agent, metadata, created_at) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?)");
-    }
-    sql
-}
-
-/// The statement text for each of [`SQLITE_CHUNKS`], built on first use.
-fn sqlite_statements() -> &'static [String; 4] {
-    static SQL: OnceLock<[String; 4]> = OnceLock::new();
-    SQL.get_or_init(|| SQLITE_CHUNKS.map(sqlite_insert_sql))
-}
+const SQLITE_INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, \
+     activity_description, ip_address, user_agent, metadata, created_at) ";
 
 /// Bytes of row data per PostgreSQL statement. sqlx does not set `TCP_NODELAY` on its socket,
 /// and a statement message larger than what one write puts on the wire (the initial socket
@@ -88,6 +72,34 @@ fn pg_row_bytes(r: &NewActivity) -> usize {
         + r.metadata.as_ref().map_or(0, |m| m.get().len())
 }
 
+/// Appends the `WHERE`, order and limit of [`Store::list_activity`] for `f`.
+fn push_list_tail<DB>(qb: &mut QueryBuilder<DB>, f: &ActivityFilter)
+where
+    DB: Database,
+    i64: Bind<DB>,
+    String: Bind<DB>,
+    Ts: Bind<DB>,
+{
+    qb.push(" WHERE 1 = 1");
+    if let Some(u) = f.user_id {
+        qb.push(" AND user_id = ").push_bind(u.0);
+    }
+    if let Some(t) = &f.activity_type {
+        qb.push(" AND activity_type = ").push_bind(t);
+    }
+    if let Some(s) = f.since {
+        qb.push(" AND created_at >= ").push_bind(s);
+    }
+    if let Some(u) = f.until {
+        qb.push(" AND created_at < ").push_bind(u);
+    }
+    if let Some(b) = f.before_id {
+        qb.push(" AND id < ").push_bind(b);
+    }
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(f.limit.clamp(0, 10_000));
+}
+
 /// PostgreSQL: a statement of fixed text (prepared once per connection), one array per column.
 const PG_INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, \
      activity_description, ip_address, user_agent, metadata, created_at) \
@@ -100,35 +112,29 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        self.count_query();
         match &self.pool {
             Pool::Sqlite(p) => {
-                let statements = sqlite_statements();
-                let mut tx = p.begin().await?;
+                let mut tx = Counted::new(p, self.counter()).begin().await?;
+                let mut qb = QueryBuilder::<Sqlite>::new(SQLITE_INSERT);
                 let mut rest = rows;
-                while !rest.is_empty() {
-                    let Some(i) = SQLITE_CHUNKS.iter().position(|&n| n <= rest.len()) else {
-                        break;
-                    };
-                    let (chunk, tail) = rest.split_at(SQLITE_CHUNKS[i]);
-                    let mut q = sqlx::query(statements[i].as_str());
-                    for r in chunk {
-                        q = q
-                            .bind(r.user_id)
-                            .bind(&r.activity_type)
-                            .bind(&r.description)
-                            .bind(&r.ip_address)
-                            .bind(&r.user_agent)
-                            .bind(r.metadata.as_deref().map(Json))
-                            .bind(r.created_at);
-                    }
-                    q.execute(&mut *tx).await?;
+                while let Some(&n) = SQLITE_CHUNKS.iter().find(|&&n| n <= rest.len()) {
+                    let (chunk, tail) = rest.split_at(n);
+                    qb.reset().push_values(chunk, |mut row, r| {
+                        row.push_bind(r.user_id)
+                            .push_bind(&r.activity_type)
+                            .push_bind(&r.description)
+                            .push_bind(&r.ip_address)
+                            .push_bind(&r.user_agent)
+                            .push_bind(r.metadata.as_deref().map(Json))
+                            .push_bind(r.created_at);
+                    });
+                    qb.build().execute(tx.conn()).await?;
                     rest = tail;
                 }
                 tx.commit().await?;
             }
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = Counted::new(p, self.counter()).begin().await?;
                 let mut rest = rows;
                 while !rest.is_empty() {
                     let mut bytes = 0;
@@ -167,7 +173,7 @@ impl Store {
                         .bind(agent)
                         .bind(metadata)
                         .bind(at)
-                        .execute(&mut *tx)
+                        .execute(tx.conn())
                         .await?;
                 }
                 tx.commit().await?;
@@ -178,41 +184,14 @@ impl Store {
 
     /// Activity rows matching `f`, newest first.
     pub async fn list_activity(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>, StoreError> {
-        let mut parts = SqlParts::default();
-        let mut wh = vec!["1 = 1".to_string()];
-        if let Some(u) = f.user_id {
-            let ph = parts.push_val(Val::I64(u.0));
-            wh.push(format!("user_id = {ph}"));
-        }
-        if let Some(t) = &f.activity_type {
-            let ph = parts.push_val(Val::Text(Some(t.clone())));
-            wh.push(format!("activity_type = {ph}"));
-        }
-        if let Some(s) = f.since {
-            let ph = parts.push_val(Val::Ts(Some(s)));
-            wh.push(format!("created_at >= {ph}"));
-        }
-        if let Some(u) = f.until {
-            let ph = parts.push_val(Val::Ts(Some(u)));
-            wh.push(format!("created_at < {ph}"));
-        }
-        if let Some(b) = f.before_id {
-            let ph = parts.push_val(Val::I64(b));
-            wh.push(format!("id < {ph}"));
-        }
-        let limit = parts.push_val(Val::I64(f.limit.clamp(0, 10_000)));
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT id, user_id, activity_type, activity_description, ip_address, user_agent, metadata, \
-             created_at FROM user_activity_log WHERE {} ORDER BY id DESC LIMIT {limit}",
-            wh.join(" AND ")
-        ));
-        let vals = parts.vals;
-        let rows = on_pool!(self, |p| bind_vals!(
-            sqlx::query_as::<_, ActivityRow>(sql),
-            &vals
-        )
-        .fetch_all(p)
-        .await)?;
+        let rows = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new(
+                "SELECT id, user_id, activity_type, activity_description, ip_address, user_agent, \
+                 metadata, created_at FROM user_activity_log",
+            );
+            push_list_tail(&mut qb, f);
+            qb.build_query_as::<ActivityRow>().fetch_all(p).await
+        })?;
         Ok(rows)
     }
 

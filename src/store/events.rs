@@ -16,6 +16,7 @@
 //! committed id below it, and an id it never sees belongs to a rolled-back transaction. SQLite
 //! serialises writers anyway, and its `AUTOINCREMENT` ids never go back.
 
+use super::sql::{Counted, Tx};
 use super::{Backend, Store, StoreError, Ts, UserId, on_pool};
 
 /// What changed. Stored as text (`as_str`), so an older process reading a kind it does not know
@@ -144,32 +145,32 @@ pub struct ChangeRow {
 }
 
 /// The statement (if any) a backend runs before appending, to make ids visible in order.
-pub(crate) trait FeedConn {
+pub(crate) trait FeedLock: sqlx::Database {
     const LOCK: &'static str;
 }
 
-impl FeedConn for sqlx::SqliteConnection {
+impl FeedLock for sqlx::Sqlite {
     const LOCK: &'static str = "";
 }
 
-impl FeedConn for sqlx::PgConnection {
+impl FeedLock for sqlx::Postgres {
     const LOCK: &'static str = "LOCK TABLE change_events IN EXCLUSIVE MODE";
 }
 
-pub(crate) fn lock_sql<C: FeedConn>(_: &C) -> &'static str {
-    C::LOCK
+pub(crate) fn lock_sql<DB: FeedLock>(_: &Tx<'_, DB>) -> &'static str {
+    DB::LOCK
 }
 
-/// Appends a [`Change`] on a transaction (`&mut Transaction`); use it as the transaction's last
+/// Appends a [`Change`] on a transaction (`&mut Tx`); use it as the transaction's last
 /// statement (the PostgreSQL table lock is held until commit). Evaluates to
 /// `Result<(), sqlx::Error>`.
 macro_rules! append_change {
     ($tx:expr, $change:expr) => {
         async {
-            let conn = &mut **$tx;
-            let lock = $crate::store::events::lock_sql(&*conn);
+            let tx = &mut *$tx;
+            let lock = $crate::store::events::lock_sql(&*tx);
             if !lock.is_empty() {
-                sqlx::query(lock).execute(&mut *conn).await?;
+                sqlx::query(lock).execute(tx.conn()).await?;
             }
             let c: &$crate::store::events::Change = $change;
             sqlx::query(
@@ -180,7 +181,7 @@ macro_rules! append_change {
             .bind(c.user_id)
             .bind(&c.token_hash)
             .bind(&c.detail)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await
             .map(|_| ())
         }
@@ -189,10 +190,11 @@ macro_rules! append_change {
 pub(crate) use append_change;
 
 /// Runs `$body` (an expression that may use `?` on sqlx errors and `.await`) in a transaction on
-/// either backend and commits it; evaluates to `Result<T, sqlx::Error>`.
+/// either backend and commits it; `$tx` is a `&mut Tx` whose `conn()` runs each statement.
+/// Evaluates to `Result<T, sqlx::Error>`.
 macro_rules! in_tx {
     ($store:expr, |$tx:ident| $body:expr) => {
-        $crate::store::on_pool!($store, |p| async {
+        $crate::store::sql::on_pool!($store, |p| async {
             let mut $tx = p.begin().await?;
             let out = {
                 let $tx = &mut $tx;
@@ -295,13 +297,12 @@ impl Store {
         match &self.pool {
             super::Pool::Sqlite(_) => Ok(None),
             super::Pool::Postgres(p) => {
-                self.count_query();
                 let name: String = sqlx::query_scalar(
                     "SELECT 'gatehouse_changes_' || md5(n.nspname) FROM pg_class c \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE c.oid = 'change_events'::regclass",
                 )
-                .fetch_one(p)
+                .fetch_one(Counted::new(p, self.counter()))
                 .await?;
                 Ok(Some(name))
             }

@@ -16,7 +16,10 @@
 
 use std::collections::HashSet;
 
-use super::users::{USER_COLUMNS, USER_PARAMS, bind_user};
+use sqlx::{Database, QueryBuilder};
+
+use super::sql::Bind;
+use super::user_write::{USER_COLUMNS, push_user};
 use super::{Backend, NewUser, Store, StoreError, Ts, on_pool};
 
 /// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -46,42 +49,27 @@ pub struct UserIdentity {
     pub legacy_lead_id: Option<String>,
 }
 
-/// `($1, ..., $n), ($n+1, ...)` for `rows` rows of `per_row` parameters; plain `?` for
-/// SQLite, whose lookup of a numbered parameter's name is linear in the parameter count,
-/// which would make a large statement quadratic to bind.
-fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
-    let mut s = String::with_capacity(rows * per_row * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..per_row {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => s.push('?'),
-                Backend::Postgres => {
-                    s.push('$');
-                    s.push_str(&(r * per_row + c + 1).to_string());
-                }
-            }
-        }
-        s.push(')');
-    }
-    s
-}
-
-fn users_sql(backend: Backend, rows: usize) -> String {
-    let returning = match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => " RETURNING legacy_lead_id",
-    };
-    format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING{returning}",
-        placeholders(backend, rows, USER_PARAMS)
-    )
+/// The multi-row insert of `users`, without a `RETURNING` on SQLite (see the module docs).
+/// Built with the same [`push_user`] as a single insert, so the columns and their values cannot
+/// drift apart. The text depends only on the row count: every full chunk reuses one prepared
+/// statement. On SQLite the builder writes anonymous `?` placeholders, whose binding stays
+/// linear in their number (SQLite looks a numbered parameter's name up by a linear scan).
+fn users_insert<DB>(chunk: &[NewUser], now: Ts, returning: &str) -> QueryBuilder<DB>
+where
+    DB: Database,
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    &'static str: Bind<DB>,
+    bool: Bind<DB>,
+    i64: Bind<DB>,
+    Ts: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+{
+    let mut qb = QueryBuilder::new(format!("INSERT INTO users ({USER_COLUMNS}) "));
+    qb.push_values(chunk, |row, u| push_user(row, u, now))
+        .push(" ON CONFLICT DO NOTHING")
+        .push(returning);
+    qb
 }
 
 fn json_array(items: &[&str]) -> String {
@@ -158,7 +146,7 @@ impl Store {
                 () => {
                     sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(present_sql.clone()))
                         .bind(all_leads.clone())
-                        .fetch_all(&mut *tx)
+                        .fetch_all(tx.conn())
                         .await?
                 };
             }
@@ -169,21 +157,17 @@ impl Store {
             let mut count = 0;
             let mut returned = Vec::new();
             for chunk in users.chunks(CHUNK) {
-                let sql = sqlx::AssertSqlSafe(users_sql(backend, chunk.len()));
                 if backend == Backend::Postgres {
-                    let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
-                    for u in chunk {
-                        q = bind_user!(q, u, now);
-                    }
-                    let rows = q.fetch_all(&mut *tx).await?;
+                    let mut qb = users_insert(chunk, now, " RETURNING legacy_lead_id");
+                    let rows = qb
+                        .build_query_scalar::<Option<String>>()
+                        .fetch_all(tx.conn())
+                        .await?;
                     count += rows.len() as u64;
                     returned.extend(rows.into_iter().flatten());
                 } else {
-                    let mut q = sqlx::query(sql);
-                    for u in chunk {
-                        q = bind_user!(q, u, now);
-                    }
-                    count += q.execute(&mut *tx).await?.rows_affected();
+                    let mut qb = users_insert(chunk, now, "");
+                    count += qb.build().execute(tx.conn()).await?.rows_affected();
                 }
             }
             let written: Vec<String> = match backend {
@@ -203,7 +187,7 @@ impl Store {
                     .bind(activity.activity_type)
                     .bind(activity.source)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
             }
             tx.commit().await?;
@@ -220,20 +204,5 @@ impl Store {
             written: count,
             clashed,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_number_rows_in_order() {
-        assert_eq!(
-            placeholders(Backend::Postgres, 2, 3),
-            "($1, $2, $3), ($4, $5, $6)"
-        );
-        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
-        assert_eq!(USER_COLUMNS.split(',').count(), USER_PARAMS);
     }
 }

@@ -1,27 +1,33 @@
 //! Persistence: one sqlx pool per process, SQLite (embedded default) or PostgreSQL.
 //!
 //! Every query is written once with `$n` placeholders, which both backends accept, and run
-//! through [`on_pool!`], which expands the same code for each backend. Where the backends
-//! really differ (DDL, a few functions) the migrations and a few `match` arms branch.
+//! through `on_pool!` (see the `sql` module), which expands the same code for each backend. Where the
+//! backends really differ (DDL, a few functions) the migrations and a few `match` arms branch.
+//! One module per table or aggregate; `users` is split by what a caller does with it (reads,
+//! writes, the filtered listing, the attempt counters).
 //!
-//! The store counts the queries it runs ([`Store::query_count`]); the proxy's promise that its
-//! hot path makes no database query in steady state is checked against that counter.
+//! The store counts the statements it runs ([`Store::query_count`]); the proxy's promise that
+//! its hot path makes no database query in steady state is checked against that counter.
 
-mod account_tokens;
 mod activity;
+mod api_tokens;
 mod error;
 pub mod events;
 mod identities;
 pub mod ids;
 pub mod import;
+mod login_attempts;
+mod mailed_tokens;
 pub mod passkeys;
 mod roles;
 mod sessions;
 mod shared_state;
-mod tokens;
+pub(crate) mod sql;
 mod ts;
 mod twofa;
 mod user_ops;
+mod user_search;
+mod user_write;
 mod users;
 
 use std::str::FromStr;
@@ -29,12 +35,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use api_tokens::{NewToken, TokenRow};
 pub use error::StoreError;
 pub use events::{Change, ChangeKind, ChangeRow};
 pub use identities::{IdentityRow, OidcFlowRow};
@@ -43,39 +48,13 @@ pub use passkeys::{NewPasskey, PasskeyRow};
 pub use roles::RoleRow;
 pub use sessions::{NewSession, SessionRow};
 pub use shared_state::{NewPendingLogin, PendingLoginRow};
-pub use tokens::{NewToken, TokenRow};
 pub use ts::Ts;
 pub use user_ops::CreditChange;
-pub use users::{
-    NewUser, TIERS, Tier, UnknownTier, UserFilter, UserPatch, UserRow, full_name as users_full_name,
-};
+pub use user_search::UserFilter;
+pub use user_write::{NewUser, UserPatch};
+pub use users::{TIERS, Tier, UnknownTier, UserRow, full_name as users_full_name};
 
-/// Expands `$body` once per backend with `$p` bound to that backend's pool, counting the query.
-macro_rules! on_pool {
-    ($store:expr, |$p:ident| $body:expr) => {{
-        let store: &$crate::store::Store = $store;
-        store.count_query();
-        match &store.pool {
-            $crate::store::Pool::Sqlite($p) => $body,
-            $crate::store::Pool::Postgres($p) => $body,
-        }
-    }};
-}
-pub(crate) use on_pool;
-
-/// Runs one statement with `$n` binds on either backend; evaluates to rows affected.
-macro_rules! execute {
-    ($store:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
-        on_pool!($store, |p| sqlx::query($sql)$(.bind($arg))*.execute(p).await.map(|r| r.rows_affected()))
-    };
-}
-pub(crate) use execute;
-
-#[derive(Clone, Debug)]
-pub(crate) enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
+pub(crate) use sql::{Pool, execute, on_pool};
 
 /// Which database engine a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +80,7 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: Pool,
     counters: Arc<Counters>,
-    /// Queries through this handle are counted as background work (batched writers), apart
+    /// Statements through this handle are counted as background work (batched writers), apart
     /// from the queries made while serving requests.
     background: bool,
 }
@@ -238,22 +217,22 @@ impl Store {
         }
     }
 
-    /// Queries run by request handling (not by background writers) since the pool opened.
+    /// Statements run by request handling (not by background writers) since the pool opened.
     pub fn query_count(&self) -> u64 {
         self.counters.foreground.load(Ordering::Relaxed)
     }
 
-    /// Queries run by background writers (activity batches, session touches).
+    /// Statements run by background writers (activity batches, session touches, change feed).
     pub fn background_query_count(&self) -> u64 {
         self.counters.background.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count_query(&self) {
-        let c = if self.background {
+    /// The counter this handle's statements add to (see [`sql::Counted`]).
+    pub(crate) fn counter(&self) -> &AtomicU64 {
+        if self.background {
             &self.counters.background
         } else {
             &self.counters.foreground
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -53,7 +53,7 @@ impl Store {
             .bind(p.transports)
             .bind(&p.name)
             .bind(p.created_at)
-            .execute(&mut **tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
             if n > 0 {
@@ -139,7 +139,7 @@ impl Store {
             )
             .bind(id)
             .bind(user)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
             if name.is_some() {
                 append_change!(tx, &change).await?;

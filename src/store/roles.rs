@@ -1,9 +1,11 @@
 //! The `user_roles` table.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::events::{Change, ChangeKind, append_change, in_tx};
-use super::{Store, StoreError, Ts, UserId, on_pool};
+use super::{Backend, Store, StoreError, Ts, UserId, on_pool};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RoleRow {
@@ -46,7 +48,7 @@ impl Store {
             .bind(now)
             .bind(granted_by)
             .bind(expires_at)
-            .fetch_one(&mut **tx)
+            .fetch_one(tx.conn())
             .await?;
             append_change!(tx, &change).await?;
             row
@@ -65,7 +67,7 @@ impl Store {
             )
             .bind(user)
             .bind(role)
-            .execute(&mut **tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
             if n > 0 {
@@ -88,5 +90,39 @@ impl Store {
         .await
         })?;
         Ok(rows)
+    }
+
+    /// [`Store::roles_of`] for many users in one query (a listing's page, without a query per
+    /// user). Every asked id is in the map, with no rows when the user holds no role.
+    pub async fn roles_of_users(
+        &self,
+        ids: &[UserId],
+    ) -> Result<HashMap<UserId, Vec<RoleRow>>, StoreError> {
+        let mut by_user: HashMap<UserId, Vec<RoleRow>> =
+            ids.iter().map(|&id| (id, Vec::new())).collect();
+        if ids.is_empty() {
+            return Ok(by_user);
+        }
+        // The ids travel as one JSON array parameter (SQLite has no array type), so the text
+        // is the same for any number of ids and stays prepared.
+        let among = match self.backend() {
+            Backend::Sqlite => "user_id IN (SELECT value FROM json_each($1))",
+            Backend::Postgres => {
+                "user_id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"
+            }
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT user_id, role_name, granted_at, granted_by, expires_at, is_active \
+             FROM user_roles WHERE {among} ORDER BY user_id, role_name"
+        ));
+        let json = serde_json::Value::from(ids.iter().map(|id| id.0).collect::<Vec<i64>>());
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, RoleRow>(sql)
+            .bind(json.to_string())
+            .fetch_all(p)
+            .await)?;
+        for row in rows {
+            by_user.entry(row.user_id).or_default().push(row);
+        }
+        Ok(by_user)
     }
 }

@@ -45,7 +45,7 @@ macro_rules! end_user_sessions {
         )
         .bind($user)
         .bind($keep.map_or(-1, |k: $crate::store::SessionId| k.0))
-        .fetch_all(&mut **$tx)
+        .fetch_all($tx.conn())
     };
 }
 pub(crate) use end_user_sessions;
@@ -122,7 +122,7 @@ impl Store {
                  RETURNING session_token, user_id",
             )
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
             if let Some((hash, user)) = &ended {
                 let change = Change::token(ChangeKind::SessionEnded, Some(*user), hash);
@@ -156,19 +156,16 @@ impl Store {
         if touches.is_empty() {
             return Ok(());
         }
-        on_pool!(self, |p| {
-            async {
-            let mut tx = p.begin().await?;
+        in_tx!(self, |tx| {
             for (id, at) in touches {
-                sqlx::query("UPDATE user_sessions SET last_activity = $1 WHERE id = $2 AND last_activity < $1")
-                    .bind(*at)
-                    .bind(*id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE user_sessions SET last_activity = $1 WHERE id = $2 AND last_activity < $1",
+                )
+                .bind(*at)
+                .bind(*id)
+                .execute(tx.conn())
+                .await?;
             }
-            tx.commit().await
-        }
-        .await
         })?;
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use super::events::{Change, ChangeKind, append_change, in_tx};
 use super::sessions::end_user_sessions;
-use super::{SessionId, Store, StoreError, Ts, UserId, execute, on_pool};
+use super::{SessionId, Store, StoreError, Ts, UserId, execute};
 
 impl Store {
     /// Stores a not-yet-confirmed secret (enrolment in progress). Refused once 2FA is on.
@@ -44,7 +44,7 @@ impl Store {
             .bind(recovery_json)
             .bind(now)
             .bind(id)
-            .execute(&mut **tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
             if n > 0 {
@@ -84,7 +84,7 @@ impl Store {
             )
             .bind(now)
             .bind(id)
-            .execute(&mut **tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
             if n > 0 {
@@ -92,7 +92,7 @@ impl Store {
                     // An admin's reset takes every second factor away, passkeys included.
                     sqlx::query("DELETE FROM user_passkeys WHERE user_id = $1")
                         .bind(id)
-                        .execute(&mut **tx)
+                        .execute(tx.conn())
                         .await?;
                     end_user_sessions!(tx, id, None::<SessionId>).await?;
                 }

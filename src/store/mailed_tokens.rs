@@ -62,7 +62,7 @@ impl Store {
             .bind(password_hash)
             .bind(now)
             .bind(hash)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
             if let Some(user) = id {
                 end_user_sessions!(tx, user, None::<SessionId>).await?;
@@ -113,7 +113,7 @@ impl Store {
             )
             .bind(now)
             .bind(hash)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
             if let Some(u) = &row {
                 let change = Change::user(ChangeKind::EmailVerified, u.id);

@@ -107,7 +107,7 @@ impl Store {
             )
             .bind(now)
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
             if let Some((hash, user)) = &revoked {
                 let change = Change::token(ChangeKind::TokenRevoked, Some(*user), hash);
