@@ -16,6 +16,7 @@ pub mod ids;
 pub mod import;
 pub mod passkeys;
 mod roles;
+mod roles_batch;
 mod sessions;
 mod shared_state;
 mod tokens;
