@@ -75,8 +75,7 @@ pub enum TierName {
 /// notification fields of their own account; an admin also the status, subscription and
 /// credits fields; only a superuser `is_admin` and `is_superuser`. Any other field, or one the
 /// caller may not change, is refused with 422 naming it.
-///
-/// The nullable text fields tell absent (`None`: unchanged) from `null` (`Some(None)`: cleared).
+/// A text field that is absent stays as it is; `null` (or blank text) clears it.
 #[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {

@@ -47,7 +47,7 @@ pub async fn grant_role(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let body: GrantRoleBody = input::body(input::json_object(headers, body).await?)?;
+    let body: GrantRoleBody = input::read(headers, body).await?;
     let row = AdminOps::new(app)
         .grant_role(admin, id, &body.role, body.expires_at)
         .await?;
@@ -140,7 +140,7 @@ pub async fn adjust_credits(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let CreditsBody { delta, reason } = input::body(input::json_object(headers, body).await?)?;
+    let CreditsBody { delta, reason } = input::read(headers, body).await?;
     let balance = AdminOps::new(app)
         .adjust_credits(admin, id, delta, &reason)
         .await?;

@@ -47,6 +47,14 @@ pub async fn json_object(headers: &HeaderMap, body: Incoming) -> Result<Object, 
     }
 }
 
+/// Reads a JSON object body into its typed shape (see [`body`]).
+pub async fn read<T: DeserializeOwned + ToSchema>(
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<T, ApiError> {
+    self::body(json_object(headers, body).await?)
+}
+
 /// Parses a body into its typed shape (a `views` type): names outside the type's schema are
 /// refused first, all of them named; then a missing required field or a value of the wrong type,
 /// named by its path (`field`, `field.inner`, `list[2]`). All 422.

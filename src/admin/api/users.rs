@@ -84,7 +84,7 @@ pub async fn create_user(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let body: NewUserBody = input::body(input::json_object(headers, body).await?)?;
+    let body: NewUserBody = input::read(headers, body).await?;
     let ops = AdminOps::new(app);
     let (user, setup) = ops.create_user(admin, body).await?;
     json(
