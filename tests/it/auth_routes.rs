@@ -18,6 +18,12 @@ async fn server() -> TestServer {
     TestServer::start(Backend::Sqlite, EXTRA).await.unwrap()
 }
 
+/// Whether the page links to `path` (minijinja escapes the slashes of attribute values).
+fn links_to(r: &Resp, path: &str) -> bool {
+    r.text()
+        .contains(&format!("href=\"{}\"", path.replace('/', "&#x2f;")))
+}
+
 fn is_html(r: &Resp) -> bool {
     r.header("content-type")
         .is_some_and(|t| t.starts_with("text/html"))
@@ -32,7 +38,7 @@ async fn wrong_method_is_405_from_the_router() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(is_html(&r), "{:?}", r.headers);
     assert_eq!(r.header("allow"), Some("POST"));
-    assert!(r.text().contains("href=\"/_auth/account\""), "{}", r.text());
+    assert!(links_to(&r, "/_auth/account"), "{}", r.text());
     assert!(r.header("content-security-policy").is_some());
     // A portal page with a method it does not take, from a program: JSON.
     let r = br
@@ -59,7 +65,7 @@ async fn wrong_method_is_405_from_the_router() {
     let r = br.page("/_auth/nothing-here").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(is_html(&r));
-    assert!(r.text().contains("href=\"/_auth/account\""), "{}", r.text());
+    assert!(links_to(&r, "/_auth/account"), "{}", r.text());
     let r = br.get("/_auth/nothing-here").await;
     assert_eq!(r.json()["error"], "not_found");
 }
@@ -82,7 +88,7 @@ async fn csrf_failure_is_a_page_with_a_way_back() {
     assert!(is_html(&r), "{:?}", r.headers);
     let text = r.text();
     assert!(text.contains("The form expired"), "{text}");
-    assert!(text.contains("href=\"/_auth/login\""), "{text}");
+    assert!(links_to(&r, "/_auth/login"), "{text}");
     // An account form goes back to the account page.
     let mut signed_in = s.signed_in("dan").await;
     let r = signed_in
@@ -94,7 +100,7 @@ async fn csrf_failure_is_a_page_with_a_way_back() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.text().contains("href=\"/_auth/account\""), "{}", r.text());
+    assert!(links_to(&r, "/_auth/account"), "{}", r.text());
     // A program posting the same gets JSON.
     let r = br.post_form("/_auth/login", &[("username", "cas")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -125,11 +131,7 @@ async fn forbidden_says_what_is_missing() {
         assert!(r.text().contains(says), "{path}: {}", r.text());
     }
     let r = br.page("/secure/x").await;
-    assert!(
-        r.text().contains("href=\"/_auth/account/2fa\""),
-        "{}",
-        r.text()
-    );
+    assert!(links_to(&r, "/_auth/account/2fa"), "{}", r.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,11 +139,15 @@ async fn unavailable_is_a_page_or_json() {
     let s = server().await;
     let mut br = s.browser();
     s.app().store.close().await;
-    let r = br.page("/_auth/reset/confirm?token=abc").await;
+    let path = format!(
+        "/_auth/reset/confirm?token={}",
+        gatehouse::auth::tokens::random_token()
+    );
+    let r = br.page(&path).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(is_html(&r), "{:?}", r.headers);
     assert!(r.text().contains("Temporarily unavailable"), "{}", r.text());
-    let r = br.api("/_auth/reset/confirm?token=abc", &[]).await;
+    let r = br.api(&path, &[]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["error"], "unavailable");
     assert!(r.json()["request_id"].is_string());
