@@ -5,11 +5,11 @@
 //! revoke all others), a link to two-factor settings, and the last 20 activity rows. Every
 //! change evicts the user's cached sessions so identity headers refresh.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
-use super::error::PortalError;
+use super::error::{PortalError, PortalResult};
 use super::{device, forms, page};
 use crate::accounts::{AccountError, ProfileInput};
 use crate::app::App;
@@ -18,11 +18,9 @@ use crate::config::Secret;
 use crate::session::Session;
 use crate::store::{SessionId, Ts, UserRow};
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 const PATH: &str = "/_auth/account";
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn when(t: Ts) -> String {
     t.0.format("%Y-%m-%d %H:%M UTC").to_string()

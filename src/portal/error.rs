@@ -12,6 +12,9 @@ use crate::app::App;
 use crate::web::render::RenderError;
 use crate::web::{Body, ErrorPage, RequestCtx, error_page, respond};
 
+/// What every portal handler returns.
+pub type PortalResult = Result<Response<Body>, PortalError>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
     /// Client: a form without a valid CSRF token (an old page, or another site's form).

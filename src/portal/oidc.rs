@@ -11,10 +11,10 @@
 //!  POST /_auth/account/identities/unlink    ─▶ refused when it would leave no way to sign in
 //! ```
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::error::{NO_SUCH_PAGE, PortalError};
+use super::error::{NO_SUCH_PAGE, PortalError, PortalResult};
 use super::forms::{self, safe_next};
 use super::login::{enrol_first, start_session, to_code_step};
 use super::page;
@@ -24,14 +24,12 @@ use crate::audit::ActivityKind;
 use crate::config::IdentityProvider;
 use crate::oidc::{Callback, ExternalIdentity, FLOW_TTL, Flow, OidcError};
 use crate::web::cookies::{self, time_like::Seconds};
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 /// Name of the cookie that ties a provider's callback to the browser that started it.
 pub const OIDC_COOKIE: &str = "gatehouse_oidc";
 
 const ACCOUNT: &str = "/_auth/account";
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn provider<'a>(app: &'a App, id: &str) -> Result<&'a IdentityProvider, PortalError> {
     app.settings

@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
-use super::error::PortalError;
+use super::error::{PortalError, PortalResult};
 use super::login::{SignedInWith, start_session, to_code_step};
 use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
@@ -30,8 +30,6 @@ use crate::web::{Body, RequestCtx, respond};
 const PATH: &str = "/_auth/account/passkeys";
 /// How recent a sign-in must be to add or remove a passkey without the password again.
 const RECENT_SIGN_IN: chrono::Duration = chrono::Duration::minutes(10);
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn when(t: crate::store::Ts) -> String {
     t.0.format("%Y-%m-%d %H:%M UTC").to_string()

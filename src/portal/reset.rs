@@ -9,22 +9,20 @@
 //!       ─▶ notice mail; 2FA is untouched, so the next sign-in still asks for a code
 //! ```
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::error::PortalError;
+use super::error::PortalResult;
 use super::{forms, page};
 use crate::accounts::AccountError;
 use crate::app::App;
 use crate::audit::ActivityKind;
 use crate::config::Secret;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, cookies};
+use crate::web::{RequestCtx, cookies};
 
 const SENT: &str = "If an account exists for the address you entered, we have sent it a link to choose a new password. Check your mail; the link works for";
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 pub fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
     let csrf = page::csrf_for(app, req.headers());

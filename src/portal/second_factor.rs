@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::error::PortalError;
+use super::error::{PortalError, PortalResult};
 use super::login::{PENDING_COOKIE, SignedInWith, start_session};
 use super::page;
 use crate::accounts::{SecondFactor, TwofaError};
@@ -18,8 +18,6 @@ use crate::audit::ActivityKind;
 use crate::session::pending::{PendingError, PendingLogin};
 use crate::web::csrf::Csrf;
 use crate::web::{Body, RequestCtx, cookies};
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn pending_token(app: &App, headers: &http::HeaderMap) -> Option<String> {
     cookies::get(headers, &page::cookie_name(app, PENDING_COOKIE))

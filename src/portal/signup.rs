@@ -3,20 +3,18 @@
 //! Sign-up makes a free-tier, unverified account (3 credits) and mails a verification link;
 //! following a link marks the account verified and, for an address change, swaps the address.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::error::PortalError;
+use super::error::PortalResult;
 use super::{forms, page};
 use crate::accounts::AccountError;
 use crate::app::App;
 use crate::config::{Registration, Secret};
 use crate::store::UserId;
+use crate::web::RequestCtx;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx};
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn closed(app: &App) -> PortalResult {
     page::message(

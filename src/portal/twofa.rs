@@ -6,14 +6,14 @@
 //! second-factor proof, so the session is replaced by a fresh one marked `twofa_verified`
 //! (which also lifts the admin suspension of `security.require_2fa_for_admins`).
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 use qrcode::QrCode;
 use qrcode::render::svg;
 
 use super::account::current_user;
-use super::error::PortalError;
+use super::error::PortalResult;
 use super::forms::{self, safe_next};
 use super::login::start_session;
 use super::page;
@@ -22,11 +22,9 @@ use crate::app::App;
 use crate::config::Secret;
 use crate::session::Session;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 const PATH: &str = "/_auth/account/2fa";
-
-type PortalResult = Result<Response<Body>, PortalError>;
 
 fn qr_svg(uri: &str) -> Option<String> {
     let code = QrCode::new(uri.as_bytes()).ok()?;
