@@ -68,6 +68,13 @@ unavailable_from!(
 pub const NO_SUCH_PAGE: &str = "There is no such page.";
 
 impl PortalError {
+    /// Over `throttle`'s limit: come back when its window has passed.
+    pub fn throttled(throttle: &crate::auth::throttle::Throttle) -> PortalError {
+        PortalError::Throttled {
+            retry_after: throttle.window().to_std().unwrap_or_default(),
+        }
+    }
+
     pub fn into_response(self, app: &App, ctx: &RequestCtx, page: bool) -> Response<Body> {
         let text;
         let err = match &self {

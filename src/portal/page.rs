@@ -128,9 +128,7 @@ pub async fn hit(app: &App, throttle: &Throttle, key: &str) -> Result<(), Portal
     if throttle.hit(key, app.now()).await {
         Ok(())
     } else {
-        Err(PortalError::Throttled {
-            retry_after: throttle.window().to_std().unwrap_or_default(),
-        })
+        Err(PortalError::throttled(throttle))
     }
 }
 

@@ -86,9 +86,7 @@ async fn confirm_identity(
     let ip = page::ip_key(ctx);
     let throttle = &app.portal.login_ip;
     if throttle.is_blocked(&ip, app.now()).await {
-        return Err(PortalError::Throttled {
-            retry_after: throttle.window().to_std().unwrap_or_default(),
-        });
+        return Err(PortalError::throttled(throttle));
     }
     let pw = Secret::new(form.get("password").unwrap_or("").to_string());
     let user = super::account::current_user(app, s).await?;

@@ -41,6 +41,12 @@ async fn code_page(
     )
 }
 
+/// The pending sign-in is over (finished or given up): its cookie goes.
+fn clear_pending(app: &App, r: &mut Response<Body>) {
+    let name = page::cookie_name(app, PENDING_COOKIE);
+    page::set_cookie(r, cookies::clear(&name, app.secure_cookies()));
+}
+
 /// The pending sign-in cannot go on: clear its cookie and say why.
 fn spent(app: &App, why: PendingError) -> PortalResult {
     let (status, text) = match why {
@@ -66,13 +72,7 @@ fn spent(app: &App, why: PendingError) -> PortalResult {
         text,
         Some(("/_auth/login", "Sign in")),
     )?;
-    page::set_cookie(
-        &mut r,
-        cookies::clear(
-            &page::cookie_name(app, PENDING_COOKIE),
-            app.secure_cookies(),
-        ),
-    );
+    clear_pending(app, &mut r);
     Ok(r)
 }
 
@@ -225,13 +225,7 @@ async fn finish(
         event = event.meta(serde_json::json!({ "provider": p.id, "subject": p.subject }));
     }
     app.accounts.record(event).await;
-    page::set_cookie(
-        &mut r,
-        cookies::clear(
-            &page::cookie_name(app, PENDING_COOKIE),
-            app.secure_cookies(),
-        ),
-    );
+    clear_pending(app, &mut r);
     Ok(r)
 }
 
