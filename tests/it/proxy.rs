@@ -606,7 +606,7 @@ async fn dead_database_gives_503_never_a_pass() {
     let mut stranger = s.browser();
     stranger.cookies.insert(
         s.app().session_cookie_name(),
-        gatehouse::auth::tokens::random_token(),
+        gatehouse::auth::bearer::random_token(),
     );
     let r = stranger.api("/app/x", &[]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);

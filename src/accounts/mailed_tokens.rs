@@ -6,7 +6,7 @@
 //! works once. A new token replaces the previous one.
 
 use crate::audit::ActivityKind;
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::config::Secret;
 use crate::store::{Ts, UserId, UserRow};
 

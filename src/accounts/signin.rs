@@ -1,0 +1,115 @@
+//! Signing in with a password, and the lockout that guards it.
+//!
+//! Every refusal looks the same from outside: unknown, inactive, deleted, locked and wrong
+//! password all answer [`AuthFailure::InvalidCredentials`] after the same hashing work, so
+//! neither the answer nor its timing tells which accounts exist. Attempts are reserved in the
+//! database before the password is checked, so concurrent guesses on several instances share
+//! one budget of `security.lockout_threshold`.
+
+use chrono::Duration as ChronoDuration;
+
+use super::{Accounts, AuthFailure, ClientInfo};
+use crate::audit::ActivityKind;
+use crate::auth::password::Verified;
+use crate::config::Secret;
+use crate::store::{Ts, UserRow};
+
+impl Accounts {
+    /// Signs in by username or email. Unknown user, wrong password, inactive, deleted and locked
+    /// accounts all give the same [`AuthFailure::InvalidCredentials`], after the same amount of
+    /// hashing work.
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: &Secret<String>,
+        client: &ClientInfo,
+    ) -> Result<UserRow, AuthFailure> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let user = store.user_by_login(login.trim()).await?;
+        let Some(user) = user.filter(|u| !u.is_deleted) else {
+            self.inner.hasher.verify(None, password).await?;
+            self.record(
+                self.event(ActivityKind::LoginFailed, None)
+                    .client(client.ip.clone(), client.user_agent.clone())
+                    .describe("Sign-in failed: unknown account"),
+            )
+            .await;
+            return Err(AuthFailure::InvalidCredentials);
+        };
+        let failed = |why: &'static str| {
+            self.event(ActivityKind::LoginFailed, Some(user.id))
+                .client(client.ip.clone(), client.user_agent.clone())
+                .describe(format!("Sign-in failed: {why}"))
+        };
+        if !user.is_active {
+            self.inner.hasher.verify(None, password).await?;
+            self.record(failed("account inactive")).await;
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        // Reserve the attempt before checking it: concurrent guesses each need a slot from the
+        // database, so at most `lockout_threshold` of them are ever verified per lockout.
+        let threshold = i64::from(self.inner.security.lockout_threshold);
+        let until = self.lock_until(now);
+        let Some(attempt) = store
+            .reserve_login_attempt(user.id, threshold, now, until)
+            .await?
+        else {
+            // Locked: the same hashing work as a wrong password, so it looks the same.
+            self.inner.hasher.verify(None, password).await?;
+            self.record(failed("account locked")).await;
+            return Err(AuthFailure::InvalidCredentials);
+        };
+        match self
+            .inner
+            .hasher
+            .verify(user.password_hash.as_deref(), password)
+            .await?
+        {
+            Verified::Match { upgrade } => {
+                let rehash = if upgrade {
+                    Some(self.inner.hasher.hash(password).await?)
+                } else {
+                    None
+                };
+                // Gives the reserved slots back and lifts a lock this very attempt set.
+                store
+                    .record_login_success(user.id, now, client.ip.as_deref(), rehash.as_deref())
+                    .await?;
+                let refreshed = store
+                    .user_by_id(user.id)
+                    .await?
+                    .ok_or(AuthFailure::InvalidCredentials)?;
+                Ok(refreshed)
+            }
+            Verified::Mismatch => {
+                // The slot stays taken; the one that reached the threshold locked the account.
+                self.record(failed("wrong password")).await;
+                if attempt >= threshold {
+                    self.inner
+                        .lockouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.record(
+                        self.event(ActivityKind::AccountLocked, Some(user.id))
+                            .client(client.ip.clone(), client.user_agent.clone())
+                            .describe(format!(
+                                "Locked until {until} after {} failed sign-ins",
+                                self.inner.security.lockout_threshold
+                            )),
+                    )
+                    .await;
+                }
+                Err(AuthFailure::InvalidCredentials)
+            }
+        }
+    }
+
+    /// When a lock that starts at `now` ends (`security.lockout_duration`), in whole seconds so
+    /// that the value reads back equal on both backends.
+    pub(super) fn lock_until(&self, now: Ts) -> Ts {
+        use chrono::SubsecRound;
+        let lock_for = ChronoDuration::from_std(self.inner.security.lockout_duration)
+            .unwrap_or(ChronoDuration::minutes(30));
+        Ts((now.0 + lock_for).trunc_subsecs(0))
+    }
+}
