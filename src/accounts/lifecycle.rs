@@ -178,10 +178,11 @@ impl Accounts {
         {
             return Err(AccountError::NotFound);
         }
-        self.record(
-            self.event(ActivityKind::UserLocked, Some(id))
-                .describe(format!("Locked until {until}"))
-                .meta(serde_json::json!({ "actor": actor })),
+        self.record_by_actor(
+            ActivityKind::UserLocked,
+            id,
+            actor,
+            format!("Locked until {until}"),
         )
         .await;
         Ok(())
@@ -191,12 +192,8 @@ impl Accounts {
         if !self.inner.store.set_lock(id, None, self.now()).await? {
             return Err(AccountError::NotFound);
         }
-        self.record(
-            self.event(ActivityKind::UserUnlocked, Some(id))
-                .describe("Unlocked")
-                .meta(serde_json::json!({ "actor": actor })),
-        )
-        .await;
+        self.record_by_actor(ActivityKind::UserUnlocked, id, actor, "Unlocked")
+            .await;
         Ok(())
     }
 
@@ -215,15 +212,15 @@ impl Accounts {
             .set_deleted_ending_sessions(id, true, now)
             .await?
         else {
-            return match self.get(id).await? {
-                Some(_) => Err(AccountError::Conflict("user is already deleted".into())),
-                None => Err(AccountError::NotFound),
-            };
+            return Err(self
+                .conflict_if_exists(id, "user is already deleted")
+                .await?);
         };
-        self.record(
-            self.event(ActivityKind::UserDeleted, Some(id))
-                .describe("Account deleted (soft)")
-                .meta(serde_json::json!({ "actor": actor })),
+        self.record_by_actor(
+            ActivityKind::UserDeleted,
+            id,
+            actor,
+            "Account deleted (soft)",
         )
         .await;
         Ok(ended)
@@ -231,18 +228,40 @@ impl Accounts {
 
     pub async fn restore(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {
         if !self.inner.store.set_deleted(id, false, self.now()).await? {
-            return match self.get(id).await? {
-                Some(_) => Err(AccountError::Conflict("user is not deleted".into())),
-                None => Err(AccountError::NotFound),
-            };
+            return Err(self.conflict_if_exists(id, "user is not deleted").await?);
         }
+        self.record_by_actor(ActivityKind::UserRestored, id, actor, "Account restored")
+            .await;
+        Ok(())
+    }
+
+    /// Records a change `actor` made to account `id`.
+    async fn record_by_actor(
+        &self,
+        kind: ActivityKind,
+        id: UserId,
+        actor: Option<UserId>,
+        what: impl Into<String>,
+    ) {
         self.record(
-            self.event(ActivityKind::UserRestored, Some(id))
-                .describe("Account restored")
+            self.event(kind, Some(id))
+                .describe(what)
                 .meta(serde_json::json!({ "actor": actor })),
         )
         .await;
-        Ok(())
+    }
+
+    /// Why a change that found nothing to change failed: the account is already in the state
+    /// asked for (`conflict`), or there is no such account.
+    async fn conflict_if_exists(
+        &self,
+        id: UserId,
+        conflict: &str,
+    ) -> Result<AccountError, AccountError> {
+        Ok(match self.get(id).await? {
+            Some(_) => AccountError::Conflict(conflict.into()),
+            None => AccountError::NotFound,
+        })
     }
 }
 

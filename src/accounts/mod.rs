@@ -172,6 +172,17 @@ impl Accounts {
         ActivityEvent::new(kind, user, self.now())
     }
 
+    /// An event for something a request did, naming where it came from.
+    pub fn client_event(
+        &self,
+        kind: ActivityKind,
+        user: Option<UserId>,
+        client: &ClientInfo,
+    ) -> ActivityEvent {
+        self.event(kind, user)
+            .client(client.ip.clone(), client.user_agent.clone())
+    }
+
     /// Checks a new password against the policy, naming the account's identities.
     pub fn check_password(
         &self,

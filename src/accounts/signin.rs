@@ -30,16 +30,14 @@ impl Accounts {
         let Some(user) = user.filter(|u| !u.is_deleted) else {
             self.inner.hasher.verify(None, password).await?;
             self.record(
-                self.event(ActivityKind::LoginFailed, None)
-                    .client(client.ip.clone(), client.user_agent.clone())
+                self.client_event(ActivityKind::LoginFailed, None, client)
                     .describe("Sign-in failed: unknown account"),
             )
             .await;
             return Err(AuthFailure::InvalidCredentials);
         };
         let failed = |why: &'static str| {
-            self.event(ActivityKind::LoginFailed, Some(user.id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::LoginFailed, Some(user.id), client)
                 .describe(format!("Sign-in failed: {why}"))
         };
         if !user.is_active {
@@ -90,8 +88,7 @@ impl Accounts {
                         .lockouts
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.record(
-                        self.event(ActivityKind::AccountLocked, Some(user.id))
-                            .client(client.ip.clone(), client.user_agent.clone())
+                        self.client_event(ActivityKind::AccountLocked, Some(user.id), client)
                             .describe(format!(
                                 "Locked until {until} after {} failed sign-ins",
                                 self.inner.security.lockout_threshold

@@ -564,14 +564,7 @@ async fn login_rejects_forged_csrf_and_open_redirects() {
     assert!(msg(&wrong.text()).is_some());
     // Security headers on our pages.
     let page = b.page("/_auth/login").await;
-    assert_eq!(
-        page.header("content-security-policy"),
-        Some(
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
-        )
-    );
-    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    page.assert_page_security_headers();
 }
 
 #[tokio::test]

@@ -78,12 +78,5 @@ async fn forms_need_csrf(b: Backend) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Every /_auth/ page carries the security headers.
     let page = br.page("/_auth/reset").await;
-    assert_eq!(
-        page.header("content-security-policy"),
-        Some(
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
-        )
-    );
-    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    page.assert_page_security_headers();
 }

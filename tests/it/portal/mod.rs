@@ -96,6 +96,11 @@ async fn enrol(s: &TestServer, b: &mut Browser) -> (Vec<u8>, Vec<String>) {
     (secret, codes)
 }
 
+/// Answers the code step with the authenticator's code for this moment.
+async fn code_step(s: &TestServer, b: &mut Browser, secret: &[u8]) -> crate::harness::Resp {
+    post(b, "/_auth/login/2fa", &[("code", &code_at(secret, now(s)))]).await
+}
+
 async fn password_step(b: &mut Browser, user: &str, pw: &str) -> crate::harness::Resp {
     post(
         b,

@@ -26,30 +26,10 @@ async fn sign_up_open_and_closed(b: Backend) {
             .text()
             .contains("Create an account")
     );
-    let r = post(
-        &mut br,
-        "/_auth/signup",
-        &[
-            ("username", "kim"),
-            ("email", "kim@example.com"),
-            ("password", PASSWORD),
-            ("password_confirm", "other"),
-        ],
-    )
-    .await;
+    let r = sign_up(&mut br, "kim", "kim@example.com", "other").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"password_confirm-error\""));
-    let r = post(
-        &mut br,
-        "/_auth/signup",
-        &[
-            ("username", "kim"),
-            ("email", "kim@example.com"),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-    )
-    .await;
+    let r = sign_up(&mut br, "kim", "kim@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);
     let u = open
         .app()
@@ -62,17 +42,7 @@ async fn sign_up_open_and_closed(b: Backend) {
     assert_eq!(u.credits_balance, 3);
     assert!(!u.is_verified && !u.is_admin);
     wait_for_mail(&outbox(&open), "kim@example.com", 1).await;
-    let r = post(
-        &mut br,
-        "/_auth/signup",
-        &[
-            ("username", "KIM"),
-            ("email", "kim2@example.com"),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-    )
-    .await;
+    let r = sign_up(&mut br, "KIM", "kim2@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"username-error\""), "{}", r.text());
 }
@@ -82,17 +52,7 @@ async fn verification_and_email_change(b: Backend) {
         return;
     };
     let mut br = s.browser();
-    let r = post(
-        &mut br,
-        "/_auth/signup",
-        &[
-            ("username", "ivy"),
-            ("email", "ivy@example.com"),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-    )
-    .await;
+    let r = sign_up(&mut br, "ivy", "ivy@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let mail = wait_for_mail(&outbox(&s), "ivy@example.com", 1).await;
     br.login("ivy", PASSWORD).await;
@@ -109,15 +69,7 @@ async fn verification_and_email_change(b: Backend) {
     );
 
     // Change of address: nothing changes until the new address confirms.
-    let r = post(
-        &mut br,
-        "/_auth/account/email",
-        &[
-            ("email", "ivy@new.example.com"),
-            ("email_password", PASSWORD),
-        ],
-    )
-    .await;
+    let r = change_email(&mut br, "ivy@new.example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let mail = wait_for_mail(&outbox(&s), "ivy@new.example.com", 1).await;
     assert_eq!(
@@ -132,24 +84,11 @@ async fn verification_and_email_change(b: Backend) {
     );
     // A wrong password or a taken address is refused next to its field.
     s.plain_user("jon").await;
-    let r = post(
-        &mut br,
-        "/_auth/account/email",
-        &[("email", "jon@example.com"), ("email_password", PASSWORD)],
-    )
-    .await;
+    let r = change_email(&mut br, "jon@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"email-error\""), "{}", r.text());
     // Verification links expire too.
-    let r = post(
-        &mut br,
-        "/_auth/account/email",
-        &[
-            ("email", "ivy@third.example.com"),
-            ("email_password", PASSWORD),
-        ],
-    )
-    .await;
+    let r = change_email(&mut br, "ivy@third.example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let mail = wait_for_mail(&outbox(&s), "ivy@third.example.com", 1).await;
     s.clock.advance(Duration::hours(25));
@@ -157,4 +96,34 @@ async fn verification_and_email_change(b: Backend) {
         br.page(&mail.link_path()).await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+/// Asks to change the signed-in account's address, confirming with `password`.
+async fn change_email(b: &mut Browser, email: &str, password: &str) -> crate::harness::Resp {
+    post(
+        b,
+        "/_auth/account/email",
+        &[("email", email), ("email_password", password)],
+    )
+    .await
+}
+
+/// Fills in the sign-up form with the usual password, confirmed as `confirm`.
+async fn sign_up(
+    b: &mut Browser,
+    username: &str,
+    email: &str,
+    confirm: &str,
+) -> crate::harness::Resp {
+    post(
+        b,
+        "/_auth/signup",
+        &[
+            ("username", username),
+            ("email", email),
+            ("password", PASSWORD),
+            ("password_confirm", confirm),
+        ],
+    )
+    .await
 }

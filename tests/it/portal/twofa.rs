@@ -35,12 +35,7 @@ async fn two_factor_sign_in(b: Backend) {
     assert!(page.text().contains("name=\"code\""));
 
     next_step(&s);
-    let r = post(
-        &mut br,
-        "/_auth/login/2fa",
-        &[("code", &code_at(&secret, now(&s)))],
-    )
-    .await;
+    let r = code_step(&s, &mut br, &secret).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(r.header("location"), Some("/app/"));
     assert!(br.cookies.contains_key("gatehouse_session"));
@@ -119,12 +114,7 @@ async fn pending_step_expires_and_limits_attempts(b: Backend) {
 
     password_step(&mut br, "dan", PASSWORD).await;
     s.clock.advance(Duration::minutes(6));
-    let r = post(
-        &mut br,
-        "/_auth/login/2fa",
-        &[("code", &code_at(&secret, now(&s)))],
-    )
-    .await;
+    let r = code_step(&s, &mut br, &secret).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("expired"), "{}", r.text());
     assert!(!br.cookies.contains_key("gatehouse_session"));
@@ -143,12 +133,7 @@ async fn pending_step_expires_and_limits_attempts(b: Backend) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // Spent: even the right code does not help now.
     next_step(&s);
-    let r = post(
-        &mut br,
-        "/_auth/login/2fa",
-        &[("code", &code_at(&secret, now(&s)))],
-    )
-    .await;
+    let r = code_step(&s, &mut br, &secret).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(!br.cookies.contains_key("gatehouse_session"));
 }
@@ -177,12 +162,7 @@ async fn admins_must_enrol(b: Backend) {
     br.logout().await;
     password_step(&mut br, "root", PASSWORD).await;
     next_step(&s);
-    let r = post(
-        &mut br,
-        "/_auth/login/2fa",
-        &[("code", &code_at(&secret, now(&s)))],
-    )
-    .await;
+    let r = code_step(&s, &mut br, &secret).await;
     assert_eq!(r.header("location"), Some("/app/"));
     assert_eq!(br.api("/admin/x", &[]).await.status, StatusCode::OK);
 }
