@@ -6,13 +6,15 @@
 //! database before the password is checked, so concurrent guesses on several instances share
 //! one budget of `security.lockout_threshold`.
 
+use std::sync::atomic::Ordering;
+
 use chrono::Duration as ChronoDuration;
 
 use super::{Accounts, AuthFailure, ClientInfo};
-use crate::audit::ActivityKind;
+use crate::audit::{ActivityEvent, ActivityKind};
 use crate::auth::password::Verified;
 use crate::config::Secret;
-use crate::store::{Ts, UserRow};
+use crate::store::{Ts, UserId, UserRow};
 
 impl Accounts {
     /// Signs in by username or email. Unknown user, wrong password, inactive, deleted and locked
@@ -28,22 +30,17 @@ impl Accounts {
         let now = self.now();
         let user = store.user_by_login(login.trim()).await?;
         let Some(user) = user.filter(|u| !u.is_deleted) else {
-            self.inner.hasher.verify(None, password).await?;
-            self.record(
-                self.client_event(ActivityKind::LoginFailed, None, client)
-                    .describe("Sign-in failed: unknown account"),
-            )
-            .await;
-            return Err(AuthFailure::InvalidCredentials);
+            let event = self
+                .client_event(ActivityKind::LoginFailed, None, client)
+                .describe("Sign-in failed: unknown account");
+            return self.refuse(password, event).await;
         };
         let failed = |why: &'static str| {
             self.client_event(ActivityKind::LoginFailed, Some(user.id), client)
                 .describe(format!("Sign-in failed: {why}"))
         };
         if !user.is_active {
-            self.inner.hasher.verify(None, password).await?;
-            self.record(failed("account inactive")).await;
-            return Err(AuthFailure::InvalidCredentials);
+            return self.refuse(password, failed("account inactive")).await;
         }
         // Reserve the attempt before checking it: concurrent guesses each need a slot from the
         // database, so at most `lockout_threshold` of them are ever verified per lockout.
@@ -53,10 +50,7 @@ impl Accounts {
             .reserve_login_attempt(user.id, threshold, now, until)
             .await?
         else {
-            // Locked: the same hashing work as a wrong password, so it looks the same.
-            self.inner.hasher.verify(None, password).await?;
-            self.record(failed("account locked")).await;
-            return Err(AuthFailure::InvalidCredentials);
+            return self.refuse(password, failed("account locked")).await;
         };
         match self
             .inner
@@ -84,21 +78,36 @@ impl Accounts {
                 // The slot stays taken; the one that reached the threshold locked the account.
                 self.record(failed("wrong password")).await;
                 if attempt >= threshold {
-                    self.inner
-                        .lockouts
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.record(
-                        self.client_event(ActivityKind::AccountLocked, Some(user.id), client)
-                            .describe(format!(
-                                "Locked until {until} after {} failed sign-ins",
-                                self.inner.security.lockout_threshold
-                            )),
-                    )
-                    .await;
+                    self.locked_out(user.id, until, client).await;
                 }
                 Err(AuthFailure::InvalidCredentials)
             }
         }
+    }
+
+    /// Refuses after the same hashing work a wrong password costs, so that the refusal cannot
+    /// be told apart from one by its answer or its timing.
+    async fn refuse(
+        &self,
+        password: &Secret<String>,
+        event: ActivityEvent,
+    ) -> Result<UserRow, AuthFailure> {
+        self.inner.hasher.verify(None, password).await?;
+        self.record(event).await;
+        Err(AuthFailure::InvalidCredentials)
+    }
+
+    /// Counts and records the lock a failed attempt just set.
+    async fn locked_out(&self, id: UserId, until: Ts, client: &ClientInfo) {
+        self.inner.lockouts.fetch_add(1, Ordering::Relaxed);
+        self.record(
+            self.client_event(ActivityKind::AccountLocked, Some(id), client)
+                .describe(format!(
+                    "Locked until {until} after {} failed sign-ins",
+                    self.inner.security.lockout_threshold
+                )),
+        )
+        .await;
     }
 
     /// When a lock that starts at `now` ends (`security.lockout_duration`), in whole seconds so

@@ -16,6 +16,10 @@
 //! Flows are rows in the database, like pending two-factor sign-ins, so the callback may reach
 //! any instance on it (no sticky sessions); taking one is a single `DELETE … RETURNING`, so a
 //! flow is used once even when two callbacks race on different instances.
+//!
+//! Here: discovery, the flows and the code exchange. `claims` verifies the ID token and reads
+//! the identity out of it; `error` says whose fault a failure is (the browser's: 400; ours or
+//! the provider's: 503); `http` is the client that talks to providers.
 
 mod claims;
 mod error;
