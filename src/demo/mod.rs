@@ -61,7 +61,7 @@ tiers = ["premium", "enterprise"]
 
 /// A password that passes the policy and is easy to copy: 20 characters, 120 random bits.
 pub fn random_password() -> String {
-    crate::auth::tokens::random_token()
+    crate::auth::bearer::random_token()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(20)

@@ -7,8 +7,6 @@ mod bodies;
 mod console;
 mod tokens;
 
-use std::process::{Command, Stdio};
-
 use bytes::Bytes;
 use chrono::Duration;
 use gatehouse::accounts::ClientInfo;
@@ -18,7 +16,7 @@ use gatehouse::store::{UserId, UserRow};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Browser, FAST_HASH_TOML, Resp, TestServer};
+use crate::harness::{Backend, Browser, Cli, Resp, TestServer};
 
 pub(crate) async fn server(b: Backend) -> TestServer {
     TestServer::start(b, "").await.expect("backend available")
