@@ -141,7 +141,7 @@ async fn unavailable_is_a_page_or_json() {
     s.app().store.close().await;
     let path = format!(
         "/_auth/reset/confirm?token={}",
-        gatehouse::auth::tokens::random_token()
+        gatehouse::auth::bearer::random_token()
     );
     let r = br.page(&path).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
