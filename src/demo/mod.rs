@@ -59,6 +59,19 @@ tiers = ["premium", "enterprise"]
     config::from_toml(&toml)
 }
 
+/// `base` (a configuration file's settings) with the demo app as its upstream, the demo's
+/// routes when it has none of its own, and `listen` when one was given.
+pub fn over_config(mut base: Settings, demo: Settings, listen: Option<SocketAddr>) -> Settings {
+    base.upstream.url = demo.upstream.url;
+    if base.routes.is_empty() {
+        base.routes = demo.routes;
+    }
+    if let Some(listen) = listen {
+        base.server.listen = listen;
+    }
+    base
+}
+
 /// A password that passes the policy and is easy to copy: 20 characters, 120 random bits.
 pub fn random_password() -> String {
     crate::auth::tokens::random_token()
