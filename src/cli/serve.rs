@@ -41,6 +41,13 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(path), Some(_)) = (&cli.config, &args.data_dir) {
+        eprintln!(
+            "error: --data-dir is not used with --config: the data folder is server.data_dir of {}",
+            path.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("starting the demo app")?;
@@ -116,12 +123,6 @@ fn demo_settings(
             cli.database.as_deref(),
         )?);
     };
-    if args.data_dir.is_some() {
-        anyhow::bail!(
-            "--data-dir is not used with --config: the data folder is server.data_dir of {}",
-            path.display()
-        );
-    }
     let base = load_settings(cli).with_context(|| format!("reading {}", path.display()))?;
     let demo = crate::demo::settings(
         args.listen.unwrap_or(base.server.listen),

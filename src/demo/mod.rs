@@ -117,3 +117,47 @@ pub async fn ensure_users(
     }
     Ok(created)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Settings {
+        settings(
+            "127.0.0.1:8080".parse().unwrap(),
+            Path::new("demo-data"),
+            "127.0.0.1:9000".parse().unwrap(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn patterns(s: &Settings) -> Vec<&str> {
+        s.routes.iter().map(|r| r.pattern.as_str()).collect()
+    }
+
+    #[test]
+    fn a_config_file_keeps_its_settings_with_the_demo_app_behind() {
+        let file = config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"mine\"\n\
+             [upstream]\nurl = \"http://app.internal:80\"\n[portal]\nproduct_name = \"Acme\"\n",
+        )
+        .unwrap();
+        let s = over_config(file, demo(), None);
+        assert_eq!(s.upstream.url.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(s.portal.product_name, "Acme");
+        assert_eq!(s.server.data_dir, Path::new("mine"));
+        assert_eq!(s.server.listen.port(), 7000);
+        assert_eq!(
+            patterns(&s),
+            patterns(&demo()),
+            "no routes of its own: the demo's"
+        );
+
+        let file = config::from_toml("[[routes]]\npath = \"/only/**\"\n").unwrap();
+        let s = over_config(file, demo(), Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(patterns(&s), vec!["/only/**"]);
+        assert_eq!(s.server.listen.port(), 7001);
+    }
+}
