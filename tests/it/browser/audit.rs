@@ -193,3 +193,72 @@ impl Auditor {
         self.checked.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
+
+/// The focused field's focus ring and border (computed, as drawn) against the card and the
+/// page behind it: at least 3:1 each (WCAG 1.4.11, non-text contrast).
+pub async fn non_text_contrast(wd: &WebDriver) {
+    let got = wd
+        .exec(
+            r"
+const el = document.activeElement;
+const cs = getComputedStyle(el);
+const card = getComputedStyle(el.closest('main')).backgroundColor;
+const page = getComputedStyle(document.documentElement).backgroundColor;
+return { tag: el.id, outline: cs.outlineStyle, ring: cs.outlineColor, border: cs.borderTopColor, card, page };
+",
+            json!([]),
+        )
+        .await;
+    if std::env::var_os("GATEHOUSE_AXE_DEBUG").is_some() {
+        eprintln!("focus ring and border: {got}");
+    }
+    assert_eq!(got["outline"], json!("solid"), "no focus ring drawn: {got}");
+    let color = |k: &str| {
+        parse_color(got[k].as_str().unwrap_or_default()).unwrap_or_else(|| panic!("{k}: {got}"))
+    };
+    let (ring, border, card, page) = (color("ring"), color("border"), color("card"), color("page"));
+    for (what, fg, bg) in [
+        ("focus ring on the card", ring, card),
+        ("focus ring on the page", ring, page),
+        ("field border on the card", border, card),
+    ] {
+        let ratio = contrast(fg, bg);
+        assert!(ratio >= 3.0, "{what}: {ratio:.2}:1 ({got})");
+    }
+}
+
+/// `rgb(r, g, b)`, `rgba(...)` or `color(srgb r g b)` as 0..1 channels.
+fn parse_color(css: &str) -> Option<[f64; 3]> {
+    let inner = |prefix: &str| css.strip_prefix(prefix)?.strip_suffix(')');
+    if let Some(body) = inner("color(srgb ") {
+        let v: Vec<f64> = body
+            .split_whitespace()
+            .take(3)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        return (v.len() == 3).then(|| [v[0], v[1], v[2]]);
+    }
+    let body = inner("rgb(").or_else(|| inner("rgba("))?;
+    let v: Vec<f64> = body
+        .split(',')
+        .take(3)
+        .filter_map(|x| x.trim().parse::<f64>().ok())
+        .map(|x| x / 255.0)
+        .collect();
+    (v.len() == 3).then(|| [v[0], v[1], v[2]])
+}
+
+fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let lum = |c: [f64; 3]| {
+        let f = |x: f64| {
+            if x <= 0.039_28 {
+                x / 12.92
+            } else {
+                ((x + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2])
+    };
+    let (x, y) = (lum(a) + 0.05, lum(b) + 0.05);
+    if x > y { x / y } else { y / x }
+}

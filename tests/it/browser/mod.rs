@@ -233,6 +233,7 @@ async fn account_and_console_pages_in_chromium() {
 
     // A zone that is not on the list is refused; one that is changes how times are shown.
     wd.type_into("#timezone", "Mars/Olympus").await;
+    audit::non_text_contrast(&wd).await;
     wd.click("form[action='/_auth/account/profile'] button[type=submit]")
         .await;
     wd.find("#timezone-error").await;
