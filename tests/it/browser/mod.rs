@@ -153,6 +153,28 @@ async fn sign_in_enrol_reset_in_chromium() {
         attribute(&wd, "#download-codes", "download").await,
         json!("recovery-codes.txt")
     );
+    // And the browser saves it (the page's Content-Security-Policy lets the download through).
+    let downloads = tempfile::tempdir().unwrap();
+    wd.cdp(
+        "Browser.setDownloadBehavior",
+        json!({ "behavior": "allow", "downloadPath": downloads.path().display().to_string() }),
+    )
+    .await;
+    wd.click("#download-codes").await;
+    let saved = downloads.path().join("recovery-codes.txt");
+    for _ in 0..100 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&saved).expect("the downloaded recovery codes");
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert_eq!(
+        text.replace('\n', "%0A"),
+        codes.as_str().unwrap_or_default(),
+        "{text}"
+    );
 
     // Sign out, then in again with password and code; reach a page that requires 2FA.
     wd.goto(&format!("{base}/_auth/logout")).await;
