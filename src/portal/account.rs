@@ -22,8 +22,16 @@ use crate::web::{RequestCtx, respond};
 
 const PATH: &str = "/_auth/account";
 
-fn when(t: Ts) -> String {
-    t.0.format("%Y-%m-%d %H:%M UTC").to_string()
+/// `t` in the user's time zone (UTC when theirs is not one of the list).
+fn when(t: Ts, tz: &str) -> String {
+    let zone = jiff::tz::db().get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_second(t.0.timestamp()) {
+        Ok(ts) => ts
+            .to_zoned_datetime(zone)
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => t.0.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
 }
 
 fn done_notice(code: Option<&str>) -> Option<&'static str> {
@@ -68,8 +76,8 @@ async fn account_page(
                 id => r.id.0,
                 device => device::describe(r.user_agent.as_deref()),
                 ip => r.ip_address.clone().unwrap_or_default(),
-                created => when(r.created_at),
-                last_activity => when(r.last_activity),
+                created => when(r.created_at, &user.timezone),
+                last_activity => when(r.last_activity, &user.timezone),
                 current => r.id == s.id,
                 twofa => r.twofa_verified,
             }
@@ -79,7 +87,7 @@ async fn account_page(
         .iter()
         .map(|a| {
             context! {
-                when => when(a.created_at),
+                when => when(a.created_at, &user.timezone),
                 kind => a.activity_type.clone(),
                 description => a.activity_description.clone().unwrap_or_default(),
                 ip => a.ip_address.clone().unwrap_or_default(),

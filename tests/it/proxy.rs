@@ -447,9 +447,16 @@ async fn slow_upstream_gives_504() {
     })
     .await;
     let mut b = crate::harness::Browser::new(&format!("http://{}", running.local_addr));
+    let started = tokio::time::Instant::now();
     let r = b.api("/x", &[]).await;
+    let waited = started.elapsed();
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.json()["error"], "gateway_timeout");
+    // The 504 comes at response_timeout, not after connect_timeout (2 s here) on top of it.
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(1300),
+        "504 after {waited:?}"
+    );
     running.shutdown().await;
 }
 
