@@ -16,6 +16,7 @@
 mod admin;
 mod error;
 mod external;
+mod form_checks;
 mod lifecycle;
 mod mailed_tokens;
 mod passkeys;
@@ -37,6 +38,7 @@ use crate::store::{Store, Tier, Ts, UserFilter, UserId, UserRow};
 pub use admin::MAX_CREDIT_DELTA;
 pub use error::{AccountError, AuthFailure};
 pub use external::{ExternalMatch, ExternalRefusal};
+pub use form_checks::Problems;
 pub use passkeys::{MAX_PASSKEY_NAME, PasskeyFailure, PasskeyUse, passkey_name};
 pub use profile::ProfileInput;
 pub use twofa::{Enrolment, SecondFactor, TwofaError};

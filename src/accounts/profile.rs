@@ -2,7 +2,7 @@
 
 use crate::auth::password::Verified;
 use crate::config::Secret;
-use crate::store::{SessionId, Tier, UserId, UserPatch, UserRow};
+use crate::store::{Tier, UserId, UserPatch, UserRow};
 
 use super::{AccountError, Accounts, NewAccount};
 
@@ -19,7 +19,11 @@ pub struct ProfileInput {
     pub language: String,
 }
 
-fn bounded(field: &'static str, v: &str, max: usize) -> Result<Option<String>, AccountError> {
+pub(super) fn bounded(
+    field: &'static str,
+    v: &str,
+    max: usize,
+) -> Result<Option<String>, AccountError> {
     let v = v.trim();
     if v.chars().count() > max || v.chars().any(char::is_control) {
         return Err(AccountError::Invalid {
@@ -30,7 +34,7 @@ fn bounded(field: &'static str, v: &str, max: usize) -> Result<Option<String>, A
     Ok((!v.is_empty()).then(|| v.to_string()))
 }
 
-fn phone(v: &str) -> Result<Option<String>, AccountError> {
+pub(super) fn phone(v: &str) -> Result<Option<String>, AccountError> {
     let v = bounded("phone", v, 32)?;
     if let Some(p) = &v
         && !p
@@ -45,7 +49,7 @@ fn phone(v: &str) -> Result<Option<String>, AccountError> {
     Ok(v)
 }
 
-fn language(v: &str) -> Result<String, AccountError> {
+pub(super) fn language(v: &str) -> Result<String, AccountError> {
     let v = v.trim();
     let ok = (2..=16).contains(&v.len())
         && v.chars()
@@ -116,25 +120,6 @@ impl Accounts {
             p.language = Some(lang);
         }
         self.update(id, p, Some(id)).await
-    }
-
-    /// Changes the password after checking the current one; ends every other session.
-    /// Returns the ended sessions' token hashes (for the session cache).
-    pub async fn change_own_password(
-        &self,
-        id: UserId,
-        current: &Secret<String>,
-        new: &Secret<String>,
-        keep: SessionId,
-    ) -> Result<Vec<String>, AccountError> {
-        let user = self.get(id).await?.ok_or(AccountError::NotFound)?;
-        if !self.password_matches(&user, current).await? {
-            return Err(AccountError::Invalid {
-                field: "current_password",
-                message: "the current password is not right".into(),
-            });
-        }
-        self.change_password(id, new, Some(keep)).await
     }
 
     /// Open sign-up: a free-tier, unverified account (with the free tier's credits).

@@ -4,14 +4,15 @@
 //!
 //! | method | path | to |
 //! |---|---|---|
-//! | GET | `/_auth/login`, `/login/2fa`, `/logout`, `/reset`, `/reset/confirm`, `/signup`, `/verify` | portal pages |
+//! | GET | `/_auth`, `/_auth/` | the account page when signed in, else the sign-in page |
+//! | GET | `/_auth/login`, `/login/2fa`, `/logout`, `/reset`, `/reset/sent`, `/reset/confirm`, `/signup`, `/verify` | portal pages |
 //! | POST | `/_auth/login`, `/login/2fa`, `/logout`, `/reset`, `/reset/confirm`, `/signup` | portal forms |
 //! | POST | `/_auth/login/passkey`, `/login/2fa/passkey` (+ `/options`) | passkey sign-in |
 //! | GET | `/_auth/account`, `/account/2fa`, `/account/passkeys` | self-service pages |
 //! | POST | `/_auth/account/{profile,password,email,verify}`, `/account/sessions/{revoke,revoke-others}` | self-service forms |
 //! | POST | `/_auth/account/2fa` (+ `/disable`, `/recovery-codes`), `/account/passkeys` (+ `/options`, `/remove`), `/account/identities/{link,unlink}` | 2FA, passkeys, linked providers |
 //! | GET | `/_auth/oidc/{provider}/start`, `/_auth/oidc/{provider}/callback` (GET only) | external sign-in ([`crate::portal`]) |
-//! | GET | `/_auth/static/gatehouse.css`, `/_auth/static/passkeys.js` | portal assets |
+//! | GET | `/_auth/static/gatehouse.css`, `/_auth/static/passkeys.js`, `/_auth/static/recovery-codes.js` | portal assets |
 //! | GET | `/_auth/health`, `/healthz`, `/readyz`, `/metrics`, `/.well-known/jwks.json` | operational endpoints ([`super::endpoints`]) |
 //! | any | `/_auth/authz/auth-request`, `/_auth/authz/forward-auth` | forward-auth ([`super::forward_auth`]) |
 //! | any | `/_auth/api/…` | admin JSON API ([`crate::admin::api`]) |
@@ -80,6 +81,8 @@ const ROUTES: &[(On, &str, To)] = {
     &[
         (On::Any, "/_auth/authz/auth-request", Ep(E::AuthRequest)),
         (On::Any, "/_auth/authz/forward-auth", Ep(E::ForwardAuth)),
+        (On::Read, "/_auth", Pg(P::Home)),
+        (On::Read, "/_auth/", Pg(P::Home)),
         (On::Read, "/_auth/login", Pg(P::Login)),
         (On::Post, "/_auth/login", Pg(P::LoginSubmit)),
         (On::Read, "/_auth/logout", Pg(P::Logout)),
@@ -100,6 +103,7 @@ const ROUTES: &[(On, &str, To)] = {
         ),
         (On::Read, "/_auth/reset", Pg(P::Reset)),
         (On::Post, "/_auth/reset", Pg(P::ResetSubmit)),
+        (On::Read, "/_auth/reset/sent", Pg(P::ResetSent)),
         (On::Read, "/_auth/reset/confirm", Pg(P::ResetConfirm)),
         (On::Post, "/_auth/reset/confirm", Pg(P::ResetConfirmSubmit)),
         (On::Read, "/_auth/signup", Pg(P::Signup)),
@@ -162,6 +166,11 @@ const ROUTES: &[(On, &str, To)] = {
         ),
         (On::Read, "/_auth/static/gatehouse.css", Pg(P::Stylesheet)),
         (On::Read, "/_auth/static/passkeys.js", Pg(P::PasskeysScript)),
+        (
+            On::Read,
+            "/_auth/static/recovery-codes.js",
+            Pg(P::RecoveryCodesScript),
+        ),
         (On::Read, "/_auth/health", Ep(E::Health)),
         (On::Read, "/_auth/healthz", Ep(E::Healthz)),
         (On::Read, "/_auth/readyz", Ep(E::Readyz)),
@@ -359,7 +368,14 @@ mod tests {
             Lookup::WrongMethod("GET, HEAD".into(), None)
         );
         assert_eq!(lookup(&get, "/_auth/nothing"), Lookup::NotFound);
-        assert_eq!(lookup(&get, "/_auth"), Lookup::NotFound);
+        assert_eq!(
+            lookup(&get, "/_auth"),
+            Lookup::Route(To::Portal(Page::Home), None)
+        );
+        assert_eq!(
+            lookup(&post, "/_auth/"),
+            Lookup::WrongMethod("GET, HEAD".into(), None)
+        );
         assert_eq!(lookup(&get, "/_auth/api"), Lookup::NotFound);
         assert_eq!(
             lookup(&Method::PATCH, "/_auth/api/users/1"),

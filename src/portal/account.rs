@@ -23,7 +23,7 @@ use crate::web::{RequestCtx, respond};
 const PATH: &str = "/_auth/account";
 
 /// `t` in the user's time zone (UTC when theirs is not one of the list).
-fn when(t: Ts, tz: &str) -> String {
+pub(super) fn when(t: Ts, tz: &str) -> String {
     let zone = jiff::tz::db().get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
     match jiff::Timestamp::from_second(t.0.timestamp()) {
         Ok(ts) => ts
@@ -36,6 +36,9 @@ fn when(t: Ts, tz: &str) -> String {
 
 fn done_notice(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
+        "welcome" => {
+            "Welcome! Your account is ready and you are signed in. We sent a link to your address to confirm it."
+        }
         "profile" => "Your profile is saved.",
         "password" => "Your password is changed. Your other sessions were signed out.",
         "email" => {
@@ -106,6 +109,7 @@ async fn account_page(
             errors => page::errors(errors),
             notice,
             admin_required => s.identity.admin_suspended,
+            console => s.identity.is_admin_at(app.now()),
             min_length => app.settings.security.min_password_length,
             providers,
             passkeys,
@@ -174,21 +178,28 @@ fn done(what: &str) -> PortalResult {
     ))
 }
 
-/// An account-layer refusal shown on the page next to its field.
-async fn refused(
-    app: &App,
-    s: &Session,
-    csrf: &Csrf,
-    e: AccountError,
-    overrides: Overrides<'_>,
-) -> PortalResult {
-    let (field, msg) = match e {
+/// An account-layer refusal as a field and its message; anything else is ours.
+fn field_error(e: AccountError) -> Result<(&'static str, String), PortalError> {
+    Ok(match e {
         AccountError::Invalid { field, message } => (field, message),
         AccountError::Duplicate { field } => (field, format!("this {field} is already in use")),
         AccountError::Policy(p) => ("new_password", p.to_string()),
         other => return Err(other.into()),
-    };
-    let errors = [(field, msg)];
+    })
+}
+
+/// Account-layer refusals shown together: each next to its field and all in the summary.
+async fn refused(
+    app: &App,
+    s: &Session,
+    csrf: &Csrf,
+    problems: Vec<AccountError>,
+    overrides: Overrides<'_>,
+) -> PortalResult {
+    let errors = problems
+        .into_iter()
+        .map(field_error)
+        .collect::<Result<Vec<_>, _>>()?;
     account_page(
         app,
         s,
@@ -199,6 +210,31 @@ async fn refused(
         StatusCode::BAD_REQUEST,
     )
     .await
+}
+
+/// A refusal that names the current password, as the form in question calls that field.
+fn rename_current(e: AccountError, field: &'static str) -> AccountError {
+    match e {
+        AccountError::Invalid {
+            field: "current_password",
+            message,
+        } => AccountError::Invalid { field, message },
+        other => other,
+    }
+}
+
+/// Whether `problems` say a given password was wrong (which keeps its throttle count).
+fn wrong_password(problems: &[AccountError], given: &Secret<String>) -> bool {
+    !given.expose().is_empty()
+        && problems.iter().any(|e| {
+            matches!(
+                e,
+                AccountError::Invalid {
+                    field: "current_password",
+                    ..
+                }
+            )
+        })
 }
 
 pub async fn profile(app: &App, req: Request<Incoming>) -> PortalResult {
@@ -215,25 +251,27 @@ pub async fn profile(app: &App, req: Request<Incoming>) -> PortalResult {
         language: text("language"),
     };
     let id = s.identity.user_id;
+    let keep: Vec<(&str, String)> = [
+        "first_name",
+        "last_name",
+        "phone",
+        "company_name",
+        "timezone",
+        "language",
+    ]
+    .iter()
+    .map(|k| (*k, text(k)))
+    .collect();
+    let problems = app.accounts.profile_problems(id, &input).await?;
+    if !problems.is_empty() {
+        return refused(app, &s, &csrf, problems, &keep).await;
+    }
     match app.accounts.update_profile(id, &input).await {
         Ok(_) => {
             app.sessions.evict_user(id);
             done("profile")
         }
-        Err(e) => {
-            let keep: Vec<(&str, String)> = [
-                "first_name",
-                "last_name",
-                "phone",
-                "company_name",
-                "timezone",
-                "language",
-            ]
-            .iter()
-            .map(|k| (*k, text(k)))
-            .collect();
-            refused(app, &s, &csrf, e, &keep).await
-        }
+        Err(e) => refused(app, &s, &csrf, vec![e], &keep).await,
     }
 }
 
@@ -245,22 +283,26 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Po
     page::hit(app, &app.portal.login_ip, &ip).await?;
     let current = Secret::new(form.get("current_password").unwrap_or("").to_string());
     let new = Secret::new(form.get("new_password").unwrap_or("").to_string());
+    let id = s.identity.user_id;
+    let mut problems = app
+        .accounts
+        .password_change_problems(id, &current, &new)
+        .await?;
     if form.get("new_password_confirm").unwrap_or("") != new.expose() {
-        app.portal.login_ip.release(&ip).await;
-        let e = AccountError::Invalid {
+        problems.push(AccountError::Invalid {
             field: "new_password_confirm",
             message: "the two new passwords are not the same".into(),
-        };
-        return refused(app, &s, &csrf, e, &[]).await;
+        });
     }
-    let id = s.identity.user_id;
-    match app
-        .accounts
-        .change_own_password(id, &current, &new, s.id)
-        .await
-    {
+    if !wrong_password(&problems, &current) {
+        app.portal.login_ip.release(&ip).await;
+    }
+    if !problems.is_empty() {
+        return refused(app, &s, &csrf, problems, &[]).await;
+    }
+    // The current password was checked with the rest of the form just now.
+    match app.accounts.change_password(id, &new, Some(s.id)).await {
         Ok(ended) => {
-            app.portal.login_ip.release(&ip).await;
             app.sessions.evict_token_hashes(&ended).await;
             app.sessions.evict_user(id);
             if let Ok(Some(u)) = app.accounts.get(id).await {
@@ -272,18 +314,7 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Po
             }
             done("password")
         }
-        Err(e) => {
-            if !matches!(
-                e,
-                AccountError::Invalid {
-                    field: "current_password",
-                    ..
-                }
-            ) {
-                app.portal.login_ip.release(&ip).await;
-            }
-            refused(app, &s, &csrf, e, &[]).await
-        }
+        Err(e) => refused(app, &s, &csrf, vec![e], &[]).await,
     }
 }
 
@@ -295,13 +326,26 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Porta
     let new_email = form.get("email").unwrap_or("");
     let pw = Secret::new(form.get("email_password").unwrap_or("").to_string());
     let id = s.identity.user_id;
+    let problems = app
+        .accounts
+        .email_change_problems(id, new_email, &pw)
+        .await?;
+    if !wrong_password(&problems, &pw) {
+        app.portal.login_ip.release(&ip).await;
+    }
+    if !problems.is_empty() {
+        let problems = problems
+            .into_iter()
+            .map(|e| rename_current(e, "email_password"))
+            .collect();
+        return refused(app, &s, &csrf, problems, &[]).await;
+    }
     match app
         .accounts
         .request_email_change(id, new_email, &pw, &ctx.client())
         .await
     {
         Ok((address, token)) => {
-            app.portal.login_ip.release(&ip).await;
             let st = &app.settings;
             app.mailer.send_later(crate::mail::verify_link(
                 &st.server.public_url,
@@ -313,19 +357,9 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Porta
             app.sessions.evict_user(id);
             done("email")
         }
-        Err(AccountError::Invalid {
-            field: "current_password",
-            message,
-        }) => {
-            let e = AccountError::Invalid {
-                field: "email_password",
-                message,
-            };
-            refused(app, &s, &csrf, e, &[]).await
-        }
         Err(e) => {
-            app.portal.login_ip.release(&ip).await;
-            refused(app, &s, &csrf, e, &[]).await
+            let e = rename_current(e, "email_password");
+            refused(app, &s, &csrf, vec![e], &[]).await
         }
     }
 }

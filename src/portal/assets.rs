@@ -1,5 +1,7 @@
-//! The portal's static assets: the stylesheet (rendered once per request from the brand) and
-//! the passkey ceremony script (the only script the portal serves; see `passkeys`).
+//! The portal's static assets: the stylesheet (rendered once per request from the brand), the
+//! passkey ceremony script (see `passkeys`) and the recovery codes' Copy button. Scripts are
+//! files served from here, never inline (the CSP is `default-src 'self'`), and every page works
+//! without them.
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -9,6 +11,7 @@ use crate::app::App;
 use crate::web::{Body, respond};
 
 const PASSKEYS_JS: &str = include_str!("static/passkeys.js");
+const RECOVERY_CODES_JS: &str = include_str!("static/recovery-codes.js");
 
 /// An asset's response: its type, cached for an hour.
 fn asset(body: String, content_type: &'static str) -> Response<Body> {
@@ -24,6 +27,13 @@ fn asset(body: String, content_type: &'static str) -> Response<Body> {
 
 pub fn passkeys_script() -> Response<Body> {
     asset(PASSKEYS_JS.to_string(), "text/javascript; charset=utf-8")
+}
+
+pub fn recovery_codes_script() -> Response<Body> {
+    asset(
+        RECOVERY_CODES_JS.to_string(),
+        "text/javascript; charset=utf-8",
+    )
 }
 
 pub fn stylesheet(app: &App) -> Result<Response<Body>, PortalError> {

@@ -5,6 +5,8 @@
 //!     attempt in the database, then verify; lockout; one generic failure)
 //!     ├─ 2FA on  ─▶ pending sign-in (cookie gatehouse_2fa) ─▶ 303 /_auth/login/2fa
 //!     └─ 2FA off ─▶ fresh session ─▶ 303 next (an admin under require_2fa_for_admins: enrolment)
+//!  GET /_auth/login, signed in ─▶ 303 next, or the account page without one
+//!  GET /_auth/ ─▶ 303 the account page (signed in) or the sign-in page
 //! ```
 
 use http::header::{self, HeaderValue};
@@ -26,9 +28,31 @@ use crate::web::{Body, RequestCtx, respond};
 const GENERIC_FAILURE: &str =
     "That username or password is not right, or the account cannot sign in right now.";
 
-pub fn show(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, PortalError> {
+/// The account page, where a signed-in person's own links lead.
+const ACCOUNT: &str = "/_auth/account";
+
+/// GET `/_auth/`: the account page when signed in, else the sign-in page (which comes back
+/// to the account page).
+pub async fn home(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, PortalError> {
+    let to = match page::session(app, req.headers()).await {
+        Some(_) => ACCOUNT.to_string(),
+        None => forms::login_url(ACCOUNT),
+    };
+    Ok(respond::redirect(StatusCode::SEE_OTHER, &to))
+}
+
+/// GET `/_auth/login`. Already signed in: on to `next` (or the account page when there is
+/// none), rather than a form that would start a second session.
+pub async fn show(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, PortalError> {
     let q = forms::query(req.uri());
     let next = safe_next(q.get("next"));
+    if page::session(app, req.headers()).await.is_some() {
+        let to = match q.get("next").filter(|n| !n.is_empty()) {
+            Some(_) => next.as_str(),
+            None => ACCOUNT,
+        };
+        return Ok(respond::redirect(StatusCode::SEE_OTHER, to));
+    }
     let csrf = page::csrf_for(app, req.headers());
     login_page(app, &csrf, &next, "", None)
 }
@@ -42,7 +66,13 @@ fn login_page(
 ) -> Result<Response<Body>, PortalError> {
     let mut links = vec![context! { href => "/_auth/reset", text => "Forgot your password?" }];
     if app.settings.portal.registration == Registration::Open {
-        links.push(context! { href => "/_auth/signup", text => "Create an account" });
+        let href = if next == "/" {
+            "/_auth/signup".to_string()
+        } else {
+            let n = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+            format!("/_auth/signup?next={n}")
+        };
+        links.push(context! { href, text => "Create an account" });
     }
     page::render(
         app,

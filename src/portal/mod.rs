@@ -70,6 +70,8 @@ pub const TEMPLATES: &[TemplateSet] = &[&[
 /// A portal page or form action; the router maps paths and methods to these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
+    /// `/_auth/`: the account page or the sign-in page.
+    Home,
     Login,
     LoginSubmit,
     Logout,
@@ -81,6 +83,8 @@ pub enum Page {
     PasskeySignInOptions,
     Reset,
     ResetSubmit,
+    /// The answer to a reset request (after the POST's redirect).
+    ResetSent,
     ResetConfirm,
     ResetConfirmSubmit,
     Signup,
@@ -109,6 +113,7 @@ pub enum Page {
     ProviderCallback,
     Stylesheet,
     PasskeysScript,
+    RecoveryCodesScript,
 }
 
 impl Page {
@@ -143,7 +148,8 @@ async fn dispatch(
     ctx: &RequestCtx,
 ) -> Result<Response<Body>, PortalError> {
     match page {
-        Page::Login => login::show(app, &req),
+        Page::Home => login::home(app, &req).await,
+        Page::Login => login::show(app, &req).await,
         Page::LoginSubmit => login::submit(app, req, ctx).await,
         Page::Logout => login::show_logout(app, &req).await,
         Page::LogoutSubmit => login::submit_logout(app, req, ctx).await,
@@ -154,6 +160,7 @@ async fn dispatch(
         Page::PasskeySignInOptions => passkeys::sign_in_options(app, req).await,
         Page::Reset => reset::show(app, &req),
         Page::ResetSubmit => reset::submit(app, req, ctx).await,
+        Page::ResetSent => reset::sent(app),
         Page::ResetConfirm => reset::show_confirm(app, &req).await,
         Page::ResetConfirmSubmit => reset::submit_confirm(app, req, ctx).await,
         Page::Signup => signup::show(app, &req),
@@ -180,5 +187,6 @@ async fn dispatch(
         Page::ProviderCallback => oidc::callback(app, req, ctx, provider.unwrap_or_default()).await,
         Page::Stylesheet => assets::stylesheet(app),
         Page::PasskeysScript => Ok(assets::passkeys_script()),
+        Page::RecoveryCodesScript => Ok(assets::recovery_codes_script()),
     }
 }

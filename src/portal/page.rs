@@ -181,9 +181,37 @@ pub fn set_cookie(resp: &mut Response<Body>, value: Option<HeaderValue>) {
     }
 }
 
-/// Field errors as a template value: `{ field: message }`.
+/// Field errors as a template value: a map `{ field: message }` whose keys come in the
+/// order given (the form's), so the summary lists them as the fields stand on the page.
 pub fn errors(list: &[(&str, String)]) -> Value {
-    Value::from_iter(list.iter().map(|(k, v)| ((*k).to_string(), v.clone())))
+    Value::from_object(FieldErrors(
+        list.iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect(),
+    ))
+}
+
+#[derive(Debug)]
+struct FieldErrors(Vec<(String, String)>);
+
+impl minijinja::value::Object for FieldErrors {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Value::from(v.clone()))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(
+            self.0.iter().map(|(k, _)| Value::from(k.clone())).collect(),
+        )
+    }
 }
 
 /// A duration for people: "1 hour", "24 hours", "30 minutes".

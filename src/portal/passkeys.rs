@@ -31,10 +31,6 @@ const PATH: &str = "/_auth/account/passkeys";
 /// How recent a sign-in must be to add or remove a passkey without the password again.
 const RECENT_SIGN_IN: chrono::Duration = chrono::Duration::minutes(10);
 
-fn when(t: crate::store::Ts) -> String {
-    t.0.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// The relying party, when passkeys can work here at all.
 fn relying_party(app: &App) -> Result<&RelyingParty, PortalError> {
     app.passkeys.as_ref().ok_or(PortalError::NotFound(
@@ -108,6 +104,8 @@ async fn list_page(
     status: StatusCode,
 ) -> PortalResult {
     let rows = app.accounts.passkeys(s.identity.user_id).await?;
+    let tz = super::account::current_user(app, s).await?.timezone;
+    let when = |t: crate::store::Ts| super::account::when(t, &tz);
     let passkeys: Vec<Value> = rows
         .iter()
         .map(|p| {

@@ -3,7 +3,8 @@
 //! ```text
 //!  POST /_auth/reset (email) ─▶ per-IP throttle (429) ─▶ account found and under its own
 //!       throttle? ─▶ token (hash stored, 1 h) ─▶ mail with public_url link (in the background)
-//!       └─ always the same answer, whether or not an account exists
+//!       └─ always the same answer, whether or not an account exists: 303 /_auth/reset/sent
+//!  GET  /_auth/reset/sent ─▶ "if the address is known, a link was sent" (a reload re-sends nothing)
 //!  GET  /_auth/reset/confirm?token=… ─▶ new-password form
 //!  POST /_auth/reset/confirm ─▶ policy ─▶ token spent, password set ─▶ every session ends
 //!       ─▶ notice mail; 2FA is untouched, so the next sign-in still asks for a code
@@ -20,7 +21,7 @@ use crate::app::App;
 use crate::audit::ActivityKind;
 use crate::config::Secret;
 use crate::web::csrf::Csrf;
-use crate::web::{RequestCtx, cookies};
+use crate::web::{RequestCtx, cookies, respond};
 
 const SENT: &str = "If an account exists for the address you entered, we have sent it a link to choose a new password. Check your mail; the link works for";
 
@@ -80,6 +81,14 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Port
                 .await;
         }
     }
+    Ok(respond::redirect(
+        StatusCode::SEE_OTHER,
+        "/_auth/reset/sent",
+    ))
+}
+
+/// GET `/_auth/reset/sent`: the answer to every reset request.
+pub fn sent(app: &App) -> PortalResult {
     let ttl = page::human(app.settings.security.reset_token_ttl);
     page::message(
         app,
@@ -134,12 +143,24 @@ pub async fn submit_confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
     let (_parts, form, csrf) = page::checked_form(app, req).await?;
     let token = form.get("token").unwrap_or("").to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
+    let Some(problems) = app.accounts.reset_problems(&token, &password).await? else {
+        return invalid_link(app);
+    };
+    let mut errors: Vec<(&str, String)> = Vec::new();
+    for p in problems {
+        match p {
+            AccountError::Policy(p) => errors.push(("password", p.to_string())),
+            other => return Err(other.into()),
+        }
+    }
     if form.get("password_confirm").unwrap_or("") != password.expose() {
-        let e = [(
+        errors.push((
             "password_confirm",
             "The two passwords are not the same.".to_string(),
-        )];
-        return confirm_page(app, &csrf, &token, &e, StatusCode::BAD_REQUEST);
+        ));
+    }
+    if !errors.is_empty() {
+        return confirm_page(app, &csrf, &token, &errors, StatusCode::BAD_REQUEST);
     }
     let user = match app
         .accounts

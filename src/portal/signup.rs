@@ -1,20 +1,28 @@
 //! `/_auth/signup` (when `portal.registration = "open"`) and `/_auth/verify`.
 //!
-//! Sign-up makes a free-tier, unverified account (3 credits) and mails a verification link;
-//! following a link marks the account verified and, for an address change, swaps the address.
+//! Sign-up makes a free-tier, unverified account (3 credits), mails a verification link and
+//! signs the new user in: 303 to the form's `next` (kept from `/_auth/signup?next=` in a hidden
+//! field), or to the account page, which says a confirmation link was sent. Following a link
+//! marks the account verified and, for an address change, swaps the address.
+//!
+//! An address that already has an account gets the same redirect without a session, and its
+//! owner a mail about the attempt: the page never says whether the address is known. (Whoever
+//! chose the password could sign in with it one request later anyway; the mail is what tells
+//! the owner.)
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
-use super::error::PortalResult;
+use super::error::{PortalError, PortalResult};
 use super::{forms, page};
 use crate::accounts::AccountError;
 use crate::app::App;
+use crate::audit::ActivityKind;
 use crate::config::{Registration, Secret};
 use crate::store::UserId;
-use crate::web::RequestCtx;
 use crate::web::csrf::Csrf;
+use crate::web::{RequestCtx, respond};
 
 fn closed(app: &App) -> PortalResult {
     page::message(
@@ -26,11 +34,17 @@ fn closed(app: &App) -> PortalResult {
     )
 }
 
+/// The sign-up form's values, shown again with its problems.
+struct Filled<'a> {
+    username: &'a str,
+    email: &'a str,
+    next: &'a str,
+}
+
 fn signup_page(
     app: &App,
     csrf: &Csrf,
-    username: &str,
-    email: &str,
+    filled: &Filled<'_>,
     errors: &[(&str, String)],
     status: StatusCode,
 ) -> PortalResult {
@@ -39,8 +53,14 @@ fn signup_page(
         "signup.html",
         csrf,
         context! {
-            username,
-            email,
+            username => filled.username,
+            email => filled.email,
+            next => filled.next,
+            login_href => if filled.next.is_empty() {
+                "/_auth/login".to_string()
+            } else {
+                forms::login_url(filled.next)
+            },
             errors => page::errors(errors),
             min_length => app.settings.security.min_password_length,
         },
@@ -48,18 +68,37 @@ fn signup_page(
     )
 }
 
+/// Where to go after signing up: `next` when the form carried one, else the account page.
+fn after(next: Option<&str>) -> String {
+    match next.filter(|n| !n.is_empty()) {
+        Some(n) => forms::safe_next(Some(n)),
+        None => "/_auth/account?done=welcome".to_string(),
+    }
+}
+
 pub fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
     if app.settings.portal.registration != Registration::Open {
         return closed(app);
     }
-    signup_page(
-        app,
-        &page::csrf_for(app, req.headers()),
-        "",
-        "",
-        &[],
-        StatusCode::OK,
-    )
+    let q = forms::query(req.uri());
+    let next = q.get("next").map(|n| forms::safe_next(Some(n)));
+    let filled = Filled {
+        username: "",
+        email: "",
+        next: next.as_deref().unwrap_or(""),
+    };
+    let csrf = page::csrf_for(app, req.headers());
+    signup_page(app, &csrf, &filled, &[], StatusCode::OK)
+}
+
+/// A sign-up refusal as a field and its message; anything else is ours.
+fn field_error(e: AccountError) -> Result<(&'static str, String), PortalError> {
+    Ok(match e {
+        AccountError::Invalid { field, message } => (field, message),
+        AccountError::Duplicate { field } => (field, format!("this {field} is already taken")),
+        AccountError::Policy(p) => ("password", p.to_string()),
+        other => return Err(other.into()),
+    })
 }
 
 /// Mails a verification link for `to` (the account's address, or a new one).
@@ -85,60 +124,57 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Port
     if app.settings.portal.registration != Registration::Open {
         return closed(app);
     }
-    let (_parts, form, csrf) = page::checked_form(app, req).await?;
+    let (parts, form, csrf) = page::checked_form(app, req).await?;
     page::hit(app, &app.portal.mail_ip, &page::ip_key(ctx)).await?;
     let username = form.get("username").unwrap_or("").trim().to_string();
     let email = form.get("email").unwrap_or("").trim().to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
-    let bad = |errors: &[(&str, String)]| {
-        signup_page(
-            app,
-            &csrf,
-            &username,
-            &email,
-            errors,
-            StatusCode::BAD_REQUEST,
-        )
+    let next = form.get("next").filter(|n| !n.is_empty());
+    let shown_next = next.map(|n| forms::safe_next(Some(n))).unwrap_or_default();
+    let filled = Filled {
+        username: &username,
+        email: &email,
+        next: &shown_next,
     };
+    let bad = |errors: &[(&str, String)]| {
+        signup_page(app, &csrf, &filled, errors, StatusCode::BAD_REQUEST)
+    };
+    let mut errors = app
+        .accounts
+        .sign_up_problems(&username, &email, &password)
+        .into_iter()
+        .map(field_error)
+        .collect::<Result<Vec<_>, _>>()?;
     if form.get("password_confirm").unwrap_or("") != password.expose() {
-        return bad(&[(
+        errors.push((
             "password_confirm",
             "The two passwords are not the same.".into(),
-        )]);
+        ));
     }
+    if !errors.is_empty() {
+        return bad(&errors);
+    }
+    let to = after(next);
     let user = match app.accounts.sign_up(&username, &email, &password).await {
         Ok(u) => u,
-        Err(AccountError::Invalid { field, message }) => return bad(&[(field, message)]),
         Err(AccountError::Duplicate { field: "email" }) => {
-            // Answer exactly as a new account would, so the page never tells whether the
-            // address has an account; its owner gets a mail about the attempt instead.
+            // Answered like a new account (see the module docs); its owner gets a mail instead.
             tell_owner(app, &email).await?;
-            return created(app, &username, &email);
+            return Ok(respond::redirect(StatusCode::SEE_OTHER, &to));
         }
-        Err(AccountError::Duplicate { field }) => {
-            return bad(&[(field, format!("this {field} is already taken"))]);
-        }
-        Err(AccountError::Policy(p)) => return bad(&[("password", p.to_string())]),
-        Err(e) => return Err(e.into()),
+        Err(e) => return bad(&[field_error(e)?]),
     };
     send_verification(app, user.id, &user.email, None).await?;
-    created(app, &username, &email)
-}
-
-/// The answer to a sign-up, built from the submitted names so that it reads the same whether
-/// an account was made or the address already had one.
-fn created(app: &App, username: &str, email: &str) -> PortalResult {
-    page::message(
-        app,
-        StatusCode::OK,
-        "Account created",
-        &format!(
-            "Welcome, {}! We sent a link to {} to confirm the address. You can sign in now.",
-            username.trim(),
-            email.trim()
-        ),
-        Some(("/_auth/login", "Sign in")),
-    )
+    let how = super::login::SignedInWith::Password;
+    let (r, _) =
+        super::login::start_session(app, &parts.headers, &user, ctx, false, how, &to).await?;
+    app.accounts
+        .record(
+            page::event(app, ActivityKind::Login, Some(user.id), ctx)
+                .describe("Signed in after signing up"),
+        )
+        .await;
+    Ok(r)
 }
 
 /// Mails the owner of `email` that someone tried to sign up with it, at most as often as the

@@ -133,7 +133,11 @@ pub async fn confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Por
         .filter(|n| !n.is_empty())
         .map(|n| safe_next(Some(n)))
         .unwrap_or_default();
-    let code = form.get("code").unwrap_or("");
+    let code = form.get("code").unwrap_or("").trim();
+    if code.is_empty() {
+        let e = [("code", "Enter the 6-digit code your app shows.".to_string())];
+        return twofa_page(app, &s, &csrf, &next, &e, None, StatusCode::BAD_REQUEST).await;
+    }
     let codes = match app
         .accounts
         .confirm_twofa(&app.keys, s.identity.user_id, code, &ctx.client())
@@ -183,6 +187,24 @@ pub async fn manage(
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
     let code = form.get("code").unwrap_or("");
     let id = s.identity.user_id;
+    let prefix = match what {
+        Manage::Disable => "disable",
+        Manage::Regenerate => "regenerate",
+    };
+    // Every field missing is named at once, before anything is checked (or counted).
+    let (pw_key, code_key) = (format!("{prefix}-password"), format!("{prefix}-code"));
+    let mut missing = Vec::new();
+    if password.expose().is_empty() {
+        missing.push((pw_key.as_str(), "Enter your password.".to_string()));
+    }
+    if code.trim().is_empty() {
+        let m = "Enter a code from your app, or a recovery code.";
+        missing.push((code_key.as_str(), m.to_string()));
+    }
+    if !missing.is_empty() {
+        app.portal.login_ip.release(&ip).await;
+        return twofa_page(app, &s, &csrf, "", &missing, None, StatusCode::BAD_REQUEST).await;
+    }
     let result = match what {
         Manage::Disable => app
             .accounts
@@ -194,10 +216,6 @@ pub async fn manage(
             .regenerate_recovery_codes(&app.keys, id, &password, code, &ctx.client())
             .await
             .map(Some),
-    };
-    let prefix = match what {
-        Manage::Disable => "disable",
-        Manage::Regenerate => "regenerate",
     };
     if result.is_ok() {
         app.portal.login_ip.release(&ip).await;

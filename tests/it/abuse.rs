@@ -485,8 +485,10 @@ async fn sign_up_answers_the_same_for_a_taken_address(b: Backend) {
     };
     let fresh = sign_up("newbie", "newbie@example.com").await;
     let taken = sign_up("other1", "KIM@example.com").await;
-    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text());
+    // Both are the same redirect (the new account's with its session cookie).
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER, "{}", fresh.text());
     assert_eq!(taken.status, fresh.status);
+    assert_eq!(taken.header("location"), fresh.header("location"));
     assert_eq!(
         taken
             .text()
@@ -584,11 +586,11 @@ async fn look_alike_usernames_refused(b: Backend) {
         sign_up_as(&s, "kim+work@example.com", "kw@example.com")
             .await
             .status,
-        StatusCode::OK
+        StatusCode::SEE_OTHER
     );
     assert_eq!(
         sign_up_as(&s, "ｌｅｅ２", "lee@example.com").await.status,
-        StatusCode::OK
+        StatusCode::SEE_OTHER
     );
     assert!(
         s.app()
@@ -610,7 +612,7 @@ async fn look_alike_usernames_refused(b: Backend) {
     assert!(r.text().contains("already taken"), "{}", r.text());
     assert_eq!(
         sign_up_as(&s, "zoë", "zoe@example.com").await.status,
-        StatusCode::OK
+        StatusCode::SEE_OTHER
     );
 }
 

@@ -150,7 +150,7 @@ async fn throttles_counted_on_one_instance_hold_on_another(b: Backend) {
             )
             .await;
         let want = if i < 2 {
-            StatusCode::OK
+            StatusCode::SEE_OTHER
         } else {
             StatusCode::TOO_MANY_REQUESTS
         };
@@ -184,7 +184,7 @@ async fn expired_shared_state_is_pruned(b: Backend) {
             &[("csrf_token", &token), ("email", "nobody@example.com")],
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     let store = &a.app().store;
     let (throttles, pending) = store.shared_state_rows().await.unwrap();
     assert_eq!(throttles, 2, "sign-ins and mail requests from this address");

@@ -12,6 +12,7 @@
 //! unless `GATEHOUSE_REQUIRE_BROWSER=1` (CI), where it fails.
 
 mod audit;
+mod flows;
 mod webdriver;
 
 use chrono::Duration as ChronoDuration;
@@ -152,6 +153,39 @@ async fn sign_in_enrol_reset_in_chromium() {
     assert_eq!(
         attribute(&wd, "#download-codes", "download").await,
         json!("recovery-codes.txt")
+    );
+    // The Copy button: hidden in the markup (no script, no button; see the portal tests),
+    // shown by the page's script; it puts the codes on the clipboard, one a line, as the
+    // download has them.
+    assert_eq!(
+        wd.exec(
+            "return document.getElementById('copy-codes').hidden;",
+            json!([])
+        )
+        .await,
+        json!(false)
+    );
+    let origin = base.clone();
+    wd.cdp(
+        "Browser.grantPermissions",
+        json!({ "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+    )
+    .await;
+    wd.click("#copy-codes").await;
+    for _ in 0..50 {
+        if !wd.text("#copy-status").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(wd.text("#copy-status").await, "Copied 10 codes.");
+    let copied = wd
+        .exec("return navigator.clipboard.readText();", json!([]))
+        .await;
+    assert_eq!(
+        copied.as_str().map(|c| c.replace('\n', "%0A")),
+        codes.as_str().map(str::to_string),
+        "{copied}"
     );
     // And the browser saves it (the page's Content-Security-Policy lets the download through).
     let downloads = tempfile::tempdir().unwrap();

@@ -508,7 +508,9 @@ impl Browser {
 
     /// Signs in through the login form; asserts the redirect.
     pub async fn login(&mut self, username: &str, password: &str) -> Resp {
-        let token = self.csrf("/_auth/login").await;
+        // The reset page has a form signed in or not (a signed-in visit to the sign-in page
+        // goes on to `next`).
+        let token = self.csrf("/_auth/reset").await;
         let r = self
             .post_form(
                 "/_auth/login",

@@ -5,6 +5,70 @@ use super::*;
 both_backends! {
     account_edits,
     sessions_list_and_revoke,
+    every_problem_at_once,
+}
+
+/// Each account form lists all its problems together, each tied to its field.
+async fn every_problem_at_once(b: Backend) {
+    let Some(s) = server(b, "").await else { return };
+    let mut br = s.signed_in("max").await;
+    let tied = |text: &str, ids: &[&str]| {
+        for id in ids {
+            assert!(text.contains(&format!("id=\"{id}-error\"")), "{id}: {text}");
+            assert!(
+                text.contains(&format!("href=\"#{id}\"")),
+                "{id} in the summary: {text}"
+            );
+        }
+    };
+    let r = post(
+        &mut br,
+        "/_auth/account/password",
+        &[
+            ("current_password", "not the password"),
+            ("new_password", "short"),
+            ("new_password_confirm", "other"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    tied(
+        &r.text(),
+        &["current_password", "new_password", "new_password_confirm"],
+    );
+    let r = post(
+        &mut br,
+        "/_auth/account/email",
+        &[("email", "not-an-address"), ("email_password", "")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    tied(&r.text(), &["email", "email_password"]);
+    let r = post(
+        &mut br,
+        "/_auth/account/profile",
+        &[
+            ("first_name", "Max"),
+            ("phone", "call me"),
+            ("timezone", "Mars/Olympus"),
+            ("language", "?"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let text = r.text();
+    tied(&text, &["phone", "timezone", "language"]);
+    // The refused values stay in the form.
+    assert!(text.contains("value=\"call me\""), "{text}");
+    // And nothing was saved.
+    let u = s
+        .app()
+        .accounts
+        .get_by_username("max")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.first_name, None);
 }
 
 async fn account_edits(b: Backend) {

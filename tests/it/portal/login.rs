@@ -6,6 +6,49 @@ use super::*;
 both_backends! {
     failed_sign_ins_throttled_per_ip,
     forms_need_csrf,
+    no_dead_ends,
+}
+
+/// `/_auth/` leads somewhere; a signed-in visit to the sign-in page goes on; admins find the
+/// console from their account page.
+async fn no_dead_ends(b: Backend) {
+    let Some(s) = server(b, "").await else { return };
+    let mut br = s.browser();
+    for root in ["/_auth/", "/_auth"] {
+        let r = br.page(root).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{root}");
+        assert_eq!(
+            r.header("location"),
+            Some("/_auth/login?next=%2F%5Fauth%2Faccount"),
+            "{root}"
+        );
+    }
+    let mut br = s.signed_in("nia").await;
+    for root in ["/_auth/", "/_auth"] {
+        assert_eq!(
+            br.page(root).await.header("location"),
+            Some("/_auth/account")
+        );
+    }
+    let r = br.page("/_auth/login").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/_auth/account"));
+    let r = br.page("/_auth/login?next=/app/page%3Fx%3D1").await;
+    assert_eq!(r.header("location"), Some("/app/page?x=1"));
+    // `next` is checked as on the form: another site is not a place to go on to.
+    let r = br.page("/_auth/login?next=//evil.example").await;
+    assert_eq!(r.header("location"), Some("/"));
+    // No console link for a plain user; one for an admin.
+    let page = br.page("/_auth/account").await.text();
+    assert!(!page.contains("id=\"console-link\""), "{page}");
+    s.user("ada", |a| a.is_admin = true).await;
+    let mut admin = s.browser();
+    admin.login("ada", PASSWORD).await;
+    let page = admin.page("/_auth/account").await.text();
+    assert!(
+        page.contains("<a href=\"/_auth/admin/\" id=\"console-link\">"),
+        "{page}"
+    );
 }
 
 async fn failed_sign_ins_throttled_per_ip(b: Backend) {

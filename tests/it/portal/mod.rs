@@ -65,7 +65,8 @@ fn recovery_codes_in(html: &str) -> Vec<String> {
 }
 
 async fn post(b: &mut Browser, path: &str, fields: &[(&str, &str)]) -> crate::harness::Resp {
-    let token = b.csrf("/_auth/login").await;
+    // A page with a form whether signed in or not.
+    let token = b.csrf("/_auth/reset").await;
     let mut all = vec![("csrf_token", token.as_str())];
     all.extend_from_slice(fields);
     b.post_form(path, &all).await
@@ -88,6 +89,11 @@ async fn enrol(s: &TestServer, b: &mut Browser) -> (Vec<u8>, Vec<String>) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let codes = recovery_codes_in(&r.text());
     assert_eq!(codes.len(), 10, "{}", r.text());
+    // The Copy button is hidden until its script (a file: the CSP allows no inline script)
+    // shows it.
+    let html = r.text().replace("&#x2f;", "/");
+    assert!(html.contains("id=\"copy-codes\" hidden"), "{html}");
+    assert!(html.contains("<script src=\"/_auth/static/recovery-codes.js\" defer></script>"));
     assert_ne!(
         b.cookies.get("gatehouse_session").cloned(),
         before,

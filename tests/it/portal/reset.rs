@@ -13,9 +13,14 @@ async fn password_reset_flow(b: Backend) {
     let mut elsewhere = s.signed_in("gus").await;
     let (secret, _) = enrol(&s, &mut elsewhere).await;
     let mut br = s.browser();
+    // Post, then redirect to the answer (a reload does not ask again).
     let r = post(&mut br, "/_auth/reset", &[("email", "gus@example.com")]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    let answer = r.text();
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/_auth/reset/sent"));
+    let answer = br.page("/_auth/reset/sent").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let answer = answer.text();
+    assert!(answer.contains("If an account exists"), "{answer}");
     let mail = wait_for_mail(&outbox(&s), "gus@example.com", 1).await;
     assert!(mail.text.contains("Subject: Reset your"), "{}", mail.text);
     let link = mail.link_path();
@@ -90,8 +95,9 @@ async fn password_reset_flow(b: Backend) {
         &[("email", "nobody@example.com")],
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.text(), answer);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/_auth/reset/sent"));
+    assert_eq!(stranger.page("/_auth/reset/sent").await.text(), answer);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(mails_to(&outbox(&s), "nobody@example.com").is_empty());
 
@@ -127,12 +133,12 @@ async fn reset_link_expires_and_unknown_address(b: Backend) {
     // Per account: 3 mails per window; the 4th request is answered alike but sends nothing.
     for _ in 0..3 {
         let r = post(&mut br, "/_auth/reset", &[("email", "hal@example.com")]).await;
-        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
     }
     // (The first, expired link was in an earlier window.)
     wait_for_mail(&outbox(&s), "hal@example.com", 4).await;
     let r = post(&mut br, "/_auth/reset", &[("email", "hal@example.com")]).await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(mails_to(&outbox(&s), "hal@example.com").len(), 4);
     // Per address: 10 requests per window, then 429.
@@ -156,7 +162,7 @@ async fn mail_goes_over_smtp() {
     s.plain_user("pam").await;
     let mut br = s.browser();
     let r = post(&mut br, "/_auth/reset", &[("email", "pam@example.com")]).await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     let mail = wait_for_mail(sink.dir.path(), "pam@example.com", 1).await;
     assert!(mail.text.contains("noreply@example.com"));
     assert!(br.page(&mail.link_path()).await.status == StatusCode::OK);

@@ -29,8 +29,36 @@ async fn sign_up_open_and_closed(b: Backend) {
     let r = sign_up(&mut br, "kim", "kim@example.com", "other").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"password_confirm-error\""));
+    // Every problem at once, each tied to its field and listed in the summary in form order.
+    let r = sign_up(&mut br, "k m", "not-an-address", "other").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let text = r.text();
+    for f in ["username", "email", "password_confirm"] {
+        assert!(text.contains(&format!("id=\"{f}-error\"")), "{f}: {text}");
+        assert!(
+            text.contains(&format!("aria-describedby=\"{f}-help {f}-error\""))
+                || text.contains(&format!("aria-describedby=\"{f}-error\"")),
+            "{f}: {text}"
+        );
+    }
+    let order: Vec<usize> = [
+        "href=\"#username\"",
+        "href=\"#email\"",
+        "href=\"#password_confirm\"",
+    ]
+    .iter()
+    .map(|a| text.find(a).expect(a))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    // Sign-up signs in (a redirect, not a page: reloading does not post again) and goes to
+    // the account page, which tells about the confirmation mail.
     let r = sign_up(&mut br, "kim", "kim@example.com", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/_auth/account?done=welcome"));
+    let account = br.page("/_auth/account?done=welcome").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.text().contains("<strong>kim</strong>"));
+    assert!(account.text().contains("Welcome!"));
     let u = open
         .app()
         .accounts
@@ -45,6 +73,39 @@ async fn sign_up_open_and_closed(b: Backend) {
     let r = sign_up(&mut br, "KIM", "kim2@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"username-error\""), "{}", r.text());
+    // `next` goes from the sign-in page's link through the form to the redirect.
+    let mut br = open.browser();
+    // (minijinja writes '/' as "&#x2f;" in attributes)
+    let login = br
+        .page("/_auth/login?next=/app/x")
+        .await
+        .text()
+        .replace("&#x2f;", "/");
+    assert!(
+        login.contains("href=\"/_auth/signup?next=%2Fapp%2Fx\""),
+        "{login}"
+    );
+    let form = br
+        .page("/_auth/signup?next=/app/x")
+        .await
+        .text()
+        .replace("&#x2f;", "/");
+    assert!(form.contains("name=\"next\" value=\"/app/x\""), "{form}");
+    let r = post(
+        &mut br,
+        "/_auth/signup",
+        &[
+            ("username", "lou"),
+            ("email", "lou@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+            ("next", "/app/x"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/app/x"));
+    assert_eq!(br.api("/app/x", &[]).await.echoed("x-auth-user"), ["lou"]);
 }
 
 async fn verification_and_email_change(b: Backend) {
@@ -52,10 +113,10 @@ async fn verification_and_email_change(b: Backend) {
         return;
     };
     let mut br = s.browser();
+    // Sign-up signs in.
     let r = sign_up(&mut br, "ivy", "ivy@example.com", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let mail = wait_for_mail(&outbox(&s), "ivy@example.com", 1).await;
-    br.login("ivy", PASSWORD).await;
     assert_eq!(
         br.api("/verified/x", &[]).await.status,
         StatusCode::FORBIDDEN
