@@ -1,6 +1,8 @@
 //! Gatehouse's own pages under `/_auth/`: sign-in (with the two-factor step), sign-out,
 //! password reset, sign-up and address verification, the account page, two-factor and passkey
-//! settings, sign-in with external providers, and the stylesheet and passkey script. Pages are
+//! settings, sign-in with external providers, and the stylesheet and the two small scripts
+//! (passkey ceremonies, the recovery codes' Copy button). `/_auth/` and a signed-in visit to
+//! the sign-in page lead on rather than end there. Pages are
 //! rendered on the server and work without JavaScript; every form carries a CSRF token (403
 //! without a valid one). Which path serves which [`Page`] is the gateway's router
 //! (`crate::gateway::auth_routes`); the security headers are added there too.

@@ -538,8 +538,9 @@ async fn login_rejects_forged_csrf_and_open_redirects() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), Some("/"));
-    // Wrong password: the same generic message as an unknown user.
-    let token = b.csrf("/_auth/login").await;
+    // Wrong password: the same generic message as an unknown user. (Signed in now, so the
+    // token comes from a page that shows a form either way.)
+    let token = b.csrf("/_auth/reset").await;
     let wrong = b
         .post_form(
             "/_auth/login",
@@ -550,7 +551,7 @@ async fn login_rejects_forged_csrf_and_open_redirects() {
             ],
         )
         .await;
-    let token = b.csrf("/_auth/login").await;
+    let token = b.csrf("/_auth/reset").await;
     let unknown = b
         .post_form(
             "/_auth/login",

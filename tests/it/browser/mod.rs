@@ -5,6 +5,9 @@
 //! with password and code → reach a page that requires 2FA → ask for a reset → follow the link
 //! from the outbox → set a new password → sign in again (password and code).
 //!
+//! `flows`: the ways on from `/_auth/`, the sign-in page when signed in, a CSRF failure and a
+//! 403; every problem of a form at once; sign-up keeping `next`.
+//!
 //! Every page state on the way is checked at 1280×800 and as a 390×844 phone (see `audit`):
 //! axe-core finds no violation, and nothing scrolls sideways or sticks out on the phone.
 //!
