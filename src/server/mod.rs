@@ -139,10 +139,8 @@ pub async fn start(
                 .and_then(|probe| probe.local_addr())
                 .map_err(listen_err)?,
         };
-        let sockets = workers::bind(workers, addr).map_err(|source| StartError::Listen {
-            addr,
-            source,
-        })?;
+        let sockets =
+            workers::bind(workers, addr).map_err(|source| StartError::Listen { addr, source })?;
         (None, sockets, addr)
     };
     let slots = Arc::new(Semaphore::new(max_connections(
