@@ -1,6 +1,6 @@
-//! The router for `/_auth/`: one table of method, path and destination, matched by `matchit`. A path in the table
-//! asked with another method is 405 (with `Allow`), known from the table itself; a path not in
-//! it is 404. Every answer carries the headers of [`secure_headers`].
+//! The router for `/_auth/`: one table of method, path and destination, matched by `matchit`.
+//! A path in the table asked with another method is 405 (with `Allow`), known from the table
+//! itself; a path not in it is 404. Every answer carries the headers of [`secure_headers`].
 //!
 //! | method | path | to |
 //! |---|---|---|
