@@ -133,6 +133,13 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    // No idle reaping or lifetime recycling: they run sqlx's maintenance task,
+                    // which reads the idle count while a release can have it wrapped below
+                    // zero for an instant, and then loops without yielding (a worker thread
+                    // spinning for good). Broken connections are still found, by the ping
+                    // before each use (`test_before_acquire`).
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;
@@ -149,6 +156,13 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    // No idle reaping or lifetime recycling: they run sqlx's maintenance task,
+                    // which reads the idle count while a release can have it wrapped below
+                    // zero for an instant, and then loops without yielding (a worker thread
+                    // spinning for good). Broken connections are still found, by the ping
+                    // before each use (`test_before_acquire`).
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;
