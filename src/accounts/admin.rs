@@ -1,9 +1,10 @@
 //! Account rules the admin API and console add: credit adjustments and resetting two-factor
-//! sign-in. Each records an activity row naming the actor.
+//! sign-in (each records an activity row naming the actor), and the reads of listings: many
+//! users' public views at once, and the activity log.
 
-use super::{AccountError, Accounts};
+use super::{AccountError, Accounts, UserView, effective_roles};
 use crate::audit::ActivityKind;
-use crate::store::{CreditChange, UserId};
+use crate::store::{ActivityFilter, ActivityRow, CreditChange, UserId, UserRow};
 
 /// Largest credit adjustment accepted at once; keeps the sum far from integer overflow.
 pub const MAX_CREDIT_DELTA: i64 = 1_000_000_000;
@@ -75,5 +76,27 @@ impl Accounts {
         )
         .await;
         Ok(())
+    }
+
+    /// The public views of many users, with their roles read in one query.
+    pub async fn views(&self, users: &[UserRow]) -> Result<Vec<UserView>, AccountError> {
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let mut roles = self.store().roles_of_users(&ids).await?;
+        let now = self.now();
+        Ok(users
+            .iter()
+            .map(|u| {
+                let rows = roles.remove(&u.id).unwrap_or_default();
+                UserView::new(u, effective_roles(u, &rows, now), now)
+            })
+            .collect())
+    }
+
+    /// Activity rows matching `filter`, newest first.
+    pub async fn activity(
+        &self,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<ActivityRow>, AccountError> {
+        Ok(self.store().list_activity(filter).await?)
     }
 }

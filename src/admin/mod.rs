@@ -1,17 +1,29 @@
 //! The admin JSON API (`/_auth/api/`) and console (`/_auth/admin/`).
 //!
-//! Both share one core: [`principal`] says who is calling and constructs an
-//! [`AdminPrincipal`](principal::AdminPrincipal) only after the role check; [`ops`] holds the
-//! rules (who may change what, cache eviction) over the accounts library, which records the
-//! activity rows. The API speaks JSON with typed errors ([`error::ApiError`]); the console is
-//! server-rendered HTML with CSRF-protected forms.
+//! ```text
+//!  api::handle / console::handle
+//!    ─▶ principal: who is calling (API token, or session cookie)
+//!    ─▶ the check, once per request:  AdminPrincipal (admin-only)  or  Scope (own account / admin)
+//!    ─▶ handler, taking what the check produced by type
+//!    ─▶ service::AdminOps (who may change what) ─▶ accounts / sessions services
+//! ```
+//!
+//! Both surfaces share one core: [`principal`] says who is calling and constructs an
+//! [`AdminPrincipal`](principal::AdminPrincipal) only after the role check (and the admin
+//! two-factor check, applied there alone); the dispatchers run it once per request and hand
+//! the result to handlers by type. [`service`] holds the rules (who may change what, cache
+//! eviction) over the account and session services, which write the rows and record the
+//! activity; no handler reaches the store. Request bodies parse into the typed shapes of
+//! [`views`], which also generate the OpenAPI document. The API speaks JSON with typed errors
+//! ([`error::ApiError`]); the console is server-rendered HTML with CSRF-protected forms and
+//! renders the same errors as pages.
 
 pub mod api;
 mod console;
 pub mod error;
 pub mod openapi;
-pub mod ops;
 pub mod principal;
+pub mod service;
 pub mod views;
 
 use http::{Request, Response};

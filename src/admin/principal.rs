@@ -1,10 +1,13 @@
 //! Who is calling, and what they may do.
 //!
 //! Every admin request first becomes a [`Principal`] (a browser session or an API token).
-//! Admin-only work takes an [`AdminPrincipal`], which only [`Principal::admin`] can construct:
-//! a handler's signature states that the role check ran. Roles are the user's effective roles
-//! at `now` (the `is_admin` / `is_superuser` flags imply `admin`); anything that cannot be
-//! looked up denies.
+//! The API router and the console build an [`AdminPrincipal`] once per request, before any
+//! handler runs, and admin-only handlers take it by type: only [`Principal::admin`] constructs
+//! one, so a handler's signature states that the role check (and, when
+//! `security.require_2fa_for_admins` is set, the two-factor check) ran. Endpoints that also
+//! serve a user on their own account take a [`Scope`] from [`Principal::scope`], which goes
+//! through the same check. Roles are the user's effective roles at `now` (the `is_admin` /
+//! `is_superuser` flags imply `admin`); anything that cannot be looked up denies.
 
 use http::{HeaderMap, Method, header};
 
@@ -40,6 +43,8 @@ pub struct AdminPrincipal {
     user_id: UserId,
     username: String,
     superuser: bool,
+    /// The browser session the request came with (none for an API token).
+    session: Option<SessionId>,
 }
 
 /// What a caller may do to one user's account: as that user, or as an admin.
@@ -47,6 +52,16 @@ pub struct AdminPrincipal {
 pub enum Scope {
     Own,
     Admin(AdminPrincipal),
+}
+
+impl Scope {
+    /// Who acts on `target`'s account: the admin, or the user themself.
+    pub fn actor(&self, target: UserId) -> UserId {
+        match self {
+            Scope::Own => target,
+            Scope::Admin(a) => a.user_id(),
+        }
+    }
 }
 
 impl Principal {
@@ -102,12 +117,16 @@ impl Principal {
         self.roles.iter().any(|r| r == role)
     }
 
-    /// The role check: the only constructor of [`AdminPrincipal`].
-    pub fn admin(&self, require_2fa: bool) -> Result<AdminPrincipal, ApiError> {
+    /// The role check: the only constructor of [`AdminPrincipal`], and the one place that
+    /// applies `security.require_2fa_for_admins`.
+    pub fn admin(&self, app: &App) -> Result<AdminPrincipal, ApiError> {
+        self.admin_with(app.settings.security.require_2fa_for_admins)
+    }
+
+    fn admin_with(&self, require_2fa: bool) -> Result<AdminPrincipal, ApiError> {
+        const NEED_2FA: &str = "administrators must sign in with two-factor authentication first";
         if self.admin_pending_2fa {
-            return Err(ApiError::forbidden(
-                "administrators must sign in with two-factor authentication first",
-            ));
+            return Err(ApiError::forbidden(NEED_2FA));
         }
         if !self.has_role("admin") {
             return Err(ApiError::forbidden("this needs the admin role"));
@@ -118,21 +137,20 @@ impl Principal {
         } = self.via
             && require_2fa
         {
-            return Err(ApiError::forbidden(
-                "administrators must sign in with two-factor authentication first",
-            ));
+            return Err(ApiError::forbidden(NEED_2FA));
         }
         Ok(AdminPrincipal {
             user_id: self.user_id,
             username: self.username.clone(),
             superuser: self.has_role("superuser"),
+            session: self.session_id(),
         })
     }
 
     /// Access to `target`'s account: admins act as admins (on anyone, themselves included);
     /// everyone else only on their own account.
-    pub fn scope(&self, target: UserId, require_2fa: bool) -> Result<Scope, ApiError> {
-        match self.admin(require_2fa) {
+    pub fn scope(&self, app: &App, target: UserId) -> Result<Scope, ApiError> {
+        match self.admin(app) {
             Ok(a) => Ok(Scope::Admin(a)),
             Err(_) if target == self.user_id => Ok(Scope::Own),
             Err(ApiError::Forbidden(m)) if self.has_role("admin") => Err(ApiError::Forbidden(m)),
@@ -154,6 +172,11 @@ impl AdminPrincipal {
 
     pub fn is_superuser(&self) -> bool {
         self.superuser
+    }
+
+    /// The browser session the request came with (none for an API token).
+    pub fn session_id(&self) -> Option<SessionId> {
+        self.session
     }
 }
 

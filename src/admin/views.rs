@@ -1,8 +1,9 @@
 //! The JSON shapes of the admin API: request bodies and responses. They derive their OpenAPI
-//! schemas, so the document at `/_auth/api/openapi.json` is generated from these types.
+//! schemas, so the document at `/_auth/api/openapi.json` is generated from these types, and
+//! request bodies are parsed into the same types (`api::input::body`): one schema serves both.
 //! Field names are a contract.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::UserView;
@@ -74,16 +75,21 @@ pub enum TierName {
 /// notification fields of their own account; an admin also the status, subscription and
 /// credits fields; only a superuser `is_admin` and `is_superuser`. Any other field, or one the
 /// caller may not change, is refused with 422 naming it.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// A text field that is absent stays as it is; `null` (or blank text) clears it.
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
     #[schema(max_length = 100)]
+    #[serde(default, deserialize_with = "nullable")]
     pub first_name: Option<Option<String>>,
     #[schema(max_length = 100)]
+    #[serde(default, deserialize_with = "nullable")]
     pub last_name: Option<Option<String>>,
     #[schema(max_length = 40)]
+    #[serde(default, deserialize_with = "nullable")]
     pub phone: Option<Option<String>>,
     #[schema(max_length = 200)]
+    #[serde(default, deserialize_with = "nullable")]
     pub company_name: Option<Option<String>>,
     pub email_notifications: Option<bool>,
     pub sms_notifications: Option<bool>,
@@ -100,6 +106,51 @@ pub struct UserPatchBody {
     pub credits_balance: Option<i64>,
     pub is_admin: Option<bool>,
     pub is_superuser: Option<bool>,
+}
+
+impl UserPatchBody {
+    /// Names of the fields the body sets, sorted: what the caller asks to change.
+    pub fn fields_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("first_name", self.first_name.is_some()),
+            ("last_name", self.last_name.is_some()),
+            ("phone", self.phone.is_some()),
+            ("company_name", self.company_name.is_some()),
+            ("email_notifications", self.email_notifications.is_some()),
+            ("sms_notifications", self.sms_notifications.is_some()),
+            ("timezone", self.timezone.is_some()),
+            ("is_active", self.is_active.is_some()),
+            ("is_verified", self.is_verified.is_some()),
+            ("subscription_status", self.subscription_status.is_some()),
+            ("subscription_tier", self.subscription_tier.is_some()),
+            ("credits_balance", self.credits_balance.is_some()),
+            ("is_admin", self.is_admin.is_some()),
+            ("is_superuser", self.is_superuser.is_some()),
+        ];
+        let mut names: Vec<&'static str> = set
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(name, _)| name)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// A present field's value, `null` included: `Some(None)` clears, an absent field stays `None`
+/// (through `#[serde(default)]`).
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// An RFC 3339 time or `null`, refused with the text that did not parse.
+fn rfc3339_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ts>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| Some(Ts(t.with_timezone(&chrono::Utc))))
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time"))),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -210,6 +261,7 @@ pub struct GrantRoleBody {
     pub role: String,
     /// RFC 3339; in the future. `null` or absent: no expiry.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "rfc3339_or_null")]
     pub expires_at: Option<Ts>,
 }
 

@@ -20,6 +20,7 @@
 
 pub mod api_tokens;
 mod identity;
+mod owned;
 pub mod pending;
 mod toucher;
 pub mod tunnels;

@@ -6,29 +6,24 @@ use hyper::body::Incoming;
 use super::input;
 use super::json;
 use crate::admin::error::ApiError;
-use crate::admin::ops;
-use crate::admin::principal::Principal;
+use crate::admin::principal::{AdminPrincipal, Principal, Scope};
+use crate::admin::service::AdminOps;
 use crate::admin::views::{
-    ActivityPage, ActivityQuery, ActivityView, CreditsBody, CreditsResult, ErrorBody,
-    GrantRoleBody, RoleGranted, RoleList, RoleView, SessionList, SessionView, SessionsEnded,
-    Success,
+    ActivityPage, ActivityQuery, CreditsBody, CreditsResult, ErrorBody, GrantRoleBody, RoleGranted,
+    RoleList, RoleView, SessionList, SessionView, SessionsEnded, Success,
 };
 use crate::app::App;
 use crate::store::{ActivityFilter, SessionId, UserId};
 use crate::web::Body;
 
-fn require_2fa(app: &App) -> bool {
-    app.settings.security.require_2fa_for_admins
-}
-
 /// A user's roles (the user themself or an admin).
 #[utoipa::path(get, path = "/_auth/api/users/{id}/roles", tag = "roles",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "Roles", body = RoleList)))]
-pub async fn list_roles(app: &App, p: &Principal, id: UserId) -> Result<Response<Body>, ApiError> {
-    p.scope(id, require_2fa(app))?;
-    let user = ops::load_user(app, id).await?;
-    let (rows, effective) = ops::roles(app, &user).await?;
+pub async fn list_roles(app: &App, _scope: &Scope, id: UserId) -> Result<Response<Body>, ApiError> {
+    let ops = AdminOps::new(app);
+    let user = ops.load_user(id).await?;
+    let (rows, effective) = ops.roles(&user).await?;
     let now = app.now();
     json(
         StatusCode::OK,
@@ -47,17 +42,15 @@ pub async fn list_roles(app: &App, p: &Principal, id: UserId) -> Result<Response
     responses((status = 201, description = "Granted", body = RoleGranted)))]
 pub async fn grant_role(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     id: UserId,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    let body = input::json_object(headers, body).await?;
-    input::only_known(&body, &["role", "expires_at"])?;
-    let role = input::required_string(&body, "role")?;
-    let expires_at = input::time(&body, "expires_at")?;
-    let row = ops::grant_role(app, &admin, id, &role, expires_at).await?;
+    let body: GrantRoleBody = input::read(headers, body).await?;
+    let row = AdminOps::new(app)
+        .grant_role(admin, id, &body.role, body.expires_at)
+        .await?;
     json(
         StatusCode::CREATED,
         &RoleGranted {
@@ -72,12 +65,11 @@ pub async fn grant_role(
     responses((status = 200, description = "Revoked", body = Success)))]
 pub async fn revoke_role(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     id: UserId,
     role: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    ops::revoke_role(app, &admin, id, role).await?;
+    AdminOps::new(app).revoke_role(admin, id, role).await?;
     json(StatusCode::OK, &Success { success: true })
 }
 
@@ -88,11 +80,12 @@ pub async fn revoke_role(
 pub async fn list_sessions(
     app: &App,
     p: &Principal,
+    _scope: &Scope,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    p.scope(id, require_2fa(app))?;
-    ops::load_user(app, id).await?;
-    let rows = app.store.sessions_of(id, app.now()).await?;
+    let ops = AdminOps::new(app);
+    ops.load_user(id).await?;
+    let rows = ops.sessions(id).await?;
     let current = p.session_id();
     json(
         StatusCode::OK,
@@ -108,11 +101,10 @@ pub async fn list_sessions(
     responses((status = 200, description = "Sessions ended", body = SessionsEnded)))]
 pub async fn end_all_sessions(
     app: &App,
-    p: &Principal,
+    scope: &Scope,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    let scope = p.scope(id, require_2fa(app))?;
-    let n = ops::end_all_sessions(app, p, &scope, id).await?;
+    let n = AdminOps::new(app).end_all_sessions(scope, id).await?;
     json(
         StatusCode::OK,
         &SessionsEnded {
@@ -132,7 +124,7 @@ pub async fn end_session(
     p: &Principal,
     id: SessionId,
 ) -> Result<Response<Body>, ApiError> {
-    ops::end_session(app, p, require_2fa(app), id).await?;
+    AdminOps::new(app).end_session(p, id).await?;
     json(StatusCode::OK, &Success { success: true })
 }
 
@@ -143,18 +135,15 @@ pub async fn end_session(
         (status = 409, description = "The balance would go below zero", body = ErrorBody)))]
 pub async fn adjust_credits(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     id: UserId,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    let body = input::json_object(headers, body).await?;
-    input::only_known(&body, &["delta", "reason"])?;
-    let delta =
-        input::integer(&body, "delta")?.ok_or_else(|| ApiError::invalid("delta", "is required"))?;
-    let reason = input::required_string(&body, "reason")?;
-    let balance = ops::adjust_credits(app, &admin, id, delta, &reason).await?;
+    let CreditsBody { delta, reason } = input::read(headers, body).await?;
+    let balance = AdminOps::new(app)
+        .adjust_credits(admin, id, delta, &reason)
+        .await?;
     json(
         StatusCode::OK,
         &CreditsResult {
@@ -182,41 +171,22 @@ pub fn activity_filter(q: &input::Query) -> Result<ActivityFilter, ApiError> {
     })
 }
 
-/// A page of activity rows, newest first, plus the cursor for the next page.
-pub async fn activity_page(app: &App, f: &ActivityFilter) -> Result<ActivityPage, ApiError> {
-    // One extra row tells whether another page follows.
-    let mut probe = f.clone();
-    probe.limit = f.limit + 1;
-    let mut rows = app.store.list_activity(&probe).await?;
-    let more = rows.len() as i64 > f.limit;
-    rows.truncate(f.limit.max(0) as usize);
-    let next_before = if more {
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok(ActivityPage {
-        activity: rows.into_iter().map(ActivityView::from).collect(),
-        next_before,
-    })
-}
-
 /// A user's activity (the user themself or an admin), newest first.
 #[utoipa::path(get, path = "/_auth/api/users/{id}/activity", tag = "activity",
     params(("id" = i64, Path, description = "User id"), ActivityQuery),
     responses((status = 200, description = "Activity, newest first", body = ActivityPage)))]
 pub async fn user_activity(
     app: &App,
-    p: &Principal,
+    _scope: &Scope,
     id: UserId,
     uri: &http::Uri,
 ) -> Result<Response<Body>, ApiError> {
-    p.scope(id, require_2fa(app))?;
-    ops::load_user(app, id).await?;
+    let ops = AdminOps::new(app);
+    ops.load_user(id).await?;
     let q = input::query(uri, &ACTIVITY_PARAMS)?;
     let mut f = activity_filter(&q)?;
     f.user_id = Some(id);
-    json(StatusCode::OK, &activity_page(app, &f).await?)
+    json(StatusCode::OK, &ops.activity_page(&f).await?)
 }
 
 /// All activity (admin), newest first.
@@ -225,11 +195,10 @@ pub async fn user_activity(
     responses((status = 200, description = "Activity, newest first", body = ActivityPage)))]
 pub async fn activity(
     app: &App,
-    p: &Principal,
+    _admin: &AdminPrincipal,
     uri: &http::Uri,
 ) -> Result<Response<Body>, ApiError> {
-    p.admin(require_2fa(app))?;
     let q = input::query(uri, &GLOBAL_ACTIVITY_PARAMS)?;
     let f = activity_filter(&q)?;
-    json(StatusCode::OK, &activity_page(app, &f).await?)
+    json(StatusCode::OK, &AdminOps::new(app).activity_page(&f).await?)
 }

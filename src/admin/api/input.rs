@@ -1,5 +1,6 @@
 //! Reading API input strictly: JSON bodies (415 when not JSON, 413 when too large, 400 when
-//! malformed) and query strings, where unknown names are refused with 422 naming them.
+//! malformed) parsed into the typed shapes of [`crate::admin::views`], and query strings; unknown
+//! names, missing fields and values of the wrong type are refused with 422 naming them.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,10 @@ use bytes::Bytes;
 use http::{HeaderMap, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::admin::error::ApiError;
 use crate::store::Ts;
@@ -43,15 +47,21 @@ pub async fn json_object(headers: &HeaderMap, body: Incoming) -> Result<Object, 
     }
 }
 
-/// Refuses keys outside `allowed`, naming all of them.
-pub fn only_known(obj: &Object, allowed: &[&str]) -> Result<(), ApiError> {
-    let unknown: Vec<String> = obj
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .cloned()
-        .collect();
+/// Reads a JSON object body into its typed shape (see [`body`]).
+pub async fn read<T: DeserializeOwned + ToSchema>(
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<T, ApiError> {
+    self::body(json_object(headers, body).await?)
+}
+
+/// Parses a body into its typed shape (a `views` type): names outside the type's schema are
+/// refused first, all of them named; then a missing required field or a value of the wrong type,
+/// named by its path (`field`, `field.inner`, `list[2]`). All 422.
+pub fn body<T: DeserializeOwned + ToSchema>(obj: Object) -> Result<T, ApiError> {
+    let (body, unknown) = body_and_unknown(obj)?;
     if unknown.is_empty() {
-        Ok(())
+        Ok(body)
     } else {
         Err(ApiError::unprocessable(
             format!("unknown fields: {}", unknown.join(", ")),
@@ -60,65 +70,38 @@ pub fn only_known(obj: &Object, allowed: &[&str]) -> Result<(), ApiError> {
     }
 }
 
-pub fn string(obj: &Object, key: &str) -> Result<Option<String>, ApiError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid(key, "must be a string")),
+/// Like [`body`], but hands back the unknown names (sorted) instead of refusing them, for a
+/// caller that names them together with other refused fields. The typed value holds the
+/// known fields only.
+pub fn body_and_unknown<T: DeserializeOwned + ToSchema>(
+    mut obj: Object,
+) -> Result<(T, Vec<String>), ApiError> {
+    let (known, required) = schema_fields::<T>();
+    let unknown: Vec<String> = obj.keys().filter(|k| !known.contains(k)).cloned().collect();
+    for k in &unknown {
+        obj.remove(k);
     }
-}
-
-pub fn required_string(obj: &Object, key: &str) -> Result<String, ApiError> {
-    string(obj, key)?.ok_or_else(|| ApiError::invalid(key, "is required"))
-}
-
-/// A nullable text field: absent → `None`; `null` or blank → `Some(None)` (clear).
-pub fn nullable_text(
-    obj: &Object,
-    key: &str,
-    max: usize,
-) -> Result<Option<Option<String>>, ApiError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            if t.chars().count() > max || t.chars().any(char::is_control) {
-                return Err(ApiError::invalid(
-                    key,
-                    format!("must be at most {max} characters without control characters"),
-                ));
-            }
-            Ok(Some((!t.is_empty()).then(|| t.to_string())))
+    if let Some(missing) = required.iter().find(|f| !obj.contains_key(*f)) {
+        return Err(ApiError::invalid(missing, "is required"));
+    }
+    let body = serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if path == "." {
+            ApiError::unprocessable(message, Vec::new())
+        } else {
+            ApiError::invalid(&path, message)
         }
-        Some(_) => Err(ApiError::invalid(key, "must be a string or null")),
-    }
+    })?;
+    Ok((body, unknown))
 }
 
-pub fn boolean(obj: &Object, key: &str) -> Result<Option<bool>, ApiError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::invalid(key, "must be true or false")),
-    }
-}
-
-pub fn integer(obj: &Object, key: &str) -> Result<Option<i64>, ApiError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(key, "must be an integer")),
-    }
-}
-
-/// An RFC 3339 time, or `null`.
-pub fn time(obj: &Object, key: &str) -> Result<Option<Ts>, ApiError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_time(key, s).map(Some),
-        Some(_) => Err(ApiError::invalid(key, "must be an RFC 3339 time or null")),
+/// The property names and required properties of a body type, from its OpenAPI schema (the one
+/// the document shows).
+fn schema_fields<T: ToSchema>() -> (Vec<String>, Vec<String>) {
+    match T::schema() {
+        RefOr::T(Schema::Object(o)) => (o.properties.keys().cloned().collect(), o.required),
+        _ => (Vec::new(), Vec::new()),
     }
 }
 
@@ -186,5 +169,70 @@ impl Query {
 
     pub fn time(&self, key: &str) -> Result<Option<Ts>, ApiError> {
         self.0.get(key).map(|v| parse_time(key, v)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        limits: Vec<i64>,
+    }
+
+    fn obj(v: Value) -> Object {
+        match v {
+            Value::Object(m) => m,
+            _ => Object::new(),
+        }
+    }
+
+    fn refused(r: Result<Outer, ApiError>) -> (String, Vec<String>) {
+        match r {
+            Err(e @ ApiError::Unprocessable { .. }) => (e.to_string(), e.fields().to_vec()),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_deep_inside_is_named_by_its_path() {
+        let (message, fields) = refused(body(obj(
+            json!({"name": "x", "inner": {"limits": [1, "two"]}}),
+        )));
+        assert_eq!(fields, ["inner.limits[1]"]);
+        assert!(
+            message.starts_with("inner.limits[1]: invalid type"),
+            "{message}"
+        );
+        let (_, fields) = refused(body(obj(json!({"name": 5}))));
+        assert_eq!(fields, ["name"]);
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let (message, fields) = refused(body(obj(json!({"name": "x", "b": 1, "a": 2}))));
+        assert_eq!(fields, ["a", "b"]);
+        assert_eq!(message, "unknown fields: a, b");
+        let (message, fields) = refused(body(obj(json!({"inner": null}))));
+        assert_eq!(
+            (message.as_str(), fields),
+            ("name: is required", vec!["name".to_string()])
+        );
+        let (ok, unknown) = body_and_unknown::<Outer>(obj(json!({"name": "x", "z": 1}))).unwrap();
+        assert_eq!((ok.name.as_str(), unknown), ("x", vec!["z".to_string()]));
+        assert!(ok.inner.is_none());
     }
 }

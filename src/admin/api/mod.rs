@@ -2,12 +2,15 @@
 //!
 //! ```text
 //!  request ─▶ match endpoint (404 / 405) ─▶ authenticate (Bearer token, or session cookie +
-//!          X-CSRF-Token on writes; 401 / 403 / 429) ─▶ handler: scope or admin check (403)
-//!          ─▶ read input strictly (415 / 400 / 422) ─▶ ops (409 / 404) ─▶ JSON
+//!          X-CSRF-Token on writes; 401 / 403 / 429) ─▶ admin check or account scope, once,
+//!          by the endpoint's group (403) ─▶ handler: read the typed body (415 / 400 / 422)
+//!          ─▶ AdminOps (409 / 404) ─▶ JSON
 //! ```
 //!
-//! Errors are `{"error", "message", "fields"?}` (see [`ApiError`]). `openapi.json` and `csrf`
-//! need no authentication.
+//! Admin-only handlers take an `AdminPrincipal`, account handlers a `Scope`: what a handler
+//! may do is in its signature, and no handler repeats the check. Errors are
+//! `{"error", "message", "fields"?}` (see [`ApiError`]). `openapi.json` and `csrf` need no
+//! authentication.
 
 pub mod access;
 pub mod input;
@@ -33,28 +36,42 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     }
 }
 
-/// One API operation, with its path parameters.
+/// One API operation, grouped by who may call it: the router checks that once, before the
+/// handler runs, and hands the handler what the check produced.
 #[derive(Debug)]
 enum Endpoint {
+    /// Admins only: the handler takes an [`AdminPrincipal`](super::principal::AdminPrincipal).
+    Admin(AdminOp),
+    /// The user themself or an admin: the handler takes the [`Scope`].
+    Account(UserId, AccountOp),
+    /// A session's owner or an admin; who the owner is needs the session, so the handler checks.
+    EndSession(SessionId),
+}
+
+#[derive(Debug)]
+enum AdminOp {
     ListUsers,
     CreateUser,
-    GetUser(UserId),
-    PatchUser(UserId),
     DeleteUser(UserId),
     Restore(UserId),
     Unlock(UserId),
     ResetTwofa(UserId),
-    ListRoles(UserId),
     GrantRole(UserId),
     RevokeRole(UserId, String),
-    ListSessions(UserId),
-    EndAllSessions(UserId),
-    EndSession(SessionId),
     Credits(UserId),
-    UserActivity(UserId),
     Activity,
-    ListPasskeys(UserId),
     RemovePasskey(UserId, i64),
+}
+
+#[derive(Debug)]
+enum AccountOp {
+    Get,
+    Patch,
+    Roles,
+    Sessions,
+    EndAllSessions,
+    Activity,
+    Passkeys,
 }
 
 fn id(seg: &str) -> Result<i64, ApiError> {
@@ -67,7 +84,7 @@ fn id(seg: &str) -> Result<i64, ApiError> {
 impl Endpoint {
     /// Matches the path first (404), then the method (405).
     fn parse(method: &Method, segs: &[&str]) -> Result<Endpoint, ApiError> {
-        use Endpoint as E;
+        use {AccountOp as Own, AdminOp as A, Endpoint as E};
         let get = *method == Method::GET || *method == Method::HEAD;
         let m = |ok: bool, e: Endpoint| {
             if ok {
@@ -77,14 +94,14 @@ impl Endpoint {
             }
         };
         match segs {
-            ["users"] if get => Ok(E::ListUsers),
-            ["users"] => m(*method == Method::POST, E::CreateUser),
+            ["users"] if get => Ok(E::Admin(A::ListUsers)),
+            ["users"] => m(*method == Method::POST, E::Admin(A::CreateUser)),
             ["users", u] => {
                 let u = UserId(id(u)?);
                 match *method {
-                    Method::PATCH => Ok(E::PatchUser(u)),
-                    Method::DELETE => Ok(E::DeleteUser(u)),
-                    _ => m(get, E::GetUser(u)),
+                    Method::PATCH => Ok(E::Account(u, Own::Patch)),
+                    Method::DELETE => Ok(E::Admin(A::DeleteUser(u))),
+                    _ => m(get, E::Account(u, Own::Get)),
                 }
             }
             [
@@ -93,42 +110,43 @@ impl Endpoint {
                 action @ ("restore" | "unlock" | "reset-2fa" | "credits"),
             ] => {
                 let u = UserId(id(u)?);
-                let e = match *action {
-                    "restore" => E::Restore(u),
-                    "unlock" => E::Unlock(u),
-                    "reset-2fa" => E::ResetTwofa(u),
-                    _ => E::Credits(u),
+                let op = match *action {
+                    "restore" => A::Restore(u),
+                    "unlock" => A::Unlock(u),
+                    "reset-2fa" => A::ResetTwofa(u),
+                    _ => A::Credits(u),
                 };
-                m(*method == Method::POST, e)
+                m(*method == Method::POST, E::Admin(op))
             }
-            ["users", u, "passkeys"] => m(get, E::ListPasskeys(UserId(id(u)?))),
+            ["users", u, "passkeys"] => m(get, E::Account(UserId(id(u)?), Own::Passkeys)),
             ["users", u, "passkeys", pk] => {
                 let u = UserId(id(u)?);
-                m(*method == Method::DELETE, E::RemovePasskey(u, id(pk)?))
+                let op = A::RemovePasskey(u, id(pk)?);
+                m(*method == Method::DELETE, E::Admin(op))
             }
             ["users", u, "roles"] => {
                 let u = UserId(id(u)?);
                 if *method == Method::POST {
-                    Ok(E::GrantRole(u))
+                    Ok(E::Admin(A::GrantRole(u)))
                 } else {
-                    m(get, E::ListRoles(u))
+                    m(get, E::Account(u, Own::Roles))
                 }
             }
             ["users", u, "roles", role] if !role.is_empty() => m(
                 *method == Method::DELETE,
-                E::RevokeRole(UserId(id(u)?), (*role).to_string()),
+                E::Admin(A::RevokeRole(UserId(id(u)?), (*role).to_string())),
             ),
             ["users", u, "sessions"] => {
                 let u = UserId(id(u)?);
                 if *method == Method::DELETE {
-                    Ok(E::EndAllSessions(u))
+                    Ok(E::Account(u, Own::EndAllSessions))
                 } else {
-                    m(get, E::ListSessions(u))
+                    m(get, E::Account(u, Own::Sessions))
                 }
             }
-            ["users", u, "activity"] => m(get, E::UserActivity(UserId(id(u)?))),
+            ["users", u, "activity"] => m(get, E::Account(UserId(id(u)?), Own::Activity)),
             ["sessions", s] => m(*method == Method::DELETE, E::EndSession(SessionId(id(s)?))),
-            ["activity"] => m(get, E::Activity),
+            ["activity"] => m(get, E::Admin(A::Activity)),
             _ => Err(ApiError::NotFound("no such endpoint".into())),
         }
     }
@@ -161,27 +179,38 @@ async fn route(
     let endpoint = Endpoint::parse(&parts.method, &segs)?;
     let p = authenticate(app, &parts.method, &parts.headers, ctx).await?;
     let (uri, headers) = (&parts.uri, &parts.headers);
-    use Endpoint as E;
     match endpoint {
-        E::ListUsers => users::list_users(app, &p, uri).await,
-        E::CreateUser => users::create_user(app, &p, headers, body).await,
-        E::GetUser(u) => users::get_user(app, &p, u).await,
-        E::PatchUser(u) => users::patch_user(app, &p, u, headers, body).await,
-        E::DeleteUser(u) => users::delete_user(app, &p, u).await,
-        E::Restore(u) => users::restore_user(app, &p, u).await,
-        E::Unlock(u) => users::unlock_user(app, &p, u).await,
-        E::ResetTwofa(u) => users::reset_twofa(app, &p, u).await,
-        E::ListRoles(u) => access::list_roles(app, &p, u).await,
-        E::GrantRole(u) => access::grant_role(app, &p, u, headers, body).await,
-        E::RevokeRole(u, role) => access::revoke_role(app, &p, u, &role).await,
-        E::ListSessions(u) => access::list_sessions(app, &p, u).await,
-        E::EndAllSessions(u) => access::end_all_sessions(app, &p, u).await,
-        E::EndSession(s) => access::end_session(app, &p, s).await,
-        E::Credits(u) => access::adjust_credits(app, &p, u, headers, body).await,
-        E::UserActivity(u) => access::user_activity(app, &p, u, uri).await,
-        E::Activity => access::activity(app, &p, uri).await,
-        E::ListPasskeys(u) => passkeys::list_passkeys(app, &p, u).await,
-        E::RemovePasskey(u, pk) => passkeys::remove_passkey(app, &p, u, pk).await,
+        Endpoint::Admin(op) => {
+            let admin = p.admin(app)?;
+            let a = &admin;
+            match op {
+                AdminOp::ListUsers => users::list_users(app, a, uri).await,
+                AdminOp::CreateUser => users::create_user(app, a, headers, body).await,
+                AdminOp::DeleteUser(u) => users::delete_user(app, a, u).await,
+                AdminOp::Restore(u) => users::restore_user(app, a, u).await,
+                AdminOp::Unlock(u) => users::unlock_user(app, a, u).await,
+                AdminOp::ResetTwofa(u) => users::reset_twofa(app, a, u).await,
+                AdminOp::GrantRole(u) => access::grant_role(app, a, u, headers, body).await,
+                AdminOp::RevokeRole(u, role) => access::revoke_role(app, a, u, &role).await,
+                AdminOp::Credits(u) => access::adjust_credits(app, a, u, headers, body).await,
+                AdminOp::Activity => access::activity(app, a, uri).await,
+                AdminOp::RemovePasskey(u, pk) => passkeys::remove_passkey(app, a, u, pk).await,
+            }
+        }
+        Endpoint::Account(u, op) => {
+            let scope = p.scope(app, u)?;
+            let s = &scope;
+            match op {
+                AccountOp::Get => users::get_user(app, s, u).await,
+                AccountOp::Patch => users::patch_user(app, s, u, headers, body).await,
+                AccountOp::Roles => access::list_roles(app, s, u).await,
+                AccountOp::Sessions => access::list_sessions(app, &p, s, u).await,
+                AccountOp::EndAllSessions => access::end_all_sessions(app, s, u).await,
+                AccountOp::Activity => access::user_activity(app, s, u, uri).await,
+                AccountOp::Passkeys => passkeys::list_passkeys(app, s, u).await,
+            }
+        }
+        Endpoint::EndSession(sid) => access::end_session(app, &p, sid).await,
     }
 }
 

@@ -6,16 +6,12 @@ use utoipa::ToSchema;
 
 use super::json;
 use crate::admin::error::ApiError;
-use crate::admin::ops;
-use crate::admin::principal::Principal;
+use crate::admin::principal::{AdminPrincipal, Scope};
+use crate::admin::service::AdminOps;
 use crate::admin::views::{ErrorBody, Success};
 use crate::app::App;
 use crate::store::{PasskeyRow, Ts, UserId};
 use crate::web::Body;
-
-fn require_2fa(app: &App) -> bool {
-    app.settings.security.require_2fa_for_admins
-}
 
 /// One passkey (never its key).
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,12 +51,12 @@ pub struct PasskeyList {
         (status = 404, description = "No such user", body = ErrorBody)))]
 pub async fn list_passkeys(
     app: &App,
-    p: &Principal,
+    _scope: &Scope,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    p.scope(id, require_2fa(app))?;
-    ops::load_user(app, id).await?;
-    let rows = app.accounts.passkeys(id).await?;
+    let ops = AdminOps::new(app);
+    ops.load_user(id).await?;
+    let rows = ops.passkeys(id).await?;
     json(
         StatusCode::OK,
         &PasskeyList {
@@ -77,11 +73,12 @@ pub async fn list_passkeys(
         (status = 404, description = "No such passkey of this user", body = ErrorBody)))]
 pub async fn remove_passkey(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     id: UserId,
     passkey: i64,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    ops::remove_passkey(app, &admin, id, passkey).await?;
+    AdminOps::new(app)
+        .remove_passkey(admin, id, passkey)
+        .await?;
     json(StatusCode::OK, &Success { success: true })
 }

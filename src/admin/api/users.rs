@@ -6,8 +6,8 @@ use hyper::body::Incoming;
 use super::input::{self};
 use super::json;
 use crate::admin::error::ApiError;
-use crate::admin::ops;
-use crate::admin::principal::Principal;
+use crate::admin::principal::{AdminPrincipal, Scope};
+use crate::admin::service::{AdminOps, PasswordSetup};
 use crate::admin::views::{
     NewUserBody, SessionsEnded, Success, UserCreated, UserEnvelope, UserList, UserListQuery,
     UserPatchBody, UserUpdated,
@@ -19,10 +19,6 @@ use crate::web::Body;
 /// Largest page of users.
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 50;
-
-fn require_2fa(app: &App) -> bool {
-    app.settings.security.require_2fa_for_admins
-}
 
 /// Parses the list filters; shared with the console.
 pub fn user_filter(q: &input::Query) -> Result<UserFilter, ApiError> {
@@ -59,13 +55,12 @@ pub const LIST_PARAMS: [&str; 8] = [
     responses((status = 200, description = "A page of users", body = UserList)))]
 pub async fn list_users(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     uri: &http::Uri,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
     let q = input::query(uri, &LIST_PARAMS)?;
     let filter = user_filter(&q)?;
-    let (users, total) = ops::list_users(app, &admin, &filter).await?;
+    let (users, total) = AdminOps::new(app).list_users(admin, &filter).await?;
     let next = filter.offset.saturating_add(filter.limit);
     json(
         StatusCode::OK,
@@ -85,19 +80,18 @@ pub async fn list_users(
         (status = 409, description = "Username or email taken", body = crate::admin::views::ErrorBody)))]
 pub async fn create_user(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    let body = input::json_object(headers, body).await?;
-    let (user, setup) = ops::create_user(app, &admin, &body).await?;
-    let view = ops::view(app, &user).await?;
+    let body: NewUserBody = input::read(headers, body).await?;
+    let ops = AdminOps::new(app);
+    let (user, setup) = ops.create_user(admin, body).await?;
     json(
         StatusCode::CREATED,
         &UserCreated {
-            user: view,
-            password_set: setup == ops::PasswordSetup::Given,
+            user: ops.view(&user).await?,
+            password_set: setup == PasswordSetup::Given,
             set_password_mail: setup.as_str().to_string(),
         },
     )
@@ -107,13 +101,13 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/_auth/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "The user", body = UserEnvelope)))]
-pub async fn get_user(app: &App, p: &Principal, id: UserId) -> Result<Response<Body>, ApiError> {
-    p.scope(id, require_2fa(app))?;
-    let user = ops::load_user(app, id).await?;
+pub async fn get_user(app: &App, _scope: &Scope, id: UserId) -> Result<Response<Body>, ApiError> {
+    let ops = AdminOps::new(app);
+    let user = ops.load_user(id).await?;
     json(
         StatusCode::OK,
         &UserEnvelope {
-            user: ops::view(app, &user).await?,
+            user: ops.view(&user).await?,
         },
     )
 }
@@ -126,21 +120,22 @@ pub async fn get_user(app: &App, p: &Principal, id: UserId) -> Result<Response<B
         (status = 409, description = "Conflict", body = crate::admin::views::ErrorBody)))]
 pub async fn patch_user(
     app: &App,
-    p: &Principal,
+    scope: &Scope,
     id: UserId,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let scope = p.scope(id, require_2fa(app))?;
-    let target = ops::load_user(app, id).await?;
-    let body = input::json_object(headers, body).await?;
-    let (user, changed) = ops::patch_user(app, p, &scope, &target, &body).await?;
+    let ops = AdminOps::new(app);
+    let target = ops.load_user(id).await?;
+    let obj = input::json_object(headers, body).await?;
+    let (body, unknown) = input::body_and_unknown::<UserPatchBody>(obj)?;
+    let (user, changed) = ops.patch_user(scope, &target, body, unknown).await?;
     json(
         StatusCode::OK,
         &UserUpdated {
             success: true,
             changed,
-            user: ops::view(app, &user).await?,
+            user: ops.view(&user).await?,
         },
     )
 }
@@ -150,9 +145,12 @@ pub async fn patch_user(
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "Deleted", body = SessionsEnded),
         (status = 409, description = "Already deleted, or your own account", body = crate::admin::views::ErrorBody)))]
-pub async fn delete_user(app: &App, p: &Principal, id: UserId) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    let n = ops::soft_delete(app, &admin, id).await?;
+pub async fn delete_user(
+    app: &App,
+    admin: &AdminPrincipal,
+    id: UserId,
+) -> Result<Response<Body>, ApiError> {
+    let n = AdminOps::new(app).soft_delete(admin, id).await?;
     json(
         StatusCode::OK,
         &SessionsEnded {
@@ -169,11 +167,10 @@ pub async fn delete_user(app: &App, p: &Principal, id: UserId) -> Result<Respons
         (status = 409, description = "Not deleted", body = crate::admin::views::ErrorBody)))]
 pub async fn restore_user(
     app: &App,
-    p: &Principal,
+    admin: &AdminPrincipal,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    ops::restore(app, &admin, id).await?;
+    AdminOps::new(app).restore(admin, id).await?;
     json(StatusCode::OK, &Success { success: true })
 }
 
@@ -181,9 +178,12 @@ pub async fn restore_user(
 #[utoipa::path(post, path = "/_auth/api/users/{id}/unlock", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "Unlocked", body = Success)))]
-pub async fn unlock_user(app: &App, p: &Principal, id: UserId) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    ops::unlock(app, &admin, id).await?;
+pub async fn unlock_user(
+    app: &App,
+    admin: &AdminPrincipal,
+    id: UserId,
+) -> Result<Response<Body>, ApiError> {
+    AdminOps::new(app).unlock(admin, id).await?;
     json(StatusCode::OK, &Success { success: true })
 }
 
@@ -192,8 +192,11 @@ pub async fn unlock_user(app: &App, p: &Principal, id: UserId) -> Result<Respons
 #[utoipa::path(post, path = "/_auth/api/users/{id}/reset-2fa", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "Reset", body = Success)))]
-pub async fn reset_twofa(app: &App, p: &Principal, id: UserId) -> Result<Response<Body>, ApiError> {
-    let admin = p.admin(require_2fa(app))?;
-    ops::reset_twofa(app, &admin, id).await?;
+pub async fn reset_twofa(
+    app: &App,
+    admin: &AdminPrincipal,
+    id: UserId,
+) -> Result<Response<Body>, ApiError> {
+    AdminOps::new(app).reset_twofa(admin, id).await?;
     json(StatusCode::OK, &Success { success: true })
 }

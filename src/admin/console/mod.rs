@@ -1,6 +1,11 @@
-//! The admin console at `/_auth/admin/`: server-rendered pages over the same [`ops`] as the
-//! JSON API. Works without JavaScript; every form posts a CSRF token (the pre-session cookie's
-//! HMAC, as on the sign-in page) and is answered with a redirect back to the page (303).
+//! The admin console at `/_auth/admin/`: server-rendered pages over the same [`AdminOps`] as
+//! the JSON API. Works without JavaScript; every form posts a CSRF token (the pre-session
+//! cookie's HMAC, as on the sign-in page) and is answered with a redirect back to the page (303).
+//!
+//! [`handle`] checks admin rights once ([`Principal::admin`], as the API does) and hands the
+//! pages an [`AdminPrincipal`]; pages and form posts return `Result<Response, ApiError>`, and
+//! errors become a page in the portal's look in one place. An admin's error page leads back
+//! into the console; anyone refused is sent to their account page instead.
 //!
 //! ```text
 //!  GET  /_auth/admin/                         users: search, filters, paging
@@ -12,7 +17,7 @@
 //!  GET  /_auth/admin/activity                 all activity: type, user, time, paging
 //! ```
 //!
-//! [`ops`]: super::ops
+//! [`AdminOps`]: super::service::AdminOps
 
 mod actions;
 mod form;
@@ -33,19 +38,65 @@ use crate::web::{Body, RequestCtx, respond};
 pub const BASE: &str = "/_auth/admin";
 
 pub async fn handle(app: &App, req: Request<Incoming>, _ctx: &RequestCtx) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    if path == BASE {
+    if req.uri().path() == BASE {
         return respond::redirect(StatusCode::FOUND, &format!("{BASE}/"));
     }
-    let (principal, admin) = match who(app, &req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    match admin_of(app, &req).await {
+        Ok(admin) => match route(app, req, &admin).await {
+            Ok(r) => r,
+            Err(e) => error_page(app, Some(admin.username()), Back::Console, &e),
+        },
+        Err(Refusal::SignIn) => sign_in(&req),
+        Err(Refusal::Denied { username, error }) => {
+            error_page(app, username.as_deref(), Back::Account, &error)
+        }
+    }
+}
+
+/// Why a request gets no admin: no session (sign in first), or a caller the role check refused
+/// (or a session that could not be looked up).
+enum Refusal {
+    SignIn,
+    Denied {
+        username: Option<String>,
+        error: ApiError,
+    },
+}
+
+/// The admin check, once per request: the signed-in user's session must carry the admin role
+/// (and two-factor sign-in when required), as for the API.
+async fn admin_of(app: &App, req: &Request<Incoming>) -> Result<AdminPrincipal, Refusal> {
+    let session = session_of(app, req.headers())
+        .await
+        .map_err(|error| Refusal::Denied {
+            username: None,
+            error,
+        })?
+        .ok_or(Refusal::SignIn)?;
+    let principal = Principal::from_session(&session, app.now());
+    principal.admin(app).map_err(|error| Refusal::Denied {
+        username: Some(principal.username().to_string()),
+        error,
+    })
+}
+
+/// To the sign-in page, coming back here afterwards.
+fn sign_in(req: &Request<Incoming>) -> Response<Body> {
+    let target = req.uri().path_and_query().map_or(BASE, |p| p.as_str());
+    let next = percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC);
+    respond::redirect(StatusCode::FOUND, &format!("/_auth/login?next={next}"))
+}
+
+async fn route(
+    app: &App,
+    req: Request<Incoming>,
+    admin: &AdminPrincipal,
+) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
     let rest = path
         .strip_prefix(BASE)
         .unwrap_or_default()
-        .trim_matches('/')
-        .to_string();
+        .trim_matches('/');
     let segs: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
@@ -59,61 +110,40 @@ pub async fn handle(app: &App, req: Request<Incoming>, _ctx: &RequestCtx) -> Res
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
-        [] | ["users"] if get => pages::users(app, &req, &principal, &admin).await,
-        ["users", id] if get => match parse_id(id) {
-            Some(id) => pages::user(app, &req, &principal, &admin, id).await,
-            None => not_found(app, &principal),
-        },
-        ["activity"] if get => pages::activity(app, &req, &principal, &admin).await,
+        [] | ["users"] if get => pages::users(app, &req, admin).await,
+        ["users", id] if get => pages::user(app, &req, admin, parse_id(id)?).await,
+        ["activity"] if get => pages::activity(app, &req, admin).await,
         ["users", id, action @ ..] if method == Method::POST && !action.is_empty() => {
-            match parse_id(id) {
-                Some(id) => {
-                    let action: Vec<String> = action.iter().map(|s| s.to_string()).collect();
-                    actions::run(app, req, &principal, &admin, id, &action).await
-                }
-                None => not_found(app, &principal),
-            }
+            let id = parse_id(id)?;
+            let action: Vec<String> = action.iter().map(|s| s.to_string()).collect();
+            actions::run(app, req, admin, id, &action).await
         }
-        _ => not_found(app, &principal),
+        _ => Err(no_such_page()),
     }
 }
 
-fn parse_id(s: &str) -> Option<UserId> {
-    s.parse::<i64>().ok().filter(|n| *n > 0).map(UserId)
+fn parse_id(s: &str) -> Result<UserId, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(UserId)
+        .ok_or_else(no_such_page)
 }
 
-/// The signed-in admin, or the response to send instead: the sign-in page for anonymous
-/// browsers, a 403 page for everyone else.
-async fn who(
-    app: &App,
-    req: &Request<Incoming>,
-) -> Result<(Principal, AdminPrincipal), Response<Body>> {
-    let session = match session_of(app, req.headers()).await {
-        Ok(s) => s,
-        Err(e) => return Err(error_page(app, None, &e)),
-    };
-    let Some(session) = session else {
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or(BASE, |p| p.as_str())
-            .to_string();
-        let next =
-            percent_encoding::utf8_percent_encode(&target, percent_encoding::NON_ALPHANUMERIC);
-        return Err(respond::redirect(
-            StatusCode::FOUND,
-            &format!("/_auth/login?next={next}"),
-        ));
-    };
-    let principal = Principal::from_session(&session, app.now());
-    match principal.admin(app.settings.security.require_2fa_for_admins) {
-        Ok(admin) => Ok((principal, admin)),
-        Err(e) => Err(error_page(app, Some(&principal), &e)),
-    }
+pub(super) fn no_such_page() -> ApiError {
+    ApiError::NotFound("There is no such page.".into())
 }
 
-/// A page showing an error, with its status.
-pub(super) fn error_page(app: &App, who: Option<&Principal>, e: &ApiError) -> Response<Body> {
+/// Where an error page leads: back into the console for an admin; to their own account for
+/// anyone the console refused (the console would only refuse them again).
+#[derive(Debug, Clone, Copy)]
+enum Back {
+    Console,
+    Account,
+}
+
+/// A page showing an error, with its status, in the portal's look (`message.html`).
+fn error_page(app: &App, nav_user: Option<&str>, back: Back, e: &ApiError) -> Response<Body> {
     if e.is_server_side() {
         tracing::error!(error = %e, "admin console request failed");
     }
@@ -124,53 +154,51 @@ pub(super) fn error_page(app: &App, who: Option<&Principal>, e: &ApiError) -> Re
         s if s.is_server_error() => "Something went wrong",
         _ => "That did not work",
     };
+    let (href, text) = match back {
+        Back::Console => (format!("{BASE}/"), "Back to the admin console"),
+        Back::Account => ("/_auth/account".to_string(), "Go to your account"),
+    };
     let ctx = minijinja::context! {
         title,
         message => e.public_message(),
-        nav_user => who.map(|p| p.username().to_string()),
-        link => minijinja::context! { href => format!("{BASE}/"), text => "Back to the admin console" },
+        nav_user,
+        link => minijinja::context! { href, text },
     };
-    match app.templates.render("message.html", ctx) {
+    let mut r = match app.templates.render("message.html", ctx) {
         Ok(body) => respond::html(status, body),
         Err(_) => respond::text(status, e.public_message()),
-    }
-}
-
-fn not_found(app: &App, who: &Principal) -> Response<Body> {
-    error_page(
-        app,
-        Some(who),
-        &ApiError::NotFound("There is no such page.".into()),
-    )
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Renders a console page with the CSRF token for its forms (setting the cookie when new).
 pub(super) fn page(
     app: &App,
     req_headers: &http::HeaderMap,
-    who: &Principal,
+    admin: &AdminPrincipal,
     template: &str,
     status: StatusCode,
     ctx: Value,
-) -> Response<Body> {
+) -> Result<Response<Body>, ApiError> {
     let secure = app.secure_cookies();
     let csrf = Csrf::for_request(&app.keys, req_headers, secure, &app.session_cookie);
     let full = minijinja::context! {
         csrf_token => csrf.token.clone(),
-        nav_user => who.username().to_string(),
+        nav_user => admin.username().to_string(),
         base => BASE,
         ..ctx
     };
-    match app.templates.render(template, full) {
-        Ok(body) => {
-            let mut r = respond::html(status, body);
-            if let Some(c) = csrf.set_cookie(secure) {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => error_page(app, Some(who), &ApiError::Internal(e.to_string())),
+    let body = app
+        .templates
+        .render(template, full)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut r = respond::html(status, body);
+    if let Some(c) = csrf.set_cookie(secure) {
+        r.headers_mut().append(header::SET_COOKIE, c);
     }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }

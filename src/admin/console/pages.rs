@@ -5,13 +5,13 @@ use hyper::body::Incoming;
 use minijinja::{Value, context};
 
 use super::form::Fields;
-use super::{error_page, page};
-use crate::admin::api::access::{activity_filter, activity_page};
+use super::page;
+use crate::admin::api::access::activity_filter;
 use crate::admin::api::input::Query;
 use crate::admin::api::users::user_filter;
 use crate::admin::error::ApiError;
-use crate::admin::ops;
-use crate::admin::principal::{AdminPrincipal, Principal};
+use crate::admin::principal::AdminPrincipal;
+use crate::admin::service::AdminOps;
 use crate::admin::views::{RoleView, SessionView};
 use crate::app::App;
 use crate::store::{ActivityFilter, TIERS, UserId};
@@ -59,9 +59,8 @@ fn link(fields: &Fields, replace: &[(&str, String)]) -> String {
 pub async fn users(
     app: &App,
     req: &Request<Incoming>,
-    who: &Principal,
     admin: &AdminPrincipal,
-) -> Response<Body> {
+) -> Result<Response<Body>, ApiError> {
     let fields = super::form::query(req.uri());
     let q = Query::from_pairs(fields.pairs());
     let mut status = StatusCode::OK;
@@ -77,10 +76,7 @@ pub async fn users(
     filter.limit = PAGE_SIZE;
     filter.offset = q.int("offset", 0, i64::MAX).ok().flatten().unwrap_or(0);
     let (users, total) = if error.is_none() {
-        match ops::list_users(app, admin, &filter).await {
-            Ok(x) => x,
-            Err(e) => return error_page(app, Some(who), &e),
-        }
+        AdminOps::new(app).list_users(admin, &filter).await?
     } else {
         (Vec::new(), 0)
     };
@@ -100,7 +96,7 @@ pub async fn users(
     page(
         app,
         req.headers(),
-        who,
+        admin,
         "admin/users.html",
         status,
         context! {
@@ -117,21 +113,20 @@ pub async fn users(
 }
 
 /// Everything the user page shows.
-async fn user_context(app: &App, who: &Principal, id: UserId) -> Result<Value, ApiError> {
-    let user = ops::load_user(app, id).await?;
-    let view = ops::view(app, &user).await?;
-    let (roles, effective) = ops::roles(app, &user).await?;
+async fn user_context(app: &App, who: &AdminPrincipal, id: UserId) -> Result<Value, ApiError> {
+    let ops = AdminOps::new(app);
+    let user = ops.load_user(id).await?;
+    let view = ops.view(&user).await?;
+    let (roles, effective) = ops.roles(&user).await?;
     let now = app.now();
     let roles: Vec<RoleView> = roles.iter().map(|r| RoleView::new(r, now)).collect();
-    let sessions: Vec<SessionView> = app
-        .store
-        .sessions_of(id, now)
+    let sessions: Vec<SessionView> = ops
+        .sessions(id)
         .await?
         .iter()
         .map(|s| SessionView::new(s, who.session_id()))
         .collect();
-    let passkeys: Vec<Value> = app
-        .accounts
+    let passkeys: Vec<Value> = ops
         .passkeys(id)
         .await?
         .iter()
@@ -144,15 +139,13 @@ async fn user_context(app: &App, who: &Principal, id: UserId) -> Result<Value, A
             }
         })
         .collect();
-    let activity = activity_page(
-        app,
-        &ActivityFilter {
+    let activity = ops
+        .activity_page(&ActivityFilter {
             user_id: Some(id),
             limit: 20,
             ..ActivityFilter::default()
-        },
-    )
-    .await?;
+        })
+        .await?;
     let activity: Vec<Value> = activity.activity.iter().map(activity_row).collect();
     Ok(context! {
         user => Value::from_serialize(&view),
@@ -176,50 +169,45 @@ fn activity_row(a: &crate::admin::views::ActivityView) -> Value {
 pub async fn user(
     app: &App,
     req: &Request<Incoming>,
-    who: &Principal,
     admin: &AdminPrincipal,
     id: UserId,
-) -> Response<Body> {
+) -> Result<Response<Body>, ApiError> {
     let fields = super::form::query(req.uri());
     let notice = fields.get("done").and_then(done_message);
-    render_user(app, req.headers(), who, admin, id, notice, None).await
+    render_user(app, req.headers(), admin, id, notice, None).await
 }
 
 /// The user page, with a notice or an error (whose status the page takes).
 pub async fn render_user(
     app: &App,
     headers: &http::HeaderMap,
-    who: &Principal,
     admin: &AdminPrincipal,
     id: UserId,
     notice: Option<&str>,
     error: Option<&ApiError>,
-) -> Response<Body> {
-    match user_context(app, who, id).await {
-        Ok(ctx) => page(
-            app,
-            headers,
-            who,
-            "admin/user.html",
-            error.map_or(StatusCode::OK, |e| e.status_and_code().0),
-            context! {
-                notice,
-                error => error.map(ApiError::public_message),
-                error_fields => error.map(|e| e.fields().to_vec()),
-                superuser => admin.is_superuser(),
-                ..ctx
-            },
-        ),
-        Err(e) => error_page(app, Some(who), &e),
-    }
+) -> Result<Response<Body>, ApiError> {
+    let ctx = user_context(app, admin, id).await?;
+    page(
+        app,
+        headers,
+        admin,
+        "admin/user.html",
+        error.map_or(StatusCode::OK, |e| e.status_and_code().0),
+        context! {
+            notice,
+            error => error.map(ApiError::public_message),
+            error_fields => error.map(|e| e.fields().to_vec()),
+            superuser => admin.is_superuser(),
+            ..ctx
+        },
+    )
 }
 
 pub async fn activity(
     app: &App,
     req: &Request<Incoming>,
-    who: &Principal,
-    _admin: &AdminPrincipal,
-) -> Response<Body> {
+    admin: &AdminPrincipal,
+) -> Result<Response<Body>, ApiError> {
     let fields = super::form::query(req.uri());
     let q = Query::from_pairs(fields.pairs());
     let mut status = StatusCode::OK;
@@ -229,15 +217,11 @@ pub async fn activity(
     match activity_filter(&q) {
         Ok(mut f) => {
             f.limit = 50;
-            match activity_page(app, &f).await {
-                Ok(p) => {
-                    rows = p.activity.iter().map(activity_row).collect();
-                    next = p
-                        .next_before
-                        .map(|b| link(&fields, &[("before", b.to_string())]));
-                }
-                Err(e) => return error_page(app, Some(who), &e),
-            }
+            let p = AdminOps::new(app).activity_page(&f).await?;
+            rows = p.activity.iter().map(activity_row).collect();
+            next = p
+                .next_before
+                .map(|b| link(&fields, &[("before", b.to_string())]));
         }
         Err(e) => {
             status = e.status_and_code().0;
@@ -248,7 +232,7 @@ pub async fn activity(
     page(
         app,
         req.headers(),
-        who,
+        admin,
         "admin/activity.html",
         status,
         context! {

@@ -25,10 +25,14 @@ async fn console_pages_and_forms(b: Backend) {
             .unwrap()
             .starts_with("/_auth/login?next=")
     );
-    assert_status(
-        &jane.page("/_auth/admin/").await,
-        StatusCode::FORBIDDEN,
-        "non-admin console",
+    let r = jane.page("/_auth/admin/").await;
+    assert_status(&r, StatusCode::FORBIDDEN, "non-admin console");
+    // A styled page that leads to the account page, not back into the console (a loop).
+    let html = r.text();
+    assert!(html.contains("gatehouse.css"), "{html}");
+    assert!(
+        html.contains("href=\"/_auth/account\"") && !html.contains("Back to the admin console"),
+        "{html}"
     );
     br.login("boss", crate::harness::PASSWORD).await;
 
@@ -254,8 +258,28 @@ async fn admins_need_two_factor_when_configured() {
     let r = br.page("/_auth/admin/").await;
     assert_status(&r, StatusCode::FORBIDDEN, "console without 2FA");
     assert!(r.text().contains("two-factor"));
-    let r = call(&mut br, Method::GET, "/_auth/api/users", None, None).await;
-    assert_status(&r, StatusCode::FORBIDDEN, "API with a session without 2FA");
+    assert!(!r.text().contains("Back to the admin console"));
+    assert_status(
+        &br.page(&format!("/_auth/admin/users/{}", boss.id)).await,
+        StatusCode::FORBIDDEN,
+        "console user page without 2FA",
+    );
+    for path in ["/_auth/api/users", "/_auth/api/activity"] {
+        let r = call(&mut br, Method::GET, path, None, None).await;
+        assert_status(&r, StatusCode::FORBIDDEN, "API with a session without 2FA");
+        assert!(r.json()["message"].as_str().unwrap().contains("two-factor"));
+    }
+    // Admin rights on someone else's account need the two-factor sign-in too.
+    let other = s.plain_user("other").await;
+    let r = call(
+        &mut br,
+        Method::GET,
+        &format!("/_auth/api/users/{}", other.id),
+        None,
+        None,
+    )
+    .await;
+    assert_status(&r, StatusCode::FORBIDDEN, "another account without 2FA");
     // Still their own account.
     let r = call(
         &mut br,
@@ -289,4 +313,13 @@ async fn admins_need_two_factor_when_configured() {
         StatusCode::OK,
         "console with 2FA",
     );
+    let r = call(
+        &mut verified,
+        Method::GET,
+        "/_auth/api/activity",
+        None,
+        None,
+    )
+    .await;
+    assert_status(&r, StatusCode::OK, "API with 2FA");
 }

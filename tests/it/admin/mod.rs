@@ -3,6 +3,7 @@
 
 mod access;
 mod api;
+mod bodies;
 mod console;
 mod tokens;
 
