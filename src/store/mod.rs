@@ -20,7 +20,6 @@ mod login_attempts;
 mod mailed_tokens;
 pub mod passkeys;
 mod roles;
-mod roles_batch;
 mod sessions;
 mod shared_state;
 pub(crate) mod sql;
