@@ -22,7 +22,7 @@ use crate::clock::SharedClock;
 use crate::config::{Secret, SecuritySettings};
 use crate::store::{RoleRow, Store, Tier, Ts, UserFilter, UserId, UserPatch, UserRow};
 
-pub use admin::MAX_CREDIT_DELTA;
+pub use admin::{MAX_CREDIT_DELTA, actor_meta};
 pub use error::{AccountError, AuthFailure};
 pub use external::{ExternalMatch, ExternalRefusal};
 pub use passkeys::{MAX_PASSKEY_NAME, PasskeyFailure, PasskeyUse, passkey_name};
@@ -509,26 +509,7 @@ impl Accounts {
         id: UserId,
         actor: Option<UserId>,
     ) -> Result<Vec<String>, AccountError> {
-        let now = self.now();
-        // One transaction: the flag, the ended sessions and the change-feed event.
-        let Some(ended) = self
-            .inner
-            .store
-            .set_deleted_ending_sessions(id, true, now)
-            .await?
-        else {
-            return match self.get(id).await? {
-                Some(_) => Err(AccountError::Conflict("user is already deleted".into())),
-                None => Err(AccountError::NotFound),
-            };
-        };
-        self.record(
-            self.event(ActivityKind::UserDeleted, Some(id))
-                .describe("Account deleted (soft)")
-                .meta(serde_json::json!({ "actor": actor })),
-        )
-        .await;
-        Ok(ended)
+        self.soft_delete_because(id, actor, None).await
     }
 
     pub async fn restore(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {

@@ -342,7 +342,10 @@ async fn roles_expire_and_implicit_admin(b: Backend) {
     let before = f.store.query_count();
     let by_user = f.store.roles_of_users(&[a.id, root.id]).await.unwrap();
     assert_eq!(f.store.query_count() - before, 1);
-    let names: Vec<&str> = by_user[&a.id].iter().map(|r| r.role_name.as_str()).collect();
+    let names: Vec<&str> = by_user[&a.id]
+        .iter()
+        .map(|r| r.role_name.as_str())
+        .collect();
     assert_eq!(names, ["editor", "moderator"]);
     assert!(by_user[&root.id].is_empty());
     let editors = UserFilter {

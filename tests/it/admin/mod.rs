@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod bodies;
 mod console;
+mod console_ux;
 mod tokens;
 
 use std::process::{Command, Stdio};
