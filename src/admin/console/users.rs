@@ -148,7 +148,7 @@ async fn render(
             context! {
                 key => s.as_str(),
                 href => link(&fields, &[("sort", s.as_str().to_string()), ("dir", dir.to_string()), ("offset", String::new())]),
-                aria_sort => current.then(|| if filter.descending { "descending" } else { "ascending" }),
+                aria_sort => current.then_some(if filter.descending { "descending" } else { "ascending" }),
             }
         })
         .collect();
