@@ -32,7 +32,12 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
 
     let with_requests = "/_auth/admin/activity?requests=1&type=request";
     page_with(&mut br, with_requests, "<td>request</td>").await;
-    let html = page_with(&mut br, "/_auth/admin/activity", "credits_adjusted").await;
+    let html = page_with(
+        &mut br,
+        "/_auth/admin/activity",
+        "<td>credits_adjusted</td>",
+    )
+    .await;
     assert!(!html.contains("<td>request</td>"), "{html}");
     for id in [
         "activity-filter",
@@ -67,7 +72,7 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .await
         .text();
     assert!(
-        html.contains("credits_adjusted") && html.contains("<td>login</td>"),
+        html.contains("<td>credits_adjusted</td>") && html.contains("<td>login</td>"),
         "{html}"
     );
     assert!(!html.contains(">other</a>"), "{html}");
@@ -75,7 +80,7 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .page("/_auth/admin/activity?user=jane%40example.com&type=credits_adjusted")
         .await
         .text();
-    assert!(html.contains("credits_adjusted"), "{html}");
+    assert!(html.contains("<td>credits_adjusted</td>"), "{html}");
     let html = br
         .page(&format!(
             "/_auth/admin/activity?user_id={}&type=login",
@@ -99,7 +104,7 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .await
         .text();
     assert!(
-        page.contains("credits_adjusted") && !page.contains("<td>request</td>"),
+        page.contains("<td>credits_adjusted</td>") && !page.contains("<td>request</td>"),
         "{page}"
     );
     // The numeric filter of the API still works.
