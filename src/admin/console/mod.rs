@@ -9,6 +9,7 @@
 //!
 //! ```text
 //!  GET  /_auth/admin/                         home: counts at a glance, linking into the lists
+//!                                             (with a query string: to the users list)
 //!  GET  /_auth/admin/users                    users: filter bar, sortable columns, page size
 //!  GET  /_auth/admin/users.csv                the same selection as CSV
 //!  POST /_auth/admin/users                    create a user (who gets a set-password link)
@@ -119,6 +120,14 @@ async fn route(
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
+        // The users list lived here; old links with filters still find it.
+        [] if get && req.uri().query().is_some_and(|q| !q.is_empty()) => {
+            let query = req.uri().query().unwrap_or_default();
+            Ok(respond::redirect(
+                StatusCode::FOUND,
+                &format!("{BASE}/users?{query}"),
+            ))
+        }
         [] if get => home::home(app, &req, admin).await,
         ["users"] if get => users::list(app, &req, admin).await,
         ["users.csv"] if get => users::csv(app, &req, admin).await,

@@ -93,6 +93,13 @@ async fn home_counts_link_into_lists(b: Backend) {
     let html = br.page("/_auth/admin/").await.text();
     assert_eq!(count(&html, "count-sign-ins"), 2, "{html}");
     assert_eq!(count(&html, "count-sign-in-failures"), 1, "{html}");
+    // Old links to the list with filters still find it.
+    let r = br.page("/_auth/admin/?q=lock&tier=free").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.header("location").unwrap(),
+        "/_auth/admin/users?q=lock&tier=free"
+    );
     // The links lead to the filtered lists.
     let locked_list = br.page("/_auth/admin/users?status=locked").await.text();
     assert!(
