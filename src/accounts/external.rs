@@ -82,8 +82,7 @@ impl Accounts {
                     _ => None,
                 };
                 self.record(
-                    self.event(ActivityKind::LoginFailed, user)
-                        .client(client.ip.clone(), client.user_agent.clone())
+                    self.client_event(ActivityKind::LoginFailed, user, client)
                         .describe(format!("Sign-in with {} refused: {e}", p.name))
                         .meta(serde_json::json!({ "provider": p.id, "subject": id.subject })),
                 )
@@ -182,8 +181,7 @@ impl Accounts {
             };
         }
         self.record(
-            self.event(ActivityKind::IdentityLinked, Some(user))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::IdentityLinked, Some(user), client)
                 .describe(format!("Linked to {}", p.name))
                 .meta(serde_json::json!({ "provider": p.id, "subject": id.subject })),
         )
@@ -214,8 +212,7 @@ impl Accounts {
         }
         if self.store().unlink_identity(user, provider).await? {
             self.record(
-                self.event(ActivityKind::IdentityUnlinked, Some(user))
-                    .client(client.ip.clone(), client.user_agent.clone())
+                self.client_event(ActivityKind::IdentityUnlinked, Some(user), client)
                     .describe(format!("Unlinked {provider}"))
                     .meta(serde_json::json!({ "provider": provider, "subject": link.subject })),
             )

@@ -93,8 +93,7 @@ impl Accounts {
         let added = self.store().insert_passkey(&row).await?;
         if added {
             self.record(
-                self.event(ActivityKind::PasskeyAdded, Some(id))
-                    .client(client.ip.clone(), client.user_agent.clone())
+                self.client_event(ActivityKind::PasskeyAdded, Some(id), client)
                     .describe(format!("Passkey \"{name}\" added"))
                     .meta(serde_json::json!({ "user_verified": cred.user_verified })),
             )
@@ -121,8 +120,7 @@ impl Accounts {
             ""
         };
         let mut ev = self
-            .event(ActivityKind::PasskeyRemoved, Some(id))
-            .client(client.ip.clone(), client.user_agent.clone())
+            .client_event(ActivityKind::PasskeyRemoved, Some(id), client)
             .describe(format!("Passkey \"{name}\" removed{by}"));
         if let Some(a) = actor {
             ev = ev.meta(serde_json::json!({ "actor_id": a.0 }));
@@ -154,8 +152,7 @@ impl Accounts {
         let result = self.check_passkey(rp, keys, response, expected).await;
         if let Err((user, e)) = &result {
             let ev = self
-                .event(ActivityKind::LoginFailed, user.or(expected))
-                .client(client.ip.clone(), client.user_agent.clone())
+                .client_event(ActivityKind::LoginFailed, user.or(expected), client)
                 .describe(format!("Passkey refused: {e}"));
             self.record(ev).await;
             if matches!(e, PasskeyFailure::Refused(PasskeyError::CounterRegression)) {

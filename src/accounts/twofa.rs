@@ -129,8 +129,7 @@ impl Accounts {
             return Err(TwofaError::Replayed);
         }
         self.record(
-            self.event(ActivityKind::TwofaEnabled, Some(id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::TwofaEnabled, Some(id), client)
                 .describe("Two-factor sign-in turned on"),
         )
         .await;
@@ -150,8 +149,7 @@ impl Accounts {
         let result = self.check_factor(keys, id, &code, client).await;
         if let Err(e @ (TwofaError::WrongCode | TwofaError::Replayed)) = &result {
             self.record(
-                self.event(ActivityKind::LoginFailed, Some(id))
-                    .client(client.ip.clone(), client.user_agent.clone())
+                self.client_event(ActivityKind::LoginFailed, Some(id), client)
                     .describe(format!("Second factor refused: {e}")),
             )
             .await;
@@ -190,8 +188,7 @@ impl Accounts {
             }
             Err(TwofaError::WrongCode | TwofaError::Replayed) if attempt >= budget => {
                 self.record(
-                    self.event(ActivityKind::AccountLocked, Some(id))
-                        .client(client.ip.clone(), client.user_agent.clone())
+                    self.client_event(ActivityKind::AccountLocked, Some(id), client)
                         .describe(format!("Locked until {until} after {budget} wrong codes")),
                 )
                 .await;
@@ -234,8 +231,7 @@ impl Accounts {
             let new = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
             if self.store().swap_recovery_codes(id, &old, &new).await? {
                 self.record(
-                    self.event(ActivityKind::RecoveryCodeUsed, Some(id))
-                        .client(client.ip.clone(), client.user_agent.clone())
+                    self.client_event(ActivityKind::RecoveryCodeUsed, Some(id), client)
                         .describe(format!("Recovery code used; {} left", list.len()))
                         .meta(serde_json::json!({ "remaining": list.len() })),
                 )
@@ -280,8 +276,7 @@ impl Accounts {
         self.confirm_both(keys, id, password, code, client).await?;
         self.store().disable_twofa(id, self.now()).await?;
         self.record(
-            self.event(ActivityKind::TwofaDisabled, Some(id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::TwofaDisabled, Some(id), client)
                 .describe("Two-factor sign-in turned off"),
         )
         .await;
@@ -308,8 +303,7 @@ impl Accounts {
             return Err(TwofaError::NotEnabled);
         }
         self.record(
-            self.event(ActivityKind::RecoveryCodesRegenerated, Some(id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::RecoveryCodesRegenerated, Some(id), client)
                 .describe("New recovery codes made"),
         )
         .await;

@@ -135,14 +135,14 @@ pub(super) fn role_name(r: &str) -> Result<String, AccountError> {
     Ok(r.to_string())
 }
 
-/// A time zone name shaped like `Europe/Berlin` or `UTC`; checked by shape, not against a
-/// zone database.
+/// A time zone of the IANA list (`Europe/Berlin`, `UTC`), as bundled with the binary.
 pub fn is_timezone_name(tz: &str) -> bool {
     !tz.is_empty()
         && tz.len() <= 64
         && tz
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
+        && jiff::tz::db().get(tz).is_ok()
 }
 
 pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
@@ -151,7 +151,9 @@ pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
     } else {
         Err(AccountError::Invalid {
             field: "timezone",
-            message: format!("{tz:?} is not a time zone name like \"Europe/Berlin\""),
+            message: format!(
+                "{tz:?} is not a time zone of the IANA list; use a name like \"Europe/Berlin\" or \"UTC\""
+            ),
         })
     }
 }
@@ -159,6 +161,27 @@ pub(super) fn timezone(tz: &str) -> Result<(), AccountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timezones_come_from_the_iana_list() {
+        for tz in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            assert!(is_timezone_name(tz), "{tz}");
+        }
+        for tz in [
+            "Mars/Olympus",
+            "",
+            "Europe/Berlin ",
+            "../etc/passwd",
+            "Not a zone!",
+        ] {
+            assert!(!is_timezone_name(tz), "{tz}");
+        }
+    }
 
     #[test]
     fn emails() {

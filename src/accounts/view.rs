@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::{AccountError, Accounts};
 use crate::store::{RoleRow, Ts, UserId, UserPatch, UserRow};
 
 /// The public shape of a user (CLI `--json`, the admin API). Field names are a stable contract.
@@ -90,6 +91,14 @@ impl UserView {
             legacy_lead_id: u.legacy_lead_id.clone(),
             roles,
         }
+    }
+}
+
+impl Accounts {
+    /// The user as the CLI and admin API show them, with the roles in force now.
+    pub async fn view(&self, user: &UserRow) -> Result<UserView, AccountError> {
+        let roles = self.effective_roles(user).await?;
+        Ok(UserView::new(user, roles, self.now()))
     }
 }
 

@@ -7,13 +7,15 @@ use tokio::task::JoinHandle;
 
 use super::{ActivityEvent, RequestActivity};
 use crate::config::{AuditSettings, QueueFullPolicy};
-use crate::store::{NewActivity, Store};
+use crate::store::{ActivityFilter, ActivityRow, NewActivity, Store, StoreError, UserId};
 
 /// Where activity goes. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     mode: Mode,
     stats: Arc<Counters>,
+    /// For reading the trail back ([`AuditLog::recent_for_user`]).
+    store: Store,
 }
 
 #[derive(Clone, Debug)]
@@ -72,8 +74,9 @@ pub struct AuditWriter {
 impl AuditLog {
     pub fn direct(store: Store) -> AuditLog {
         AuditLog {
-            mode: Mode::Direct(store),
+            mode: Mode::Direct(store.clone()),
             stats: Arc::default(),
+            store,
         }
     }
 
@@ -85,7 +88,7 @@ impl AuditLog {
         let full_batch = Arc::new(Notify::new());
         let batch_size = settings.batch_size.max(1);
         let task = tokio::spawn(run(
-            store,
+            store.clone(),
             Inbox {
                 rx,
                 stop: stop_rx,
@@ -104,12 +107,28 @@ impl AuditLog {
                     wake_at: batch_size.min(settings.queue_capacity.max(1) / 2).max(1),
                 },
                 stats,
+                store,
             },
             AuditWriter {
                 stop: Some(stop_tx),
                 task,
             },
         )
+    }
+
+    /// The user's latest `limit` rows, newest first (the account page's recent activity).
+    /// Rows still queued are not among them yet.
+    pub async fn recent_for_user(
+        &self,
+        user: UserId,
+        limit: i64,
+    ) -> Result<Vec<ActivityRow>, StoreError> {
+        let filter = ActivityFilter {
+            user_id: Some(user),
+            limit,
+            ..ActivityFilter::default()
+        };
+        self.store.list_activity(&filter).await
     }
 
     /// Records an event. Queued mode never touches the database on the caller's task.

@@ -107,7 +107,7 @@ impl PasswordHasher {
     pub fn new(p: Argon2Params, concurrency: usize) -> Result<Self, PasswordError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let dummy = hash_with(&params, &super::tokens::random_token(), &mut [])?;
+        let dummy = hash_with(&params, &super::bearer::random_token(), &mut [])?;
         let concurrency = concurrency.max(1);
         Ok(PasswordHasher {
             pool: Arc::new(HashPool::new(concurrency, params.block_count())?),

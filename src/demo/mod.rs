@@ -59,9 +59,22 @@ tiers = ["premium", "enterprise"]
     config::from_toml(&toml)
 }
 
+/// `base` (a configuration file's settings) with the demo app as its upstream, the demo's
+/// routes when it has none of its own, and `listen` when one was given.
+pub fn over_config(mut base: Settings, demo: Settings, listen: Option<SocketAddr>) -> Settings {
+    base.upstream.url = demo.upstream.url;
+    if base.routes.is_empty() {
+        base.routes = demo.routes;
+    }
+    if let Some(listen) = listen {
+        base.server.listen = listen;
+    }
+    base
+}
+
 /// A password that passes the policy and is easy to copy: 20 characters, 120 random bits.
 pub fn random_password() -> String {
-    crate::auth::tokens::random_token()
+    crate::auth::bearer::random_token()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(20)
@@ -103,4 +116,48 @@ pub async fn ensure_users(
         created.push((username.to_string(), password, what));
     }
     Ok(created)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Settings {
+        settings(
+            "127.0.0.1:8080".parse().unwrap(),
+            Path::new("demo-data"),
+            "127.0.0.1:9000".parse().unwrap(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn patterns(s: &Settings) -> Vec<&str> {
+        s.routes.iter().map(|r| r.pattern.as_str()).collect()
+    }
+
+    #[test]
+    fn a_config_file_keeps_its_settings_with_the_demo_app_behind() {
+        let file = config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"mine\"\n\
+             [upstream]\nurl = \"http://app.internal:80\"\n[portal]\nproduct_name = \"Acme\"\n",
+        )
+        .unwrap();
+        let s = over_config(file, demo(), None);
+        assert_eq!(s.upstream.url.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(s.portal.product_name, "Acme");
+        assert_eq!(s.server.data_dir, Path::new("mine"));
+        assert_eq!(s.server.listen.port(), 7000);
+        assert_eq!(
+            patterns(&s),
+            patterns(&demo()),
+            "no routes of its own: the demo's"
+        );
+
+        let file = config::from_toml("[[routes]]\npath = \"/only/**\"\n").unwrap();
+        let s = over_config(file, demo(), Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(patterns(&s), vec!["/only/**"]);
+        assert_eq!(s.server.listen.port(), 7001);
+    }
 }

@@ -1,11 +1,13 @@
 //! Request errors and the one place they become responses.
 
+use std::fmt;
+
 use http::{Response, StatusCode};
 
 use crate::app::App;
 use crate::proxy::UpstreamError;
-use crate::store::StoreError;
-use crate::web::{Body, RequestCtx, respond};
+use crate::store::{StoreError, Tier};
+use crate::web::{Body, ErrorPage, RequestCtx, respond};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -14,7 +16,7 @@ pub enum GateError {
     Unauthenticated,
     /// Client: signed in, but the route's conditions are not met.
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(Missing),
     /// Client: the route is closed to everyone.
     #[error("route denied by configuration")]
     Denied,
@@ -35,6 +37,86 @@ pub enum GateError {
     Upstream(#[from] UpstreamError),
 }
 
+/// What a signed-in user lacks for a route: the first of its conditions they do not meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// None of these roles (the route's `roles`).
+    Role(Vec<String>),
+    /// A subscription tier outside the route's `tiers`.
+    Tier(Vec<Tier>),
+    /// A confirmed email address (`require_verified`).
+    VerifiedAddress,
+    /// A session that passed a second factor (`require_2fa`).
+    TwoFactor,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Role(r) => write!(f, "one of the roles {}", r.join(", ")),
+            Missing::Tier(t) => write!(f, "one of the tiers {}", join(t)),
+            Missing::VerifiedAddress => f.write_str("a confirmed email address"),
+            Missing::TwoFactor => f.write_str("a two-factor sign-in"),
+        }
+    }
+}
+
+fn join(tiers: &[Tier]) -> String {
+    tiers
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Missing {
+    /// The JSON `missing` field.
+    fn code(&self) -> &'static str {
+        match self {
+            Missing::Role(_) => "role",
+            Missing::Tier(_) => "tier",
+            Missing::VerifiedAddress => "verified_address",
+            Missing::TwoFactor => "two_factor",
+        }
+    }
+
+    /// What the person reads: what is missing and what to do about it, with a link onward.
+    fn explain(&self) -> (String, (&'static str, &'static str)) {
+        const ACCOUNT: (&str, &str) = ("/_auth/account", "Go to your account");
+        match self {
+            Missing::Role(r) => (
+                format!(
+                    "This page needs one of these roles: {}. Your account has none of them; ask \
+                     an administrator if you should have access.",
+                    r.join(", ")
+                ),
+                ACCOUNT,
+            ),
+            Missing::Tier(t) => (
+                format!(
+                    "This page is part of the {} subscription; your account's tier does not \
+                     include it.",
+                    join(t)
+                ),
+                ACCOUNT,
+            ),
+            Missing::VerifiedAddress => (
+                "This page needs a confirmed email address. Follow the link we mailed you, or \
+                 ask for a new one on your account page."
+                    .to_string(),
+                ACCOUNT,
+            ),
+            Missing::TwoFactor => (
+                "This page needs a two-factor sign-in. Sign out and sign in again with your \
+                 authenticator code or a passkey; if two-factor sign-in is not on for your \
+                 account, turn it on first."
+                    .to_string(),
+                ("/_auth/account/2fa", "Two-factor settings"),
+            ),
+        }
+    }
+}
+
 impl GateError {
     /// Failures that are ours or the upstream's (logged as warnings), not the client's.
     pub fn is_server_side(&self) -> bool {
@@ -48,56 +130,58 @@ impl GateError {
         page_load: bool,
         target: &str,
     ) -> Response<Body> {
-        let (status, code, title, message) = match &self {
+        let explained;
+        let page = match &self {
             GateError::Unauthenticated => {
                 if page_load {
-                    let next = percent_encoding::utf8_percent_encode(
-                        target,
-                        percent_encoding::NON_ALPHANUMERIC,
-                    );
-                    return respond::redirect(
-                        StatusCode::FOUND,
-                        &format!("/_auth/login?next={next}"),
-                    );
+                    return respond::redirect(StatusCode::FOUND, &crate::portal::login_url(target));
                 }
-                (
+                ErrorPage::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthenticated",
                     "Sign-in required",
                     "Sign in to continue.",
                 )
             }
-            GateError::Forbidden(_) | GateError::Denied => (
+            GateError::Forbidden(missing) => {
+                tracing::info!(request_id = %ctx.request_id, missing = %missing, "access refused");
+                explained = missing.explain();
+                let (href, text) = explained.1;
+                ErrorPage::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "Access denied",
+                    &explained.0,
+                )
+                .link(href, text)
+                .details(serde_json::json!({ "missing": missing.code() }))
+            }
+            GateError::Denied => ErrorPage::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "Access denied",
                 "Your account does not have access to this page.",
             ),
-            GateError::BadPath(_) => (
+            GateError::BadPath(_) => ErrorPage::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "Bad request",
                 "The request path is not valid.",
             ),
-            GateError::BadRequest(_) => (
+            GateError::BadRequest(_) => ErrorPage::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "Bad request",
                 "The request is not valid.",
             ),
-            GateError::MethodNotAllowed => (
+            GateError::MethodNotAllowed => ErrorPage::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "Method not allowed",
                 "This method is not accepted.",
             ),
-            GateError::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Temporarily unavailable",
-                "Sign-in is temporarily unavailable. Please try again shortly.",
-            ),
-            GateError::Upstream(UpstreamError::Timeout(_)) => (
+            GateError::Unavailable(_) => crate::web::error_page::unavailable(),
+            GateError::Upstream(UpstreamError::Timeout(_)) => ErrorPage::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway_timeout",
                 "The application did not respond",
@@ -107,7 +191,7 @@ impl GateError {
                 UpstreamError::Unreachable(_)
                 | UpstreamError::BadRequest(_)
                 | UpstreamError::Protocol(_),
-            ) => (
+            ) => ErrorPage::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The application is unavailable",
@@ -119,16 +203,11 @@ impl GateError {
                 .upstream_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let resp = page.respond(&app.templates, ctx, page_load);
         if page_load {
-            let ctx_v =
-                minijinja::context! { title, message, request_id => ctx.request_id.as_str() };
-            if let Ok(body) = app.templates.render("message.html", ctx_v) {
-                return crate::portal::secure_headers(app, respond::html(status, body));
-            }
+            crate::gateway::auth_routes::secure_headers(app, resp)
+        } else {
+            resp
         }
-        respond::json(
-            status,
-            &serde_json::json!({ "error": code, "message": message, "request_id": ctx.request_id }),
-        )
     }
 }

@@ -1,5 +1,6 @@
-//! The request pipeline. Every request enters [`handle`]; `/_auth/` goes to the portal, the
-//! rest through these phases, in this order:
+//! The request pipeline. Every request enters [`handle`]; `/_auth/` goes to its router
+//! ([`auth_routes`]: portal pages, admin API and console, operational [`endpoints`]), the rest
+//! through these phases, in this order:
 //!
 //! ```text
 //!  request ─▶ read the target as the app will (method, Host, canonical path; 400 if ambiguous)
@@ -25,6 +26,8 @@
 //! (`crate::app::Live`): a reload never changes it midway.
 
 pub mod assertion;
+pub mod auth_routes;
+pub mod endpoints;
 mod error;
 pub mod forward_auth;
 mod path;
@@ -40,7 +43,7 @@ use http::{Request, Response, header};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
-pub use error::GateError;
+pub use error::{GateError, Missing};
 pub use path::{CanonicalPath, PathPolicy, canonicalize, fold_case};
 pub use routes::{Decision, authorize_all, decide};
 pub use target::Target;
@@ -87,8 +90,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
     let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
         // Boxed: hyper keeps one allocation of this future's size per connection for its
         // whole life, and the portal's futures (database queries, hashing) are far larger than
-        // the proxy's; a portal request pays one allocation instead.
-        let r = Box::pin(crate::portal::handle(app, req, &ctx).instrument(span)).await;
+        // the proxy's; a request under /_auth/ pays one allocation instead.
+        let r = Box::pin(auth_routes::handle(app, req, &ctx).instrument(span)).await;
         app.route_metrics
             .observe_own(r.status().as_u16(), started.elapsed());
         r

@@ -3,6 +3,7 @@
 use http::Method;
 
 use super::GateError;
+use super::error::Missing;
 use super::target::Target;
 use crate::config::{Access, RouteRule};
 use crate::session::Session;
@@ -62,18 +63,16 @@ impl Decision<'_> {
                 let Some(rule) = self.rule else { return Ok(()) };
                 let id = &s.identity;
                 if !rule.roles.is_empty() && !id.has_any_role(&rule.roles, now) {
-                    return Err(GateError::Forbidden("a required role is missing"));
+                    return Err(GateError::Forbidden(Missing::Role(rule.roles.clone())));
                 }
                 if !rule.tiers.is_empty() && !id.tier.is_some_and(|t| rule.tiers.contains(&t)) {
-                    return Err(GateError::Forbidden(
-                        "the subscription tier does not include this",
-                    ));
+                    return Err(GateError::Forbidden(Missing::Tier(rule.tiers.clone())));
                 }
                 if rule.require_verified && !id.is_verified {
-                    return Err(GateError::Forbidden("the email address is not verified"));
+                    return Err(GateError::Forbidden(Missing::VerifiedAddress));
                 }
                 if rule.require_2fa && !s.twofa_verified {
-                    return Err(GateError::Forbidden("two-factor sign-in is required"));
+                    return Err(GateError::Forbidden(Missing::TwoFactor));
                 }
                 Ok(())
             }

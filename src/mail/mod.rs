@@ -1,4 +1,5 @@
-//! Outgoing mail: password-reset links, address verification, security notices.
+//! Outgoing mail: password-reset links, address verification, security notices. Each mail is
+//! `multipart/alternative`: the text, then the same words as simple HTML.
 //!
 //! ```text
 //!  portal handler ──send_later()──▶ spawned task ──(bounded by mail.send_timeout)──▶
@@ -11,6 +12,7 @@
 //! Log lines name the kind of mail, the recipient and the outcome, never the body (it holds
 //! the link and its token).
 
+mod html;
 mod messages;
 
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Body, Mailbox, Message};
+use lettre::message::{Body, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -142,17 +144,30 @@ impl Mailer {
             .parse()
             .map_err(|_| MailError::To(mail.to.clone()))?;
         // Plain 7-bit text when it fits, so links stay readable in the raw message.
-        let body = Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::SevenBit)
+        let text = Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::SevenBit)
             .or_else(|_| {
                 Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::EightBit)
             })
             .unwrap_or_else(|_| Body::new(mail.text.clone()));
+        let html = Body::new(html::from_text(&mail.subject, &mail.text));
+        // The text part first: clients show the last part they can render, and plain-text
+        // readers (and anything that reads the raw message) meet the text before the HTML.
+        let body = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html),
+            );
         Message::builder()
             .from(self.inner.from.clone())
             .to(to)
             .subject(mail.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
+            .multipart(body)
             .map_err(|e| MailError::Build(e.to_string()))
     }
 
@@ -214,4 +229,32 @@ async fn write_outbox(dir: &std::path::Path, bytes: &[u8]) -> Result<PathBuf, Ma
     tokio::fs::write(&tmp, bytes).await.map_err(err)?;
     tokio::fs::rename(&tmp, &path).await.map_err(err)?;
     Ok(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_then_html_alternative() {
+        let mailer = Mailer::new(&MailSettings {
+            from: "Gatehouse <noreply@example.com>".into(),
+            outbox_dir: PathBuf::from("unused"),
+            smtp: None,
+            send_timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let base = url::Url::parse("https://login.example.com/").unwrap();
+        let mail = reset_link(&base, "Acme", "ann@example.com", "tok", "1 hour");
+        let raw = String::from_utf8(mailer.message(&mail).unwrap().formatted()).unwrap();
+        assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
+        let text = raw.find("Content-Type: text/plain").unwrap();
+        let html = raw.find("Content-Type: text/html").unwrap();
+        assert!(text < html, "{raw}");
+        // The text part is the text as it was, line for line (once quoted-printable's soft
+        // breaks are undone).
+        let unfolded = raw[text..html].replace("=\r\n", "").replace("=3D", "=");
+        assert!(unfolded.contains(&mail.text.replace('\n', "\r\n")), "{raw}");
+    }
 }

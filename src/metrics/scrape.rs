@@ -75,12 +75,12 @@ pub fn render(m: &Metrics, v: &ScrapeValues) -> Result<String, std::fmt::Error> 
     );
     counter(
         "gatehouse_db_queries",
-        "Database queries made on the request path",
+        "Database statements run on the request path",
         v.db_queries,
     );
     counter(
         "gatehouse_db_background_queries",
-        "Database queries made by background work (activity writer, change feed, session touches)",
+        "Database statements run by background work (activity writer, change feed, session touches)",
         v.db_background_queries,
     );
     counter(

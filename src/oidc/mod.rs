@@ -16,28 +16,33 @@
 //! Flows are rows in the database, like pending two-factor sign-ins, so the callback may reach
 //! any instance on it (no sticky sessions); taking one is a single `DELETE … RETURNING`, so a
 //! flow is used once even when two callbacks race on different instances.
+//!
+//! Here: discovery, the flows and the code exchange. `claims` verifies the ID token and reads
+//! the identity out of it; `error` says whose fault a failure is (the browser's: 400; ours or
+//! the provider's: 503); `http` is the client that talks to providers.
 
+mod claims;
+mod error;
 mod http;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use moka::future::Cache;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
-    TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse,
 };
 use subtle::ConstantTimeEq;
 
+pub use error::{IdTokenProblem, OidcError};
 pub use http::{ProviderHttp, ProviderHttpError};
 
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::config::IdentityProvider;
-use crate::store::{OidcFlowRow, Store, StoreError, Ts, UserId};
+use crate::store::{OidcFlowRow, Store, Ts, UserId};
 
 /// How long a user may take at the provider.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
@@ -79,76 +84,6 @@ pub struct ExternalIdentity {
     pub groups: Vec<String>,
     /// The token's `amr` lists several factors (or `mfa`).
     pub mfa: bool,
-}
-
-/// Why an ID token was refused (the crate's verdict, named for the activity log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdTokenProblem {
-    Expired,
-    Nonce,
-    Issuer,
-    Audience,
-    Signature,
-    AccessTokenHash,
-    Other,
-}
-
-impl IdTokenProblem {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdTokenProblem::Expired => "ID token expired",
-            IdTokenProblem::Nonce => "ID token nonce does not match",
-            IdTokenProblem::Issuer => "ID token issuer does not match",
-            IdTokenProblem::Audience => "ID token audience does not match",
-            IdTokenProblem::Signature => "ID token signature is not valid",
-            IdTokenProblem::AccessTokenHash => "ID token at_hash does not match",
-            IdTokenProblem::Other => "ID token is not valid",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OidcError {
-    #[error("no such identity provider")]
-    UnknownProvider,
-    #[error("provider discovery failed: {0}")]
-    Discovery(String),
-    #[error("no sign-in with this provider was started in this browser")]
-    NoFlow,
-    #[error("the sign-in took longer than {FLOW_TTL:?}")]
-    FlowExpired,
-    #[error("the state parameter does not match the sign-in this browser started")]
-    StateMismatch,
-    #[error("the provider answered with error {0:?}")]
-    ProviderError(String),
-    #[error("the callback has no code")]
-    NoCode,
-    #[error("the code exchange failed: {0}")]
-    Exchange(String),
-    #[error("the provider sent no ID token")]
-    NoIdToken,
-    #[error("{}: {detail}", problem.as_str())]
-    IdToken {
-        problem: IdTokenProblem,
-        detail: String,
-    },
-    #[error("bad redirect URL: {0}")]
-    Config(String),
-    #[error("sign-ins in progress cannot be stored or read: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl OidcError {
-    /// Whether this is a fault on our side or the provider's (503), not the browser's (400).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            OidcError::Discovery(_)
-                | OidcError::Exchange(_)
-                | OidcError::Config(_)
-                | OidcError::Store(_)
-        )
-    }
 }
 
 /// The providers, their discovered metadata, and the store that keeps flows in progress.
@@ -309,65 +244,13 @@ impl Oidc {
         let id_token = resp.id_token().ok_or(OidcError::NoIdToken)?;
         let nonce = Nonce::new(flow.nonce.clone());
         let verify =
-            |client: &Rp| -> Result<ExternalIdentity, OidcError> {
-                let verifier = client.id_token_verifier().set_time_fn(move || now.0);
-                let claims = id_token
-                    .claims(&verifier, &nonce)
-                    .map_err(|e| id_token_error(&e))?;
-                if let Some(expected) = claims.access_token_hash() {
-                    let alg = id_token.signing_alg().map_err(|e| OidcError::IdToken {
-                        problem: IdTokenProblem::Signature,
-                        detail: e.to_string(),
-                    })?;
-                    let key = id_token
-                        .signing_key(&verifier)
-                        .map_err(|e| OidcError::IdToken {
-                            problem: IdTokenProblem::Signature,
-                            detail: e.to_string(),
-                        })?;
-                    let actual = AccessTokenHash::from_token(resp.access_token(), alg, key)
-                        .map_err(|e| OidcError::IdToken {
-                            problem: IdTokenProblem::AccessTokenHash,
-                            detail: e.to_string(),
-                        })?;
-                    if actual != *expected {
-                        return Err(OidcError::IdToken {
-                            problem: IdTokenProblem::AccessTokenHash,
-                            detail: "the access token was swapped".into(),
-                        });
-                    }
-                }
-                let extra = payload(id_token);
-                let groups = p
-                    .roles_claim
-                    .as_deref()
-                    .map(|c| strings(extra.get(c)))
-                    .unwrap_or_default();
-                let amr = strings(extra.get("amr"));
-                Ok(ExternalIdentity {
-                    provider: p.id.clone(),
-                    subject: claims.subject().to_string(),
-                    email: claims.email().map(|e| e.to_string()),
-                    email_verified: claims.email_verified().unwrap_or(false),
-                    preferred_username: claims.preferred_username().map(|u| u.to_string()),
-                    given_name: claims
-                        .given_name()
-                        .and_then(|n| n.get(None))
-                        .map(|n| n.to_string()),
-                    family_name: claims
-                        .family_name()
-                        .and_then(|n| n.get(None))
-                        .map(|n| n.to_string()),
-                    groups,
-                    mfa: shows_mfa(&amr),
-                })
-            };
+            |client: &Rp| claims::verify(p, client, id_token, resp.access_token(), &nonce, now);
         match verify(&client) {
             // The provider rotated its keys since discovery: fetch them again, once.
             Err(OidcError::IdToken {
                 problem: IdTokenProblem::Signature,
                 ..
-            }) if names_unknown_key(id_token, &client) => {
+            }) if claims::names_unknown_key(id_token, &client) => {
                 let meta = self.discover(p, true).await?;
                 verify(&self.client(p, &meta)?)
             }
@@ -384,80 +267,6 @@ pub struct Callback {
     pub error: Option<String>,
 }
 
-fn names_unknown_key(token: &CoreIdToken, client: &Rp) -> bool {
-    matches!(
-        token.signing_key(&client.id_token_verifier()),
-        Err(SignatureVerificationError::NoMatchingKey)
-    )
-}
-
-fn id_token_error(e: &ClaimsVerificationError) -> OidcError {
-    let problem = match e {
-        ClaimsVerificationError::Expired(_) => IdTokenProblem::Expired,
-        ClaimsVerificationError::InvalidNonce(_) => IdTokenProblem::Nonce,
-        ClaimsVerificationError::InvalidIssuer(_) => IdTokenProblem::Issuer,
-        ClaimsVerificationError::InvalidAudience(_) => IdTokenProblem::Audience,
-        ClaimsVerificationError::SignatureVerification(_) => IdTokenProblem::Signature,
-        _ => IdTokenProblem::Other,
-    };
-    OidcError::IdToken {
-        problem,
-        detail: e.to_string(),
-    }
-}
-
-/// The claims of a token the crate has already verified, as JSON, for the claims it does not
-/// model (`amr` as a list of strings, the configured roles claim).
-fn payload(token: &CoreIdToken) -> serde_json::Map<String, serde_json::Value> {
-    let compact = token.to_string();
-    compact
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-/// Whether an `amr` claim (RFC 8176) shows more than one factor: `mfa` itself, or methods
-/// from two different factor classes (something known, held, or inherent). Methods that are
-/// not factors of their own (`kba` aside, `rba`, `geo`, `user`, `wia`...) never count, so
-/// `["pwd", "rba"]` is one factor.
-fn shows_mfa(amr: &[String]) -> bool {
-    #[derive(PartialEq)]
-    enum Class {
-        Know,
-        Have,
-        Are,
-    }
-    let class = |m: &str| match m {
-        "pwd" | "pin" | "kba" => Some(Class::Know),
-        "otp" | "sms" | "tel" | "hwk" | "swk" | "sc" | "pop" => Some(Class::Have),
-        "fpt" | "face" | "iris" | "retina" | "vbm" => Some(Class::Are),
-        _ => None,
-    };
-    if amr.iter().any(|m| m == "mfa") {
-        return true;
-    }
-    let classes: Vec<Class> = amr.iter().filter_map(|m| class(m)).collect();
-    classes.iter().any(|a| classes.iter().any(|b| a != b))
-}
-
-/// A claim that is a string or a list of strings.
-fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
-    match v {
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -467,45 +276,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amr_shows_mfa() {
-        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(shows_mfa(&v(&["mfa"])));
-        assert!(shows_mfa(&v(&["pwd", "otp"])));
-        assert!(!shows_mfa(&v(&["pwd"])));
-        assert!(!shows_mfa(&v(&["pwd", "pwd"])));
-        assert!(!shows_mfa(&[]));
-        // Not factors of their own, or two of one class: one factor.
-        assert!(!shows_mfa(&v(&["pwd", "rba"])));
-        assert!(!shows_mfa(&v(&["pwd", "kba"])));
-        assert!(!shows_mfa(&v(&["pwd", "user", "geo"])));
-        assert!(!shows_mfa(&v(&["otp", "hwk"])));
-        assert!(shows_mfa(&v(&["hwk", "fpt"])));
-    }
-
-    #[test]
-    fn claims_as_string_lists() {
-        let j = serde_json::json!({ "a": "x", "b": ["y", 3, "z"], "c": 1 });
-        assert_eq!(strings(j.get("a")), ["x"]);
-        assert_eq!(strings(j.get("b")), ["y", "z"]);
-        assert!(strings(j.get("c")).is_empty() && strings(j.get("d")).is_empty());
-    }
-
-    #[test]
-    fn only_server_side_failures_are_unavailable() {
-        assert!(OidcError::Discovery("x".into()).is_unavailable());
-        assert!(!OidcError::StateMismatch.is_unavailable());
-        let e = OidcError::IdToken {
-            problem: IdTokenProblem::Nonce,
-            detail: "d".into(),
-        };
-        assert!(!e.is_unavailable());
-        assert!(e.to_string().starts_with("ID token nonce does not match"));
-    }
 }

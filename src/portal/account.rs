@@ -5,26 +5,33 @@
 //! revoke all others), a link to two-factor settings, and the last 20 activity rows. Every
 //! change evicts the user's cached sessions so identity headers refresh.
 
-use std::sync::Arc;
-
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
+use super::error::{PortalError, PortalResult};
 use super::{device, forms, page};
 use crate::accounts::{AccountError, ProfileInput};
 use crate::app::App;
 use crate::audit::ActivityKind;
 use crate::config::Secret;
 use crate::session::Session;
-use crate::store::{ActivityFilter, SessionId, Ts, UserRow};
+use crate::store::{SessionId, Ts, UserRow};
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 const PATH: &str = "/_auth/account";
 
-fn when(t: Ts) -> String {
-    t.0.format("%Y-%m-%d %H:%M UTC").to_string()
+/// `t` in the user's time zone (UTC when theirs is not one of the list).
+fn when(t: Ts, tz: &str) -> String {
+    let zone = jiff::tz::db().get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_second(t.0.timestamp()) {
+        Ok(ts) => ts
+            .to_zoned_datetime(zone)
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => t.0.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
 }
 
 fn done_notice(code: Option<&str>) -> Option<&'static str> {
@@ -54,36 +61,14 @@ async fn account_page(
     overrides: Overrides<'_>,
     notice: Option<&str>,
     status: StatusCode,
-) -> Response<Body> {
+) -> PortalResult {
     let id = s.identity.user_id;
-    let now = app.now();
-    let user = match app.accounts.get(id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return respond::redirect(StatusCode::SEE_OTHER, "/_auth/login"),
-        Err(e) => return page::unavailable(&e),
-    };
-    let sessions = match app.store.sessions_of(id, now).await {
-        Ok(v) => v,
-        Err(e) => return page::unavailable(&e),
-    };
-    let filter = ActivityFilter {
-        user_id: Some(id),
-        limit: 20,
-        ..ActivityFilter::default()
-    };
-    let activity = match app.store.list_activity(&filter).await {
-        Ok(v) => v,
-        Err(e) => return page::unavailable(&e),
-    };
-    let providers = match super::oidc::account_providers(app, id).await {
-        Ok(v) => v,
-        Err(e) => return page::unavailable(&e),
-    };
+    let user = current_user(app, s).await?;
+    let sessions = app.sessions.sessions_of_user(id, app.now()).await?;
+    let activity = app.audit.recent_for_user(id, 20).await?;
+    let providers = super::oidc::account_providers(app, id).await?;
     // A passkey is a second factor too: with one, a password sign-in asks for a second step.
-    let passkeys = match app.store.passkey_count(id).await {
-        Ok(n) => n,
-        Err(e) => return page::unavailable(&e),
-    };
+    let passkeys = app.accounts.passkeys(id).await?.len();
     let sessions: Vec<Value> = sessions
         .iter()
         .map(|r| {
@@ -91,8 +76,8 @@ async fn account_page(
                 id => r.id.0,
                 device => device::describe(r.user_agent.as_deref()),
                 ip => r.ip_address.clone().unwrap_or_default(),
-                created => when(r.created_at),
-                last_activity => when(r.last_activity),
+                created => when(r.created_at, &user.timezone),
+                last_activity => when(r.last_activity, &user.timezone),
                 current => r.id == s.id,
                 twofa => r.twofa_verified,
             }
@@ -102,7 +87,7 @@ async fn account_page(
         .iter()
         .map(|a| {
             context! {
-                when => when(a.created_at),
+                when => when(a.created_at, &user.timezone),
                 kind => a.activity_type.clone(),
                 description => a.activity_description.clone().unwrap_or_default(),
                 ip => a.ip_address.clone().unwrap_or_default(),
@@ -127,6 +112,16 @@ async fn account_page(
         },
         status,
     )
+}
+
+/// The signed-in user's account as stored now; gone (deleted meanwhile), to sign-in.
+pub(super) async fn current_user(app: &App, s: &Session) -> Result<UserRow, PortalError> {
+    app.accounts
+        .get(s.identity.user_id)
+        .await?
+        .ok_or_else(|| PortalError::SignIn {
+            next: PATH.to_string(),
+        })
 }
 
 fn profile_values(u: &UserRow, overrides: Overrides<'_>) -> Value {
@@ -156,11 +151,8 @@ fn profile_values(u: &UserRow, overrides: Overrides<'_>) -> Value {
     }
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    let s = match page::require_session(app, req.headers(), PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
+    let s = page::require_session(app, req.headers(), PATH).await?;
     let q = forms::query(req.uri());
     let csrf = page::csrf_for(app, req.headers());
     account_page(
@@ -175,18 +167,11 @@ pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
     .await
 }
 
-/// A signed-in, CSRF-checked form post.
-async fn signed_in_form(
-    app: &App,
-    req: Request<Incoming>,
-) -> Result<(Arc<Session>, forms::Form, Csrf), Response<Body>> {
-    let (parts, form, csrf) = page::checked_form(app, req).await?;
-    let s = page::require_session(app, &parts.headers, PATH).await?;
-    Ok((s, form, csrf))
-}
-
-fn done(what: &str) -> Response<Body> {
-    respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done={what}"))
+fn done(what: &str) -> PortalResult {
+    Ok(respond::redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{PATH}?done={what}"),
+    ))
 }
 
 /// An account-layer refusal shown on the page next to its field.
@@ -196,12 +181,12 @@ async fn refused(
     csrf: &Csrf,
     e: AccountError,
     overrides: Overrides<'_>,
-) -> Response<Body> {
+) -> PortalResult {
     let (field, msg) = match e {
         AccountError::Invalid { field, message } => (field, message),
         AccountError::Duplicate { field } => (field, format!("this {field} is already in use")),
         AccountError::Policy(p) => ("new_password", p.to_string()),
-        other => return page::unavailable(&other),
+        other => return Err(other.into()),
     };
     let errors = [(field, msg)];
     account_page(
@@ -216,11 +201,8 @@ async fn refused(
     .await
 }
 
-pub async fn profile(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let (s, form, csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn profile(app: &App, req: Request<Incoming>) -> PortalResult {
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     let text = |k: &str| form.get(k).unwrap_or("").to_string();
     let input = ProfileInput {
         first_name: text("first_name"),
@@ -255,17 +237,12 @@ pub async fn profile(app: &App, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (s, form, csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     // The attempt is counted against the address before the current password is checked
     // (given back unless that password was wrong), so parallel guesses cannot all get through.
     let ip = page::ip_key(ctx);
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.login_ip, &ip).await?;
     let current = Secret::new(form.get("current_password").unwrap_or("").to_string());
     let new = Secret::new(form.get("new_password").unwrap_or("").to_string());
     if form.get("new_password_confirm").unwrap_or("") != new.expose() {
@@ -310,17 +287,11 @@ pub async fn password(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
     }
 }
 
-pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (s, form, csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     let ip = page::ip_key(ctx);
-    if !app.portal.mail_ip.hit(&ip, app.now()).await
-        || !app.portal.login_ip.hit(&ip, app.now()).await
-    {
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.mail_ip, &ip).await?;
+    page::hit(app, &app.portal.login_ip, &ip).await?;
     let new_email = form.get("email").unwrap_or("");
     let pw = Secret::new(form.get("email_password").unwrap_or("").to_string());
     let id = s.identity.user_id;
@@ -364,64 +335,34 @@ pub async fn resend_verification(
     app: &App,
     req: Request<Incoming>,
     ctx: &RequestCtx,
-) -> Response<Body> {
-    let (s, _form, _csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let now = app.now();
+) -> PortalResult {
+    let (_, s, _form, _csrf) = page::signed_in_form(app, req, PATH).await?;
     let id = s.identity.user_id;
-    if !app.portal.mail_ip.hit(&page::ip_key(ctx), now).await
-        || !app
-            .portal
-            .mail_account
-            .hit(&format!("user:{id}"), now)
-            .await
-    {
-        return page::too_many(app);
-    }
-    let user = match app.accounts.get(id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return respond::redirect(StatusCode::SEE_OTHER, "/_auth/login"),
-        Err(e) => return page::unavailable(&e),
-    };
+    page::hit(app, &app.portal.mail_ip, &page::ip_key(ctx)).await?;
+    page::hit(app, &app.portal.mail_account, &format!("user:{id}")).await?;
+    let user = current_user(app, &s).await?;
     let (to, change) = match &user.pending_email {
         Some(p) => (p.clone(), Some(p.as_str())),
         None if !user.is_verified => (user.email.clone(), None),
         None => return done("verify"),
     };
-    if let Err(e) = super::signup::send_verification(app, id, &to, change).await {
-        return page::unavailable(&e);
-    }
+    super::signup::send_verification(app, id, &to, change).await?;
     done("verify")
 }
 
-pub async fn revoke(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (s, form, _csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let Some(target) = form
+pub async fn revoke(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, form, _csrf) = page::signed_in_form(app, req, PATH).await?;
+    let target = form
         .get("session_id")
         .and_then(|v| v.parse::<i64>().ok())
         .map(SessionId)
-    else {
-        return respond::text(StatusCode::BAD_REQUEST, "which session? (session_id)");
-    };
+        .ok_or(PortalError::BadRequest("which session? (session_id)"))?;
     let id = s.identity.user_id;
-    let row = match app.store.session_by_id(target).await {
-        Ok(r) => r,
-        Err(e) => return page::unavailable(&e),
-    };
     // Someone else's session id gets the same answer as an unknown one.
-    if row.is_none_or(|r| r.user_id != id) || target == s.id {
-        return respond::text(
-            StatusCode::NOT_FOUND,
+    if target == s.id || !app.sessions.revoke_owned(id, target).await? {
+        return Err(PortalError::NotFound(
             "No such session of yours. To end this session, sign out.",
-        );
-    }
-    if let Err(e) = app.sessions.end_by_id(target).await {
-        return page::unavailable(&e);
+        ));
     }
     app.accounts
         .record(
@@ -432,16 +373,10 @@ pub async fn revoke(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     done("revoked")
 }
 
-pub async fn revoke_others(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (s, _form, _csrf) = match signed_in_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn revoke_others(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, _form, _csrf) = page::signed_in_form(app, req, PATH).await?;
     let id = s.identity.user_id;
-    let n = match app.sessions.end_all_for_user(id, Some(s.id)).await {
-        Ok(n) => n,
-        Err(e) => return page::unavailable(&e),
-    };
+    let n = app.sessions.end_all_for_user(id, Some(s.id)).await?;
     app.accounts
         .record(
             page::event(app, ActivityKind::SessionRevoked, Some(id), ctx)

@@ -11,6 +11,13 @@ pub async fn read(req: Request<Incoming>) -> Result<(http::request::Parts, Form)
     crate::web::form::read(req).await.map_err(|e| e.status())
 }
 
+/// The sign-in page, coming back to `next` afterwards: every `/_auth/login?next=` link and
+/// redirect is built here.
+pub fn login_url(next: &str) -> String {
+    let next = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+    format!("/_auth/login?next={next}")
+}
+
 /// `next` if it is a same-site relative path, else `/`. Refuses `//host`, `/\host`, schemes
 /// and control characters, also when percent-encoded (decoded up to three times).
 pub fn safe_next(next: Option<&str>) -> String {

@@ -12,40 +12,34 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
+use super::error::PortalError;
 use super::forms::{self, safe_next};
-use super::{page, render_failed};
+use super::page;
 use crate::accounts::AuthFailure;
 use crate::app::App;
 use crate::audit::ActivityKind;
 use crate::config::{Registration, Secret};
 use crate::session::SessionOptions;
 use crate::web::cookies::{self, time_like::Seconds};
-use crate::web::csrf::{self, Csrf};
 use crate::web::{Body, RequestCtx, respond};
 
 const GENERIC_FAILURE: &str =
     "That username or password is not right, or the account cannot sign in right now.";
 
-pub async fn show(app: &App, req: &Request<Incoming>, _ctx: &RequestCtx) -> Response<Body> {
+pub fn show(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, PortalError> {
     let q = forms::query(req.uri());
     let next = safe_next(q.get("next"));
-    let csrf = Csrf::for_request(
-        &app.keys,
-        req.headers(),
-        app.secure_cookies(),
-        &app.session_cookie,
-    );
-    login_page(app, &csrf, &next, "", None, StatusCode::OK)
+    let csrf = page::csrf_for(app, req.headers());
+    login_page(app, &csrf, &next, "", None)
 }
 
 fn login_page(
     app: &App,
-    csrf: &Csrf,
+    csrf: &crate::web::csrf::Csrf,
     next: &str,
     username: &str,
     error: Option<&str>,
-    status: StatusCode,
-) -> Response<Body> {
+) -> Result<Response<Body>, PortalError> {
     let mut links = vec![context! { href => "/_auth/reset", text => "Forgot your password?" }];
     if app.settings.portal.registration == Registration::Open {
         links.push(context! { href => "/_auth/signup", text => "Create an account" });
@@ -63,33 +57,7 @@ fn login_page(
             providers => super::oidc::login_buttons(app, next),
             passkeys => app.passkeys.is_some(),
         },
-        status,
-    )
-}
-
-/// A rendered form page, setting the CSRF cookie when it is new.
-pub fn page_with_csrf(
-    app: &App,
-    csrf: &Csrf,
-    page: Result<String, crate::web::render::RenderError>,
-    status: StatusCode,
-) -> Response<Body> {
-    match page {
-        Ok(body) => {
-            let mut r = respond::html(status, body);
-            if let Some(c) = csrf.set_cookie(app.secure_cookies()) {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r
-        }
-        Err(e) => render_failed(&e),
-    }
-}
-
-pub fn forbidden_csrf() -> Response<Body> {
-    respond::text(
-        StatusCode::FORBIDDEN,
-        "The form expired or did not come from this site. Go back, reload the page and try again.",
+        StatusCode::OK,
     )
 }
 
@@ -113,18 +81,31 @@ pub(super) fn to_code_step(app: &App, token: &str) -> Response<Body> {
     r
 }
 
-pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+/// An admin under `security.require_2fa_for_admins` who signed in with one factor goes to
+/// enrolment first (then on to `next`); admin powers wait for it.
+pub(super) fn enrol_first(r: &mut Response<Body>, session: &crate::session::Session, next: &str) {
+    if session.identity.admin_suspended {
+        let next = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+        if let Ok(v) = HeaderValue::from_str(&format!("/_auth/account/2fa?next={next}")) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+}
+
+pub async fn submit(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+) -> Result<Response<Body>, PortalError> {
+    let (parts, form, csrf) = page::checked_form(app, req).await?;
     let ip = page::ip_key(ctx);
     // Counted before the password is checked (and given back on success), so concurrent
     // attempts from one address cannot all pass a check made before any of them failed.
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        app.metrics.signins.throttled.inc();
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.login_ip, &ip)
+        .await
+        .inspect_err(|_| {
+            app.metrics.signins.throttled.inc();
+        })?;
     let next = safe_next(form.get("next"));
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
@@ -143,71 +124,35 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         }
         Err(AuthFailure::InvalidCredentials) => {
             app.metrics.signins.refused.inc();
-            return login_page(
-                app,
-                &csrf,
-                &next,
-                &username,
-                Some(GENERIC_FAILURE),
-                StatusCode::OK,
-            );
+            return login_page(app, &csrf, &next, &username, Some(GENERIC_FAILURE));
         }
         Err(e) => {
             app.metrics.signins.error.inc();
             app.portal.login_ip.release(&ip).await;
-            tracing::error!(error = %e, "sign-in failed on our side");
-            return respond::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is temporarily unavailable. Please try again shortly.",
-            );
+            return Err(PortalError::Unavailable(Box::new(e)));
         }
     };
-    let second_factor = match app.accounts.has_second_factor(&user).await {
-        Ok(b) => b,
-        Err(e) => return page::unavailable(&e),
-    };
-    if second_factor {
+    if app.accounts.has_second_factor(&user).await? {
         // No session yet: the password only opens the code (or passkey) step.
         end_previous_session(app, &parts.headers).await;
-        let token = match app
+        let token = app
             .portal
             .pending
             .start(user.id, remember, next, app.now())
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return page::unavailable(&e),
-        };
-        return to_code_step(app, &token);
+            .await?;
+        return Ok(to_code_step(app, &token));
     }
-    let (mut r, session) = match start_session(
-        app,
-        &parts.headers,
-        &user,
-        ctx,
-        remember,
-        SignedInWith::Password,
-        &next,
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let how = SignedInWith::Password;
+    let (mut r, session) =
+        start_session(app, &parts.headers, &user, ctx, remember, how, &next).await?;
     app.accounts
         .record(
             page::event(app, ActivityKind::Login, Some(user.id), ctx)
                 .describe("Signed in with password"),
         )
         .await;
-    if session.identity.admin_suspended {
-        // security.require_2fa_for_admins: enrol first; admin powers wait for it.
-        let next = percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC);
-        if let Ok(v) = HeaderValue::from_str(&format!("/_auth/account/2fa?next={next}")) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    r
+    enrol_first(&mut r, &session, &next);
+    Ok(r)
 }
 
 /// How a sign-in was completed: whether the session counts as two-factor, and its
@@ -275,26 +220,16 @@ pub(super) async fn start_session(
     remember: bool,
     how: SignedInWith,
     next: &str,
-) -> Result<(Response<Body>, std::sync::Arc<crate::session::Session>), Response<Body>> {
+) -> Result<(Response<Body>, std::sync::Arc<crate::session::Session>), PortalError> {
     end_previous_session(app, headers).await;
     let opts = SessionOptions {
         remember_me: remember,
         twofa_verified: how.twofa_verified(),
     };
-    let (token, session) = match app
+    let (token, session) = app
         .sessions
         .create_with(user, &ctx.client(), opts, how.auth_method())
-        .await
-    {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::error!(error = %e, "could not create session");
-            return Err(respond::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is temporarily unavailable. Please try again shortly.",
-            ));
-        }
-    };
+        .await?;
     let mut r = respond::redirect(StatusCode::SEE_OTHER, next);
     let max_age = remember
         .then_some(app.settings.session.remember_me_timeout)
@@ -312,70 +247,48 @@ pub(super) async fn start_session(
     Ok((r, session))
 }
 
-pub async fn show_logout(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    let secure = app.secure_cookies();
-    let csrf = Csrf::for_request(&app.keys, req.headers(), secure, &app.session_cookie);
-    let session = match cookies::get(req.headers(), &app.session_cookie_name()) {
-        Some(t) => app.sessions.lookup(&t).await.ok().flatten(),
-        None => None,
-    };
-    let page = app.templates.render(
+pub async fn show_logout(
+    app: &App,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, PortalError> {
+    let csrf = page::csrf_for(app, req.headers());
+    let session = page::session(app, req.headers()).await;
+    let username = session.as_ref().map(|s| s.identity.username.clone());
+    page::render(
+        app,
         "logout.html",
+        &csrf,
         context! {
             signed_in => session.is_some(),
-            username => session.as_ref().map(|s| s.identity.username.clone()),
-            nav_user => session.as_ref().map(|s| s.identity.username.clone()),
-            csrf_token => csrf.token.clone(),
+            nav_user => username.clone(),
+            username,
         },
-    );
-    page_with_csrf(app, &csrf, page, StatusCode::OK)
+        StatusCode::OK,
+    )
 }
 
-pub async fn submit_logout(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form) = match forms::read(req).await {
-        Ok(x) => x,
-        Err(status) => return respond::text(status, "unreadable form"),
-    };
-    let secure = app.secure_cookies();
-    let session = &app.session_cookie;
-    if !csrf::verify(
-        &app.keys,
-        &parts.headers,
-        secure,
-        session,
-        form.get(csrf::FIELD),
-    ) {
-        return forbidden_csrf();
-    }
+pub async fn submit_logout(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+) -> Result<Response<Body>, PortalError> {
+    let (parts, _form, _csrf) = page::checked_form(app, req).await?;
     let name = app.session_cookie_name();
     if let Some(token) = cookies::get(&parts.headers, &name) {
         let session = app.sessions.lookup(&token).await.ok().flatten();
-        if let Err(e) = app.sessions.end_token(&token).await {
-            tracing::error!(error = %e, "could not end session at sign-out");
-            return respond::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-out failed; please try again.",
-            );
-        }
+        app.sessions.end_token(&token).await?;
         if let Some(s) = session {
             app.accounts
                 .record(
-                    app.accounts
-                        .event(ActivityKind::Logout, Some(s.identity.user_id))
-                        .client(
-                            Some(ctx.client_ip.to_string()),
-                            ctx.user_agent.as_deref().map(str::to_string),
-                        )
+                    page::event(app, ActivityKind::Logout, Some(s.identity.user_id), ctx)
                         .describe("Signed out"),
                 )
                 .await;
         }
     }
     let mut r = respond::redirect(StatusCode::SEE_OTHER, "/_auth/logout");
-    if let Some(c) = cookies::clear(&name, secure) {
-        r.headers_mut().append(header::SET_COOKIE, c);
-    }
+    page::set_cookie(&mut r, cookies::clear(&name, app.secure_cookies()));
     r.headers_mut()
         .insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
-    r
+    Ok(r)
 }

@@ -11,12 +11,12 @@
 //!  POST /_auth/account/identities/unlink    ─▶ refused when it would leave no way to sign in
 //! ```
 
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
+use super::error::{NO_SUCH_PAGE, PortalError, PortalResult};
 use super::forms::{self, safe_next};
-use super::login::{start_session, to_code_step};
+use super::login::{enrol_first, start_session, to_code_step};
 use super::page;
 use crate::accounts::{ExternalMatch, ExternalRefusal};
 use crate::app::App;
@@ -24,36 +24,24 @@ use crate::audit::ActivityKind;
 use crate::config::IdentityProvider;
 use crate::oidc::{Callback, ExternalIdentity, FLOW_TTL, Flow, OidcError};
 use crate::web::cookies::{self, time_like::Seconds};
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 /// Name of the cookie that ties a provider's callback to the browser that started it.
 pub const OIDC_COOKIE: &str = "gatehouse_oidc";
 
 const ACCOUNT: &str = "/_auth/account";
 
-/// `/_auth/oidc/<id>/start` and `/_auth/oidc/<id>/callback`.
-pub async fn route(
-    app: &App,
-    req: Request<Incoming>,
-    ctx: &RequestCtx,
-    rest: &str,
-) -> Response<Body> {
-    let Some((id, action)) = rest.split_once('/') else {
-        return super::not_found(app);
-    };
-    let Some(p) = app.settings.identity_provider(id) else {
-        return super::not_found(app);
-    };
-    // The callback uses its flow up, so only a real GET may reach it (not a HEAD probe).
-    match (action, req.method().clone()) {
-        ("start", http::Method::GET | http::Method::HEAD) => {
-            let next = safe_next(forms::query(req.uri()).get("next"));
-            begin(app, p, next, None).await
-        }
-        ("callback", http::Method::GET) => callback(app, req, ctx, p).await,
-        ("start" | "callback", _) => super::method_not_allowed(),
-        _ => super::not_found(app),
-    }
+fn provider<'a>(app: &'a App, id: &str) -> Result<&'a IdentityProvider, PortalError> {
+    app.settings
+        .identity_provider(id)
+        .ok_or(PortalError::NotFound(NO_SUCH_PAGE))
+}
+
+/// GET `/_auth/oidc/<id>/start?next=`.
+pub async fn start(app: &App, req: &Request<Incoming>, id: &str) -> PortalResult {
+    let p = provider(app, id)?;
+    let next = safe_next(forms::query(req.uri()).get("next"));
+    begin(app, p, next, None).await
 }
 
 /// Starts a flow and sends the browser to the provider.
@@ -62,7 +50,7 @@ async fn begin(
     p: &IdentityProvider,
     next: String,
     link_user: Option<crate::store::UserId>,
-) -> Response<Body> {
+) -> PortalResult {
     match app.oidc.start(p, next, link_user, app.now()).await {
         Ok((url, token)) => {
             let mut r = respond::redirect(StatusCode::SEE_OTHER, url.as_str());
@@ -75,29 +63,20 @@ async fn begin(
                     Some(Seconds(FLOW_TTL.as_secs() as i64)),
                 ),
             );
-            r
+            Ok(r)
         }
+        // Our own database failing is not the provider's fault: say which it is.
+        Err(e @ OidcError::Store(_)) => Err(e.into()),
         Err(e) => {
             tracing::error!(provider = %p.id, error = %e, "cannot start a provider sign-in");
-            // Our own database failing is not the provider's fault: say which it is.
-            let (title, text) = if matches!(e, crate::oidc::OidcError::Store(_)) {
-                (
-                    "Temporarily unavailable",
-                    "Sign-in is temporarily unavailable. Try again shortly.".to_string(),
-                )
-            } else {
-                (
-                    "Provider unavailable",
-                    format!(
-                        "{} cannot be reached right now. Try again shortly, or sign in another way.",
-                        p.name
-                    ),
-                )
-            };
+            let text = format!(
+                "{} cannot be reached right now. Try again shortly, or sign in another way.",
+                p.name
+            );
             page::message(
                 app,
                 StatusCode::SERVICE_UNAVAILABLE,
-                title,
+                "Provider unavailable",
                 &text,
                 Some(("/_auth/login", "Sign in")),
             )
@@ -105,12 +84,14 @@ async fn begin(
     }
 }
 
-async fn callback(
+/// GET `/_auth/oidc/<id>/callback?code&state`.
+pub async fn callback(
     app: &App,
     req: Request<Incoming>,
     ctx: &RequestCtx,
-    p: &IdentityProvider,
-) -> Response<Body> {
+    id: &str,
+) -> PortalResult {
+    let p = provider(app, id)?;
     let q = forms::query(req.uri());
     let cb = Callback {
         code: q.get("code").map(str::to_string),
@@ -136,21 +117,16 @@ async fn callback(
             Some(_) => link(app, req.headers(), ctx, p, &flow, &id).await,
             None => sign_in(app, req.headers(), ctx, p, &flow, &id).await,
         },
-    };
+    }?;
     page::set_cookie(
         &mut r,
         cookies::clear(&page::cookie_name(app, OIDC_COOKIE), app.secure_cookies()),
     );
-    r
+    Ok(r)
 }
 
 /// The protocol step failed: an activity row with the reason, and a page that says what to do.
-async fn failed(
-    app: &App,
-    ctx: &RequestCtx,
-    p: &IdentityProvider,
-    e: &OidcError,
-) -> Response<Body> {
+async fn failed(app: &App, ctx: &RequestCtx, p: &IdentityProvider, e: &OidcError) -> PortalResult {
     app.accounts
         .record(
             page::event(app, ActivityKind::LoginFailed, None, ctx)
@@ -198,21 +174,17 @@ async fn sign_in(
     p: &IdentityProvider,
     flow: &Flow,
     id: &ExternalIdentity,
-) -> Response<Body> {
+) -> PortalResult {
     let (user, how) = match app.accounts.external_sign_in(p, id, &ctx.client()).await {
         Ok(x) => x,
-        Err(ExternalRefusal::Account(e)) => return page::unavailable(&e),
+        Err(ExternalRefusal::Account(e)) => return Err(e.into()),
         Err(e) => return refused(app, p, &e),
     };
     let trusted_mfa = p.trust_provider_mfa && id.mfa;
     // Any second factor counts (an authenticator app or a passkey), as after a password.
-    let second_factor = match app.accounts.has_second_factor(&user).await {
-        Ok(b) => b,
-        Err(e) => return page::unavailable(&e),
-    };
-    if second_factor && !trusted_mfa {
+    if app.accounts.has_second_factor(&user).await? && !trusted_mfa {
         // The provider only opens Gatehouse's own code step, as a password would.
-        let token = match app
+        let token = app
             .portal
             .pending
             .start_with(
@@ -226,23 +198,15 @@ async fn sign_in(
                 }),
                 app.now(),
             )
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return page::unavailable(&e),
-        };
-        return to_code_step(app, &token);
+            .await?;
+        return Ok(to_code_step(app, &token));
     }
     let with = if trusted_mfa {
         super::login::SignedInWith::ProviderWithMfa
     } else {
         super::login::SignedInWith::Provider
     };
-    let (mut r, session) =
-        match start_session(app, headers, &user, ctx, false, with, &flow.next).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (mut r, session) = start_session(app, headers, &user, ctx, false, with, &flow.next).await?;
     let how = match how {
         ExternalMatch::Linked => "linked account",
         ExternalMatch::LinkedByEmail => "linked now by verified address",
@@ -260,18 +224,11 @@ async fn sign_in(
                 })),
         )
         .await;
-    if session.identity.admin_suspended {
-        // security.require_2fa_for_admins: enrol first; admin powers wait for it.
-        let next =
-            percent_encoding::utf8_percent_encode(&flow.next, percent_encoding::NON_ALPHANUMERIC);
-        if let Ok(v) = HeaderValue::from_str(&format!("/_auth/account/2fa?next={next}")) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    r
+    enrol_first(&mut r, &session, &flow.next);
+    Ok(r)
 }
 
-fn refused(app: &App, p: &IdentityProvider, e: &ExternalRefusal) -> Response<Body> {
+fn refused(app: &App, p: &IdentityProvider, e: &ExternalRefusal) -> PortalResult {
     let text = match e {
         ExternalRefusal::NoAccount => format!(
             "There is no account here for the address {} gave, and new accounts are not created \
@@ -316,7 +273,7 @@ async fn link(
     p: &IdentityProvider,
     flow: &Flow,
     id: &ExternalIdentity,
-) -> Response<Body> {
+) -> PortalResult {
     let session = page::session(app, headers).await;
     let user = match (session, flow.link_user) {
         (Some(s), Some(u)) if s.identity.user_id == u => u,
@@ -331,8 +288,11 @@ async fn link(
         }
     };
     match app.accounts.link_external(p, id, user, &ctx.client()).await {
-        Ok(()) => respond::redirect(StatusCode::SEE_OTHER, &format!("{ACCOUNT}?done=linked")),
-        Err(ExternalRefusal::Account(e)) => page::unavailable(&e),
+        Ok(()) => Ok(respond::redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{ACCOUNT}?done=linked"),
+        )),
+        Err(ExternalRefusal::Account(e)) => Err(e.into()),
         Err(e) => page::message(
             app,
             StatusCode::CONFLICT,
@@ -344,34 +304,18 @@ async fn link(
 }
 
 /// `POST /_auth/account/identities/link` (field `provider`).
-pub async fn start_link(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let (parts, form, _csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s = match page::require_session(app, &parts.headers, ACCOUNT).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let Some(p) = form
+pub async fn start_link(app: &App, req: Request<Incoming>) -> PortalResult {
+    let (_, s, form, _csrf) = page::signed_in_form(app, req, ACCOUNT).await?;
+    let p = form
         .get("provider")
         .and_then(|id| app.settings.identity_provider(id))
-    else {
-        return respond::text(StatusCode::BAD_REQUEST, "unknown provider");
-    };
+        .ok_or(PortalError::BadRequest("unknown provider"))?;
     begin(app, p, ACCOUNT.to_string(), Some(s.identity.user_id)).await
 }
 
 /// `POST /_auth/account/identities/unlink` (field `provider`).
-pub async fn unlink(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form, _csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s = match page::require_session(app, &parts.headers, ACCOUNT).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn unlink(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, form, _csrf) = page::signed_in_form(app, req, ACCOUNT).await?;
     let provider = form.get("provider").unwrap_or("");
     match app
         .accounts
@@ -383,8 +327,11 @@ pub async fn unlink(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         )
         .await
     {
-        Ok(()) => respond::redirect(StatusCode::SEE_OTHER, &format!("{ACCOUNT}?done=unlinked")),
-        Err(ExternalRefusal::Account(e)) => page::unavailable(&e),
+        Ok(()) => Ok(respond::redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{ACCOUNT}?done=unlinked"),
+        )),
+        Err(ExternalRefusal::Account(e)) => Err(e.into()),
         Err(e) => page::message(
             app,
             StatusCode::CONFLICT,

@@ -1,5 +1,6 @@
 //! What every portal handler shares: rendering with the CSRF cookie, reading a CSRF-checked
-//! form, finding the signed-in session, and the stock answers (403, 429, 503, messages).
+//! form, finding the signed-in session, throttles, and message pages. Each returns
+//! `Result<_, PortalError>`, so handlers read straight through with `?`.
 
 use std::sync::Arc;
 
@@ -8,33 +9,31 @@ use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
+use super::error::PortalError;
 use super::forms::{self, Form};
 use crate::app::App;
 use crate::audit::{ActivityEvent, ActivityKind};
+use crate::auth::throttle::Throttle;
 use crate::session::Session;
 use crate::store::UserId;
 use crate::web::csrf::{self, Csrf};
 use crate::web::{Body, RequestCtx, cookies, respond};
 
-/// Renders `name` with `ctx` plus the CSRF token; sets the CSRF cookie when it is new.
+/// Renders `name` with `ctx` plus the CSRF token; sets the CSRF cookie when it is new. Every
+/// portal page goes through here.
 pub fn render(
     app: &App,
     name: &str,
     csrf: &Csrf,
     ctx: Value,
     status: StatusCode,
-) -> Response<Body> {
+) -> Result<Response<Body>, PortalError> {
     let ctx = context! { csrf_token => csrf.token.clone(), ..ctx };
-    match app.templates.render(name, ctx) {
-        Ok(body) => {
-            let mut r = respond::html(status, body);
-            if let Some(c) = csrf.set_cookie(app.secure_cookies()) {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r
-        }
-        Err(e) => super::render_failed(&e),
+    let mut r = respond::html(status, app.templates.render(name, ctx)?);
+    if let Some(c) = csrf.set_cookie(app.secure_cookies()) {
+        r.headers_mut().append(header::SET_COOKIE, c);
     }
+    Ok(r)
 }
 
 /// The CSRF state for a page about to be rendered.
@@ -47,15 +46,29 @@ pub fn csrf_for(app: &App, headers: &HeaderMap) -> Csrf {
     )
 }
 
-/// A form POST with a valid CSRF token, or the response to send instead (415, 413, 403).
+/// The page that shows the form posted to `path`: where a person goes back to after a CSRF
+/// failure. A reset link's page needs its token, so the reset request stands in for it.
+fn form_page(path: &str) -> &'static str {
+    const PAGES: [&str; 6] = [
+        "/_auth/account/2fa",
+        "/_auth/account/passkeys",
+        "/_auth/account",
+        "/_auth/reset",
+        "/_auth/signup",
+        "/_auth/logout",
+    ];
+    PAGES
+        .into_iter()
+        .find(|p| path.starts_with(p))
+        .unwrap_or("/_auth/login")
+}
+
+/// A form POST with a valid CSRF token (else 415, 413 or 403).
 pub async fn checked_form(
     app: &App,
     req: http::Request<Incoming>,
-) -> Result<(http::request::Parts, Form, Csrf), Response<Body>> {
-    let (parts, form) = match forms::read(req).await {
-        Ok(x) => x,
-        Err(status) => return Err(respond::text(status, "unreadable form")),
-    };
+) -> Result<(http::request::Parts, Form, Csrf), PortalError> {
+    let (parts, form) = forms::read(req).await.map_err(PortalError::Form)?;
     let secure = app.secure_cookies();
     let session = &app.session_cookie;
     if !csrf::verify(
@@ -65,10 +78,23 @@ pub async fn checked_form(
         session,
         form.get(csrf::FIELD),
     ) {
-        return Err(super::login::forbidden_csrf());
+        return Err(PortalError::Csrf {
+            form: form_page(parts.uri.path()),
+        });
     }
     let csrf = Csrf::for_request(&app.keys, &parts.headers, secure, session);
     Ok((parts, form, csrf))
+}
+
+/// A signed-in, CSRF-checked form post; without a session, to sign-in and back to `back_to`.
+pub async fn signed_in_form(
+    app: &App,
+    req: http::Request<Incoming>,
+    back_to: &str,
+) -> Result<(http::request::Parts, Arc<Session>, Form, Csrf), PortalError> {
+    let (parts, form, csrf) = checked_form(app, req).await?;
+    let s = require_session(app, &parts.headers, back_to).await?;
+    Ok((parts, s, form, csrf))
 }
 
 /// The live session behind the request's session cookie.
@@ -88,17 +114,21 @@ pub async fn require_session(
     app: &App,
     headers: &HeaderMap,
     back_to: &str,
-) -> Result<Arc<Session>, Response<Body>> {
-    match session(app, headers).await {
-        Some(s) => Ok(s),
-        None => {
-            let next =
-                percent_encoding::utf8_percent_encode(back_to, percent_encoding::NON_ALPHANUMERIC);
-            Err(respond::redirect(
-                StatusCode::SEE_OTHER,
-                &format!("/_auth/login?next={next}"),
-            ))
-        }
+) -> Result<Arc<Session>, PortalError> {
+    session(app, headers)
+        .await
+        .ok_or_else(|| PortalError::SignIn {
+            next: back_to.to_string(),
+        })
+}
+
+/// Counts one event for `key` against `throttle`; over its limit, the 429 that says when to
+/// come back.
+pub async fn hit(app: &App, throttle: &Throttle, key: &str) -> Result<(), PortalError> {
+    if throttle.hit(key, app.now()).await {
+        Ok(())
+    } else {
+        Err(PortalError::throttled(throttle))
     }
 }
 
@@ -109,40 +139,16 @@ pub fn message(
     title: &str,
     text: &str,
     link: Option<(&str, &str)>,
-) -> Response<Body> {
+) -> Result<Response<Body>, PortalError> {
     let ctx = context! {
         title,
         message => text,
         link => link.map(|(href, text)| context! { href, text }),
     };
-    match app.templates.render("message.html", ctx) {
-        Ok(b) => respond::html(status, b),
-        Err(e) => super::render_failed(&e),
-    }
-}
-
-pub fn too_many(app: &App) -> Response<Body> {
-    let mut r = message(
-        app,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many attempts",
-        "There were too many attempts from your network. Wait a while, then try again.",
-        None,
-    );
-    let secs = app.settings.security.login_throttle_window.as_secs().max(1);
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
-/// Our side failed; never the user's fault, and says nothing about any account.
-pub fn unavailable(e: &dyn std::fmt::Display) -> Response<Body> {
-    tracing::error!(error = %e, "portal request failed on our side");
-    respond::text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "This is temporarily unavailable. Please try again shortly.",
-    )
+    Ok(respond::html(
+        status,
+        app.templates.render("message.html", ctx)?,
+    ))
 }
 
 /// An activity event with the request's client filled in.

@@ -15,6 +15,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::{Value, context};
 
+use super::error::{PortalError, PortalResult};
 use super::login::{SignedInWith, start_session, to_code_step};
 use super::{forms, page};
 use crate::accounts::{PasskeyFailure, passkey_name};
@@ -34,11 +35,11 @@ fn when(t: crate::store::Ts) -> String {
     t.0.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn unavailable_here() -> Response<Body> {
-    respond::text(
-        StatusCode::NOT_FOUND,
+/// The relying party, when passkeys can work here at all.
+fn relying_party(app: &App) -> Result<&RelyingParty, PortalError> {
+    app.passkeys.as_ref().ok_or(PortalError::NotFound(
         "Passkeys are not available: server.public_url has no usable host name.",
-    )
+    ))
 }
 
 fn recent(app: &App, s: &Session) -> bool {
@@ -54,68 +55,48 @@ async fn options_response(
     app: &App,
     kind: &str,
     started: Result<(String, Ceremony), PasskeyError>,
-) -> Response<Body> {
-    let started = match started {
-        Ok((json, ceremony)) => match app.accounts.keep_ceremony(kind, &ceremony).await {
-            Ok(()) => Ok(json),
-            Err(e) => return page::unavailable(&e),
-        },
-        Err(e) => Err(e),
-    };
-    match started {
-        Ok(j) => {
-            let mut r = respond::text(StatusCode::OK, j);
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            r.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-store"),
-            );
-            r
+) -> PortalResult {
+    let json = match started {
+        Ok((json, ceremony)) => {
+            app.accounts.keep_ceremony(kind, &ceremony).await?;
+            json
         }
-        Err(PasskeyError::Busy) => json_error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
-    }
+        Err(PasskeyError::Busy) => return Ok(json_error(StatusCode::SERVICE_UNAVAILABLE, "busy")),
+        Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, &e.to_string())),
+    };
+    let mut r = respond::text(StatusCode::OK, json);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
-/// Recent sign-in, or the right password in the form's `password` field. `Err` carries the
-/// message for the person.
+/// Recent sign-in, or the right password in the form's `password` field. `Some` is the
+/// refusal, for the person.
 async fn confirm_identity(
     app: &App,
     s: &Session,
     form: &forms::Form,
     ctx: &RequestCtx,
-) -> Result<(), Result<&'static str, Response<Body>>> {
+) -> Result<Option<&'static str>, PortalError> {
     if recent(app, s) {
-        return Ok(());
+        return Ok(None);
     }
     let ip = page::ip_key(ctx);
-    if app.portal.login_ip.is_blocked(&ip, app.now()).await {
-        return Err(Err(page::too_many(app)));
+    let throttle = &app.portal.login_ip;
+    if throttle.is_blocked(&ip, app.now()).await {
+        return Err(PortalError::throttled(throttle));
     }
     let pw = Secret::new(form.get("password").unwrap_or("").to_string());
-    let user = match app.accounts.get(s.identity.user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return Err(Err(respond::redirect(
-                StatusCode::SEE_OTHER,
-                "/_auth/login",
-            )));
-        }
-        Err(e) => return Err(Err(page::unavailable(&e))),
-    };
-    match app.accounts.password_matches(&user, &pw).await {
-        Ok(true) => Ok(()),
-        Ok(false) => {
-            app.portal.login_ip.hit(&ip, app.now()).await;
-            Err(Ok(
-                "You signed in more than 10 minutes ago: enter your password to change passkeys.",
-            ))
-        }
-        Err(e) => Err(Err(page::unavailable(&e))),
+    let user = super::account::current_user(app, s).await?;
+    if app.accounts.password_matches(&user, &pw).await? {
+        return Ok(None);
     }
+    throttle.hit(&ip, app.now()).await;
+    Ok(Some(
+        "You signed in more than 10 minutes ago: enter your password to change passkeys.",
+    ))
 }
 
 async fn list_page(
@@ -125,11 +106,8 @@ async fn list_page(
     error: Option<&str>,
     notice: Option<&str>,
     status: StatusCode,
-) -> Response<Body> {
-    let rows = match app.accounts.passkeys(s.identity.user_id).await {
-        Ok(r) => r,
-        Err(e) => return page::unavailable(&e),
-    };
+) -> PortalResult {
+    let rows = app.accounts.passkeys(s.identity.user_id).await?;
     let passkeys: Vec<Value> = rows
         .iter()
         .map(|p| {
@@ -157,11 +135,8 @@ async fn list_page(
     )
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    let s = match page::require_session(app, req.headers(), PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
+    let s = page::require_session(app, req.headers(), PATH).await?;
     let q = forms::query(req.uri());
     let notice = match q.get("done") {
         Some("added") => Some("The passkey is added. You can now sign in with it."),
@@ -173,34 +148,23 @@ pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
 }
 
 /// POST `/_auth/account/passkeys/options`: creation options for the signed-in user (JSON).
-pub async fn register_options(
-    app: &App,
-    req: Request<Incoming>,
-    ctx: &RequestCtx,
-) -> Response<Body> {
-    let Some(rp) = app.passkeys.as_ref() else {
-        return unavailable_here();
-    };
-    let (parts, form, _csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn register_options(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let rp = relying_party(app)?;
+    let (parts, form, _csrf) = page::checked_form(app, req).await?;
     let Some(s) = page::session(app, &parts.headers).await else {
-        return json_error(StatusCode::UNAUTHORIZED, "Sign in first.");
+        return Ok(json_error(StatusCode::UNAUTHORIZED, "Sign in first."));
     };
-    match confirm_identity(app, &s, &form, ctx).await {
-        Ok(()) => {}
-        Err(Ok(msg)) => return json_error(StatusCode::FORBIDDEN, msg),
-        Err(Err(r)) => return r,
+    if let Some(msg) = confirm_identity(app, &s, &form, ctx).await? {
+        return Ok(json_error(StatusCode::FORBIDDEN, msg));
     }
     let id = s.identity.user_id;
-    let existing: Vec<(String, u8)> = match app.accounts.passkeys(id).await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|p| (p.credential_id, u8::try_from(p.transports).unwrap_or(0)))
-            .collect(),
-        Err(e) => return page::unavailable(&e),
-    };
+    let existing: Vec<(String, u8)> = app
+        .accounts
+        .passkeys(id)
+        .await?
+        .into_iter()
+        .map(|p| (p.credential_id, u8::try_from(p.transports).unwrap_or(0)))
+        .collect();
     let started = rp.start_registration(
         app.keys.passkey_user_handle(id.0),
         &s.identity.username,
@@ -210,25 +174,16 @@ pub async fn register_options(
 }
 
 /// POST `/_auth/account/passkeys`: the registration answer (`credential`) and a `name`.
-pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let Some(rp) = app.passkeys.as_ref() else {
-        return unavailable_here();
-    };
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s = match page::require_session(app, &parts.headers, PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let rp = relying_party(app)?;
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     let id = s.identity.user_id;
     let answer = form.get("credential").unwrap_or("");
     let finished = match RelyingParty::parse_registration(answer.as_bytes()) {
         Ok((reg, challenge)) => match app.accounts.take_ceremony("reg", &challenge).await {
             Ok(state) => rp.finish_registration(app.keys.passkey_user_handle(id.0), &reg, &state),
             Err(PasskeyFailure::Refused(e)) => Err(e),
-            Err(e) => return page::unavailable(&e),
+            Err(e) => return Err(e.into()),
         },
         Err(e) => Err(e),
     };
@@ -246,72 +201,54 @@ pub async fn register(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Re
         }
     };
     let name = passkey_name(form.get("name").unwrap_or(""));
-    match app
+    if !app
         .accounts
         .add_passkey(id, &name, cred, &ctx.client())
-        .await
+        .await?
     {
-        Ok(true) => {
-            app.sessions.evict_user(id);
-            respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=added"))
-        }
-        Ok(false) => {
-            // The same words whoever holds it: a credential id is not to be probed here.
-            let msg = "That passkey cannot be added. Try another one.";
-            list_page(app, &s, &csrf, Some(msg), None, StatusCode::CONFLICT).await
-        }
-        Err(e) => page::unavailable(&e),
+        // The same words whoever holds it: a credential id is not to be probed here.
+        let msg = "That passkey cannot be added. Try another one.";
+        return list_page(app, &s, &csrf, Some(msg), None, StatusCode::CONFLICT).await;
     }
+    app.sessions.evict_user(id);
+    Ok(respond::redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{PATH}?done=added"),
+    ))
 }
 
 /// POST `/_auth/account/passkeys/remove`: `passkey_id` (and `password` unless recent).
-pub async fn remove(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s = match page::require_session(app, &parts.headers, PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match confirm_identity(app, &s, &form, ctx).await {
-        Ok(()) => {}
-        Err(Ok(msg)) => {
-            return list_page(app, &s, &csrf, Some(msg), None, StatusCode::FORBIDDEN).await;
-        }
-        Err(Err(r)) => return r,
+pub async fn remove(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
+    if let Some(msg) = confirm_identity(app, &s, &form, ctx).await? {
+        return list_page(app, &s, &csrf, Some(msg), None, StatusCode::FORBIDDEN).await;
     }
-    let Some(pk) = form.get("passkey_id").and_then(|v| v.parse::<i64>().ok()) else {
-        return respond::text(StatusCode::BAD_REQUEST, "which passkey? (passkey_id)");
-    };
+    let pk = form
+        .get("passkey_id")
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or(PortalError::BadRequest("which passkey? (passkey_id)"))?;
     let id = s.identity.user_id;
-    match app
+    if !app
         .accounts
         .remove_passkey(id, pk, Some(id), &ctx.client())
-        .await
+        .await?
     {
-        Ok(true) => {
-            // A session signed in elsewhere with this key (a lost one) ends with it.
-            if let Err(e) = app.sessions.end_all_for_user(id, Some(s.id)).await {
-                return page::unavailable(&e);
-            }
-            app.sessions.evict_user(id);
-            respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=removed"))
-        }
-        Ok(false) => respond::text(StatusCode::NOT_FOUND, "No such passkey of yours."),
-        Err(e) => page::unavailable(&e),
+        return Err(PortalError::NotFound("No such passkey of yours."));
     }
+    // A session signed in elsewhere with this key (a lost one) ends with it.
+    app.sessions.end_all_for_user(id, Some(s.id)).await?;
+    app.sessions.evict_user(id);
+    Ok(respond::redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{PATH}?done=removed"),
+    ))
 }
 
 /// POST `/_auth/login/passkey/options` and `/_auth/login/2fa/passkey/options`: request
 /// options for any passkey of this site (JSON).
-pub async fn sign_in_options(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let Some(rp) = app.passkeys.as_ref() else {
-        return unavailable_here();
-    };
-    if let Err(r) = page::checked_form(app, req).await {
-        return r;
-    }
+pub async fn sign_in_options(app: &App, req: Request<Incoming>) -> PortalResult {
+    let rp = relying_party(app)?;
+    page::checked_form(app, req).await?;
     options_response(app, "auth", rp.start_authentication()).await
 }
 
@@ -325,44 +262,33 @@ fn refused_message(e: &PasskeyFailure) -> &'static str {
 }
 
 /// POST `/_auth/login/passkey`: sign in with a passkey alone (`credential`, `next`).
-pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let Some(rp) = app.passkeys.as_ref() else {
-        return unavailable_here();
-    };
-    let (parts, form, _csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let rp = relying_party(app)?;
+    let (parts, form, _csrf) = page::checked_form(app, req).await?;
     let ip = page::ip_key(ctx);
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.login_ip, &ip).await?;
     let next = forms::safe_next(form.get("next"));
+    let back = super::forms::login_url(&next);
+    let not_accepted = |text: &str| {
+        page::message(
+            app,
+            StatusCode::UNAUTHORIZED,
+            "Passkey not accepted",
+            text,
+            Some((back.as_str(), "Back to sign-in")),
+        )
+    };
     let answer = form.get("credential").unwrap_or("");
     let used = match app
         .accounts
         .use_passkey(rp, &app.keys, answer.as_bytes(), None, &ctx.client())
         .await
     {
-        Ok(u) => {
-            app.portal.login_ip.release(&ip).await;
-            u
-        }
-        Err(PasskeyFailure::Store(e)) => return page::unavailable(&e),
-        Err(e) => {
-            let back = format!(
-                "/_auth/login?next={}",
-                percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
-            );
-            return page::message(
-                app,
-                StatusCode::UNAUTHORIZED,
-                "Passkey not accepted",
-                refused_message(&e),
-                Some((back.as_str(), "Back to sign-in")),
-            );
-        }
+        Ok(u) => u,
+        Err(PasskeyFailure::Store(e)) => return Err(e.into()),
+        Err(e) => return not_accepted(refused_message(&e)),
     };
+    app.portal.login_ip.release(&ip).await;
     let user = used.user;
     if !used.asserted.user_verified && !user.twofa_enabled {
         // A passkey that did not verify the person is something held, one factor; and the
@@ -375,54 +301,32 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
                     .meta(serde_json::json!({ "method": "passkey", "user_verified": false })),
             )
             .await;
-        let back = format!(
-            "/_auth/login?next={}",
-            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
-        );
-        return page::message(
-            app,
-            StatusCode::UNAUTHORIZED,
-            "Passkey not accepted",
+        return not_accepted(
             "This passkey did not check that it is you (no PIN, fingerprint or face). Sign in \
              with your password, then use the passkey as the second step.",
-            Some((back.as_str(), "Back to sign-in")),
         );
     }
     if !used.asserted.user_verified {
         // One factor: the code step still stands, and the same passkey cannot be the second.
-        let token = match app
+        let token = app
             .portal
             .pending
             .start_after_passkey(user.id, next, app.now())
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return page::unavailable(&e),
-        };
-        return to_code_step(app, &token);
+            .await?;
+        return Ok(to_code_step(app, &token));
     }
     let both = used.asserted.user_verified;
-    let method = if both {
-        SignedInWith::VerifiedPasskey
+    let (method, factors) = if both {
+        (SignedInWith::VerifiedPasskey, "user verified")
     } else {
-        SignedInWith::Passkey
+        (SignedInWith::Passkey, "one factor: no user verification")
     };
     let (r, _session) =
-        match start_session(app, &parts.headers, &user, ctx, false, method, &next).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    let how = if both {
-        format!(
-            "Signed in with passkey \"{}\" (user verified)",
-            used.passkey_name
-        )
-    } else {
-        format!(
-            "Signed in with passkey \"{}\" (one factor: no user verification)",
-            used.passkey_name
-        )
-    };
+        start_session(app, &parts.headers, &user, ctx, false, method, &next).await?;
+    let how = format!(
+        "Signed in with passkey \"{}\" ({factors})",
+        used.passkey_name
+    );
     app.accounts
         .record(
             page::event(app, ActivityKind::Login, Some(user.id), ctx)
@@ -430,7 +334,7 @@ pub async fn sign_in(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
                 .meta(serde_json::json!({ "method": "passkey", "user_verified": both })),
         )
         .await;
-    r
+    Ok(r)
 }
 
 /// Whether the pending sign-in behind `token` may finish with a passkey: the user has one,
@@ -447,5 +351,10 @@ pub async fn offered_at_code_step(app: &App, token: &str, user: crate::store::Us
         .peek(token, app.now())
         .await
         .map_or(true, |p| p.passkey_first);
-    !passkey_first && app.store.passkey_count(user).await.is_ok_and(|n| n > 0)
+    !passkey_first
+        && app
+            .accounts
+            .passkeys(user)
+            .await
+            .is_ok_and(|p| !p.is_empty())
 }

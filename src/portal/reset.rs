@@ -9,43 +9,38 @@
 //!       ─▶ notice mail; 2FA is untouched, so the next sign-in still asks for a code
 //! ```
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
+use super::error::PortalResult;
 use super::{forms, page};
 use crate::accounts::AccountError;
 use crate::app::App;
 use crate::audit::ActivityKind;
 use crate::config::Secret;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, cookies};
+use crate::web::{RequestCtx, cookies};
 
 const SENT: &str = "If an account exists for the address you entered, we have sent it a link to choose a new password. Check your mail; the link works for";
 
-fn request_page(app: &App, csrf: &Csrf, email: &str, status: StatusCode) -> Response<Body> {
-    page::render(app, "reset_request.html", csrf, context! { email }, status)
+pub fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
+    let csrf = page::csrf_for(app, req.headers());
+    page::render(
+        app,
+        "reset_request.html",
+        &csrf,
+        context! { email => "" },
+        StatusCode::OK,
+    )
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    request_page(app, &page::csrf_for(app, req.headers()), "", StatusCode::OK)
-}
-
-pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (_parts, form, _csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_parts, form, _csrf) = page::checked_form(app, req).await?;
     let now = app.now();
-    if !app.portal.mail_ip.hit(&page::ip_key(ctx), now).await {
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.mail_ip, &page::ip_key(ctx)).await?;
     let email = form.get("email").unwrap_or("").trim();
-    let user = match app.accounts.reset_candidate(email).await {
-        Ok(u) => u,
-        Err(e) => return page::unavailable(&e),
-    };
-    match user {
+    match app.accounts.reset_candidate(email).await? {
         Some(user) => {
             if app
                 .portal
@@ -53,19 +48,15 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
                 .hit(&format!("user:{}", user.id), now)
                 .await
             {
-                match app.accounts.issue_reset_token(&user, &ctx.client()).await {
-                    Ok(token) => {
-                        let s = &app.settings;
-                        app.mailer.send_later(crate::mail::reset_link(
-                            &s.server.public_url,
-                            &s.portal.product_name,
-                            &user.email,
-                            token.expose(),
-                            &page::human(s.security.reset_token_ttl),
-                        ));
-                    }
-                    Err(e) => return page::unavailable(&e),
-                }
+                let token = app.accounts.issue_reset_token(&user, &ctx.client()).await?;
+                let s = &app.settings;
+                app.mailer.send_later(crate::mail::reset_link(
+                    &s.server.public_url,
+                    &s.portal.product_name,
+                    &user.email,
+                    token.expose(),
+                    &page::human(s.security.reset_token_ttl),
+                ));
             } else {
                 app.accounts
                     .record(
@@ -99,7 +90,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
     )
 }
 
-fn invalid_link(app: &App) -> Response<Body> {
+fn invalid_link(app: &App) -> PortalResult {
     page::message(
         app,
         StatusCode::BAD_REQUEST,
@@ -115,7 +106,7 @@ fn confirm_page(
     token: &str,
     errors: &[(&str, String)],
     status: StatusCode,
-) -> Response<Body> {
+) -> PortalResult {
     page::render(
         app,
         "reset_confirm.html",
@@ -129,27 +120,18 @@ fn confirm_page(
     )
 }
 
-pub async fn show_confirm(app: &App, req: &Request<Incoming>) -> Response<Body> {
+pub async fn show_confirm(app: &App, req: &Request<Incoming>) -> PortalResult {
     let q = forms::query(req.uri());
     let token = q.get("token").unwrap_or("");
-    match app.accounts.reset_token_user(token).await {
-        Ok(Some(_)) => confirm_page(
-            app,
-            &page::csrf_for(app, req.headers()),
-            token,
-            &[],
-            StatusCode::OK,
-        ),
-        Ok(None) => invalid_link(app),
-        Err(e) => page::unavailable(&e),
+    if app.accounts.reset_token_user(token).await?.is_none() {
+        return invalid_link(app);
     }
+    let csrf = page::csrf_for(app, req.headers());
+    confirm_page(app, &csrf, token, &[], StatusCode::OK)
 }
 
-pub async fn submit_confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (_parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn submit_confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (_parts, form, csrf) = page::checked_form(app, req).await?;
     let token = form.get("token").unwrap_or("").to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
     if form.get("password_confirm").unwrap_or("") != password.expose() {
@@ -170,7 +152,7 @@ pub async fn submit_confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
             let e = [("password", p.to_string())];
             return confirm_page(app, &csrf, &token, &e, StatusCode::BAD_REQUEST);
         }
-        Err(e) => return page::unavailable(&e),
+        Err(e) => return Err(e.into()),
     };
     if let Err(e) = app.sessions.end_all_for_user(user.id, None).await {
         tracing::error!(error = %e, "could not end sessions after a password reset");
@@ -187,10 +169,10 @@ pub async fn submit_confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx)
         "Password changed",
         "Your new password is set and every session was signed out. Sign in with the new password.",
         Some(("/_auth/login", "Sign in")),
-    );
+    )?;
     page::set_cookie(
         &mut r,
         cookies::clear(&app.session_cookie_name(), app.secure_cookies()),
     );
-    r
+    Ok(r)
 }

@@ -9,12 +9,13 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
+use super::error::{PortalError, PortalResult};
 use super::login::{PENDING_COOKIE, SignedInWith, start_session};
 use super::page;
 use crate::accounts::{SecondFactor, TwofaError};
 use crate::app::App;
 use crate::audit::ActivityKind;
-use crate::session::pending::PendingError;
+use crate::session::pending::{PendingError, PendingLogin};
 use crate::web::csrf::Csrf;
 use crate::web::{Body, RequestCtx, cookies};
 
@@ -29,7 +30,7 @@ async fn code_page(
     user: crate::store::UserId,
     error: Option<String>,
     status: StatusCode,
-) -> Response<Body> {
+) -> PortalResult {
     let passkey = super::passkeys::offered_at_code_step(app, token, user).await;
     page::render(
         app,
@@ -40,8 +41,14 @@ async fn code_page(
     )
 }
 
+/// The pending sign-in is over (finished or given up): its cookie goes.
+fn clear_pending(app: &App, r: &mut Response<Body>) {
+    let name = page::cookie_name(app, PENDING_COOKIE);
+    page::set_cookie(r, cookies::clear(&name, app.secure_cookies()));
+}
+
 /// The pending sign-in cannot go on: clear its cookie and say why.
-fn spent(app: &App, why: PendingError) -> Response<Body> {
+fn spent(app: &App, why: PendingError) -> PortalResult {
     let (status, text) = match why {
         PendingError::TooManyAttempts => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -55,10 +62,8 @@ fn spent(app: &App, why: PendingError) -> Response<Body> {
             StatusCode::BAD_REQUEST,
             "There is no sign-in waiting for a code. Sign in first.",
         ),
-        // Logged where it happened; the pending sign-in may still be usable.
-        PendingError::Unavailable => {
-            return page::unavailable(&why);
-        }
+        // The pending sign-in may still be usable: keep its cookie.
+        PendingError::Unavailable => return Err(why.into()),
     };
     let mut r = page::message(
         app,
@@ -66,75 +71,86 @@ fn spent(app: &App, why: PendingError) -> Response<Body> {
         "Sign in again",
         text,
         Some(("/_auth/login", "Sign in")),
-    );
-    page::set_cookie(
-        &mut r,
-        cookies::clear(
-            &page::cookie_name(app, PENDING_COOKIE),
-            app.secure_cookies(),
-        ),
-    );
-    r
+    )?;
+    clear_pending(app, &mut r);
+    Ok(r)
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
+/// Ends the pending sign-in behind `token` (unless the store could not say) and says why.
+async fn give_up(app: &App, token: &str, why: PendingError) -> PortalResult {
+    if why != PendingError::Unavailable {
+        app.portal.pending.finish(token).await;
+    }
+    spent(app, why)
+}
+
+pub async fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
     let Some(token) = pending_token(app, req.headers()) else {
         return spent(app, PendingError::Unknown);
     };
     let pending = match app.portal.pending.peek(&token, app.now()).await {
         Ok(p) => p,
-        Err(e) => {
-            if e != PendingError::Unavailable {
-                app.portal.pending.finish(&token).await;
-            }
-            return spent(app, e);
-        }
+        Err(e) => return give_up(app, &token, e).await,
     };
-    code_page(
-        app,
-        &page::csrf_for(app, req.headers()),
-        &token,
-        pending.user_id,
-        None,
-        StatusCode::OK,
-    )
-    .await
+    let csrf = page::csrf_for(app, req.headers());
+    code_page(app, &csrf, &token, pending.user_id, None, StatusCode::OK).await
+}
+
+/// Where a second-step attempt stands after it was counted.
+enum Attempt {
+    /// The pending sign-in and its cookie's token.
+    Counted(String, PendingLogin),
+    /// The step is over: the answer says why.
+    Over(Response<Body>),
 }
 
 /// Counts one second-step attempt against the address (given back by the caller when it
-/// succeeds) and against the pending sign-in behind the cookie; returns the cookie's token and
-/// the pending sign-in, or the answer that ends the step.
+/// succeeds) and against the pending sign-in behind the cookie.
 async fn take_attempt(
     app: &App,
     headers: &http::HeaderMap,
     ip: &str,
-) -> Result<(String, crate::session::pending::PendingLogin), Response<Body>> {
-    if !app.portal.login_ip.hit(ip, app.now()).await {
-        return Err(page::too_many(app));
-    }
+) -> Result<Attempt, PortalError> {
+    page::hit(app, &app.portal.login_ip, ip).await?;
     let Some(token) = pending_token(app, headers) else {
-        return Err(spent(app, PendingError::Unknown));
+        return spent(app, PendingError::Unknown).map(Attempt::Over);
     };
     match app.portal.pending.attempt(&token, app.now()).await {
-        Ok(p) => Ok((token, p)),
-        Err(e) => {
-            if e != PendingError::Unavailable {
-                app.portal.pending.finish(&token).await;
-            }
-            Err(spent(app, e))
-        }
+        Ok(p) => Ok(Attempt::Counted(token, p)),
+        Err(e) => give_up(app, &token, e).await.map(Attempt::Over),
     }
 }
 
-pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+/// A wrong answer at the code step: the page again with the attempts left, or the end of the
+/// step when none are.
+async fn wrong_answer(
+    app: &App,
+    csrf: &Csrf,
+    token: &str,
+    pending: &PendingLogin,
+    what: &str,
+) -> PortalResult {
+    let left = app
+        .portal
+        .pending
+        .max_attempts()
+        .saturating_sub(pending.attempts());
+    if left == 0 {
+        return give_up(app, token, PendingError::TooManyAttempts).await;
+    }
+    let msg = format!(
+        "{what} {left} attempt{} left.",
+        if left == 1 { "" } else { "s" }
+    );
+    code_page(app, csrf, token, pending.user_id, Some(msg), StatusCode::OK).await
+}
+
+pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (parts, form, csrf) = page::checked_form(app, req).await?;
     let ip = page::ip_key(ctx);
-    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await? {
+        Attempt::Counted(t, p) => (t, p),
+        Attempt::Over(r) => return Ok(r),
     };
     let code = form.get("code").unwrap_or("");
     let factor = match app
@@ -149,35 +165,14 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         Err(TwofaError::Locked) => {
             app.metrics.second_factor_failures.inc();
             // The account's budget is spent (or it was locked): this sign-in is over.
-            app.portal.pending.finish(&token).await;
-            return spent(app, PendingError::TooManyAttempts);
+            return give_up(app, &token, PendingError::TooManyAttempts).await;
         }
         Err(TwofaError::WrongCode | TwofaError::Replayed | TwofaError::NotEnabled) => {
             app.metrics.second_factor_failures.inc();
-            let left = app
-                .portal
-                .pending
-                .max_attempts()
-                .saturating_sub(pending.attempts());
-            if left == 0 {
-                app.portal.pending.finish(&token).await;
-                return spent(app, PendingError::TooManyAttempts);
-            }
-            let msg = format!(
-                "That code is not right, or it was already used. {left} attempt{} left.",
-                if left == 1 { "" } else { "s" }
-            );
-            return code_page(
-                app,
-                &csrf,
-                &token,
-                pending.user_id,
-                Some(msg),
-                StatusCode::OK,
-            )
-            .await;
+            let what = "That code is not right, or it was already used.";
+            return wrong_answer(app, &csrf, &token, &pending, what).await;
         }
-        Err(e) => return page::unavailable(&e),
+        Err(e) => return Err(e.into()),
     };
     let first = pending
         .provider
@@ -213,130 +208,68 @@ async fn finish(
     headers: &http::HeaderMap,
     ctx: &RequestCtx,
     token: &str,
-    pending: &crate::session::pending::PendingLogin,
+    pending: &PendingLogin,
     how: String,
     with: SignedInWith,
-) -> Response<Body> {
-    let user = match app.accounts.get(pending.user_id).await {
-        Ok(Some(u)) if u.is_active && !u.is_deleted => u,
-        Ok(_) => return spent(app, PendingError::Unknown),
-        Err(e) => return page::unavailable(&e),
+) -> PortalResult {
+    let user = match app.accounts.get(pending.user_id).await? {
+        Some(u) if u.is_active && !u.is_deleted => u,
+        _ => return spent(app, PendingError::Unknown),
     };
     app.portal.pending.finish(token).await;
-    let (mut r, _session) = match start_session(
-        app,
-        headers,
-        &user,
-        ctx,
-        pending.remember_me,
-        with,
-        &pending.next,
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let remember = pending.remember_me;
+    let (mut r, _session) =
+        start_session(app, headers, &user, ctx, remember, with, &pending.next).await?;
     let mut event = page::event(app, ActivityKind::Login, Some(user.id), ctx).describe(how);
     if let Some(p) = &pending.provider {
         event = event.meta(serde_json::json!({ "provider": p.id, "subject": p.subject }));
     }
     app.accounts.record(event).await;
-    page::set_cookie(
-        &mut r,
-        cookies::clear(
-            &page::cookie_name(app, PENDING_COOKIE),
-            app.secure_cookies(),
-        ),
-    );
-    r
+    clear_pending(app, &mut r);
+    Ok(r)
 }
 
 /// POST `/_auth/login/2fa/passkey`: a passkey of the pending user as the second factor
 /// (`credential`). Counts against the pending sign-in's attempts like a wrong code.
-pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+pub async fn submit_passkey(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
     let Some(rp) = app.passkeys.as_ref() else {
         return spent(app, PendingError::Unknown);
     };
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (parts, form, csrf) = page::checked_form(app, req).await?;
     let ip = page::ip_key(ctx);
-    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let (token, pending) = match take_attempt(app, &parts.headers, &ip).await? {
+        Attempt::Counted(t, p) => (t, p),
+        Attempt::Over(r) => return Ok(r),
     };
     // From the attempt just counted (a peek now could see the budget used up by it).
-    if pending.passkey_first || app.passkeys.is_none() {
+    if pending.passkey_first {
         let msg = "A passkey cannot finish this sign-in: enter a code.".to_string();
-        return code_page(
-            app,
-            &csrf,
-            &token,
-            pending.user_id,
-            Some(msg),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        let status = StatusCode::BAD_REQUEST;
+        return code_page(app, &csrf, &token, pending.user_id, Some(msg), status).await;
     }
     let answer = form.get("credential").unwrap_or("");
-    match app
+    let user = Some(pending.user_id);
+    let used = match app
         .accounts
-        .use_passkey(
-            rp,
-            &app.keys,
-            answer.as_bytes(),
-            Some(pending.user_id),
-            &ctx.client(),
-        )
+        .use_passkey(rp, &app.keys, answer.as_bytes(), user, &ctx.client())
         .await
     {
-        Ok(used) => {
-            app.portal.login_ip.release(&ip).await;
-            let how = format!(
-                "Signed in with password and passkey \"{}\"",
-                used.passkey_name
-            );
-            finish(
-                app,
-                &parts.headers,
-                ctx,
-                &token,
-                &pending,
-                how,
-                if pending.provider.is_some() {
-                    SignedInWith::ProviderAndPasskey
-                } else {
-                    SignedInWith::PasswordAndPasskey
-                },
-            )
-            .await
-        }
-        Err(crate::accounts::PasskeyFailure::Store(e)) => page::unavailable(&e),
+        Ok(used) => used,
+        Err(crate::accounts::PasskeyFailure::Store(e)) => return Err(e.into()),
         Err(_) => {
-            let left = app
-                .portal
-                .pending
-                .max_attempts()
-                .saturating_sub(pending.attempts());
-            if left == 0 {
-                app.portal.pending.finish(&token).await;
-                return spent(app, PendingError::TooManyAttempts);
-            }
-            let msg = format!(
-                "That passkey was not accepted. {left} attempt{} left.",
-                if left == 1 { "" } else { "s" }
-            );
-            code_page(
-                app,
-                &csrf,
-                &token,
-                pending.user_id,
-                Some(msg),
-                StatusCode::OK,
-            )
-            .await
+            let what = "That passkey was not accepted.";
+            return wrong_answer(app, &csrf, &token, &pending, what).await;
         }
-    }
+    };
+    app.portal.login_ip.release(&ip).await;
+    let how = format!(
+        "Signed in with password and passkey \"{}\"",
+        used.passkey_name
+    );
+    let with = if pending.provider.is_some() {
+        SignedInWith::ProviderAndPasskey
+    } else {
+        SignedInWith::PasswordAndPasskey
+    };
+    finish(app, &parts.headers, ctx, &token, &pending, how, with).await
 }

@@ -3,19 +3,20 @@
 //! Sign-up makes a free-tier, unverified account (3 credits) and mails a verification link;
 //! following a link marks the account verified and, for an address change, swaps the address.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 
+use super::error::PortalResult;
 use super::{forms, page};
 use crate::accounts::AccountError;
 use crate::app::App;
 use crate::config::{Registration, Secret};
 use crate::store::UserId;
+use crate::web::RequestCtx;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx};
 
-fn closed(app: &App) -> Response<Body> {
+fn closed(app: &App) -> PortalResult {
     page::message(
         app,
         StatusCode::NOT_FOUND,
@@ -32,7 +33,7 @@ fn signup_page(
     email: &str,
     errors: &[(&str, String)],
     status: StatusCode,
-) -> Response<Body> {
+) -> PortalResult {
     page::render(
         app,
         "signup.html",
@@ -47,7 +48,7 @@ fn signup_page(
     )
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
+pub fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
     if app.settings.portal.registration != Registration::Open {
         return closed(app);
     }
@@ -80,17 +81,12 @@ pub(super) async fn send_verification(
     Ok(())
 }
 
-pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
     if app.settings.portal.registration != Registration::Open {
         return closed(app);
     }
-    let (_parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if !app.portal.mail_ip.hit(&page::ip_key(ctx), app.now()).await {
-        return page::too_many(app);
-    }
+    let (_parts, form, csrf) = page::checked_form(app, req).await?;
+    page::hit(app, &app.portal.mail_ip, &page::ip_key(ctx)).await?;
     let username = form.get("username").unwrap_or("").trim().to_string();
     let email = form.get("email").unwrap_or("").trim().to_string();
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
@@ -116,26 +112,22 @@ pub async fn submit(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Resp
         Err(AccountError::Duplicate { field: "email" }) => {
             // Answer exactly as a new account would, so the page never tells whether the
             // address has an account; its owner gets a mail about the attempt instead.
-            if let Err(e) = tell_owner(app, &email).await {
-                return page::unavailable(&e);
-            }
+            tell_owner(app, &email).await?;
             return created(app, &username, &email);
         }
         Err(AccountError::Duplicate { field }) => {
             return bad(&[(field, format!("this {field} is already taken"))]);
         }
         Err(AccountError::Policy(p)) => return bad(&[("password", p.to_string())]),
-        Err(e) => return page::unavailable(&e),
+        Err(e) => return Err(e.into()),
     };
-    if let Err(e) = send_verification(app, user.id, &user.email, None).await {
-        return page::unavailable(&e);
-    }
+    send_verification(app, user.id, &user.email, None).await?;
     created(app, &username, &email)
 }
 
 /// The answer to a sign-up, built from the submitted names so that it reads the same whether
 /// an account was made or the address already had one.
-fn created(app: &App, username: &str, email: &str) -> Response<Body> {
+fn created(app: &App, username: &str, email: &str) -> PortalResult {
     page::message(
         app,
         StatusCode::OK,
@@ -168,7 +160,7 @@ async fn tell_owner(app: &App, email: &str) -> Result<(), AccountError> {
 }
 
 /// GET `/_auth/verify?token=…`.
-pub async fn verify(app: &App, req: &Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+pub async fn verify(app: &App, req: &Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
     let q = forms::query(req.uri());
     let token = q.get("token").unwrap_or("");
     match app.accounts.verify_email(token, &ctx.client()).await {
@@ -196,6 +188,6 @@ pub async fn verify(app: &App, req: &Request<Incoming>, ctx: &RequestCtx) -> Res
             "That address now belongs to another account, so it cannot be moved to yours.",
             Some(("/_auth/account", "Go to your account")),
         ),
-        Err(e) => page::unavailable(&e),
+        Err(e) => Err(e.into()),
     }
 }

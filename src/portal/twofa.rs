@@ -6,14 +6,14 @@
 //! second-factor proof, so the session is replaced by a fresh one marked `twofa_verified`
 //! (which also lifts the admin suspension of `security.require_2fa_for_admins`).
 
-use std::sync::Arc;
-
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use minijinja::context;
 use qrcode::QrCode;
 use qrcode::render::svg;
 
+use super::account::current_user;
+use super::error::PortalResult;
 use super::forms::{self, safe_next};
 use super::login::start_session;
 use super::page;
@@ -21,9 +21,8 @@ use crate::accounts::TwofaError;
 use crate::app::App;
 use crate::config::Secret;
 use crate::session::Session;
-use crate::store::UserRow;
 use crate::web::csrf::Csrf;
-use crate::web::{Body, RequestCtx, respond};
+use crate::web::{RequestCtx, respond};
 
 const PATH: &str = "/_auth/account/2fa";
 
@@ -41,14 +40,6 @@ fn qr_svg(uri: &str) -> Option<String> {
     })
 }
 
-async fn fresh_user(app: &App, s: &Session) -> Result<UserRow, Response<Body>> {
-    match app.accounts.get(s.identity.user_id).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(respond::redirect(StatusCode::SEE_OTHER, "/_auth/login")),
-        Err(e) => Err(page::unavailable(&e)),
-    }
-}
-
 /// The 2FA page: enrolment when off, management when on.
 async fn twofa_page(
     app: &App,
@@ -58,11 +49,8 @@ async fn twofa_page(
     errors: &[(&str, String)],
     notice: Option<&str>,
     status: StatusCode,
-) -> Response<Body> {
-    let user = match fresh_user(app, s).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+) -> PortalResult {
+    let user = current_user(app, s).await?;
     let common = context! {
         nav_user => s.identity.username.clone(),
         next,
@@ -80,14 +68,10 @@ async fn twofa_page(
             status,
         );
     }
-    let enrol = match app
+    let enrol = app
         .accounts
         .twofa_enrolment(&app.keys, &user, &app.settings.portal.product_name)
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => return page::unavailable(&e),
-    };
+        .await?;
     let qr = qr_svg(enrol.otpauth_uri.expose());
     page::render(
         app,
@@ -104,11 +88,8 @@ async fn twofa_page(
     )
 }
 
-pub async fn show(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    let s = match page::require_session(app, req.headers(), PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn show(app: &App, req: &Request<Incoming>) -> PortalResult {
+    let s = page::require_session(app, req.headers(), PATH).await?;
     let q = forms::query(req.uri());
     let next = q
         .get("next")
@@ -128,7 +109,7 @@ fn codes_page(
     csrf: &Csrf,
     codes: &[Secret<String>],
     next: &str,
-) -> Response<Body> {
+) -> PortalResult {
     let list: Vec<String> = codes.iter().map(|c| c.expose().clone()).collect();
     let next = if next.is_empty() {
         "/_auth/account"
@@ -145,15 +126,8 @@ fn codes_page(
 }
 
 /// POST `/_auth/account/2fa`: confirm enrolment with a code.
-pub async fn confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s = match page::require_session(app, &parts.headers, PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> PortalResult {
+    let (parts, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     let next = form
         .get("next")
         .filter(|n| !n.is_empty())
@@ -171,62 +145,41 @@ pub async fn confirm(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Res
             return twofa_page(app, &s, &csrf, &next, &e, None, StatusCode::BAD_REQUEST).await;
         }
         Err(TwofaError::AlreadyEnabled) => {
-            return respond::redirect(StatusCode::SEE_OTHER, PATH);
+            return Ok(respond::redirect(StatusCode::SEE_OTHER, PATH));
         }
-        Err(e) => return page::unavailable(&e),
+        Err(e) => return Err(e.into()),
     };
     app.sessions.evict_user(s.identity.user_id);
-    let user = match fresh_user(app, &s).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+    let user = current_user(app, &s).await?;
     // A fresh session id, now marked as having passed a second factor.
     let remember = false;
-    let (redirect, new_session) = match start_session(
-        app,
-        &parts.headers,
-        &user,
-        ctx,
-        remember,
-        super::login::SignedInWith::PasswordAndCode,
-        "/",
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let mut r = codes_page(app, &new_session, &csrf, &codes, &next);
+    let how = super::login::SignedInWith::PasswordAndCode;
+    let (redirect, new_session) =
+        start_session(app, &parts.headers, &user, ctx, remember, how, "/").await?;
+    let mut r = codes_page(app, &new_session, &csrf, &codes, &next)?;
     for c in redirect.headers().get_all(http::header::SET_COOKIE) {
         r.headers_mut().append(http::header::SET_COOKIE, c.clone());
     }
-    r
+    Ok(r)
 }
 
-enum Manage {
+pub enum Manage {
     Disable,
     Regenerate,
 }
 
-async fn manage(
+/// POST `/_auth/account/2fa/disable` and `/_auth/account/2fa/recovery-codes` (password and
+/// a code).
+pub async fn manage(
     app: &App,
     req: Request<Incoming>,
     ctx: &RequestCtx,
     what: Manage,
-) -> Response<Body> {
-    let (parts, form, csrf) = match page::checked_form(app, req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let s: Arc<Session> = match page::require_session(app, &parts.headers, PATH).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> PortalResult {
+    let (_, s, form, csrf) = page::signed_in_form(app, req, PATH).await?;
     let ip = page::ip_key(ctx);
     // Counted before the password and code are checked, given back when both are right.
-    if !app.portal.login_ip.hit(&ip, app.now()).await {
-        return page::too_many(app);
-    }
+    page::hit(app, &app.portal.login_ip, &ip).await?;
     let password = Secret::new(form.get("password").unwrap_or("").to_string());
     let code = form.get("code").unwrap_or("");
     let id = s.identity.user_id;
@@ -252,7 +205,10 @@ async fn manage(
     match result {
         Ok(None) => {
             app.sessions.evict_user(id);
-            respond::redirect(StatusCode::SEE_OTHER, &format!("{PATH}?done=disabled"))
+            Ok(respond::redirect(
+                StatusCode::SEE_OTHER,
+                &format!("{PATH}?done=disabled"),
+            ))
         }
         Ok(Some(codes)) => codes_page(app, &s, &csrf, &codes, ""),
         Err(
@@ -277,17 +233,7 @@ async fn manage(
             let errors = [(key.as_str(), msg.to_string())];
             twofa_page(app, &s, &csrf, "", &errors, None, StatusCode::BAD_REQUEST).await
         }
-        Err(TwofaError::NotEnabled) => respond::redirect(StatusCode::SEE_OTHER, PATH),
-        Err(e) => page::unavailable(&e),
+        Err(TwofaError::NotEnabled) => Ok(respond::redirect(StatusCode::SEE_OTHER, PATH)),
+        Err(e) => Err(e.into()),
     }
-}
-
-/// POST `/_auth/account/2fa/disable` (password and a code).
-pub async fn disable(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    manage(app, req, ctx, Manage::Disable).await
-}
-
-/// POST `/_auth/account/2fa/recovery-codes` (password and a code).
-pub async fn regenerate(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    manage(app, req, ctx, Manage::Regenerate).await
 }

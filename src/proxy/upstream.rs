@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::config::UpstreamSettings;
@@ -181,12 +181,7 @@ impl Upstream {
             req.headers_mut().insert(header::HOST, h);
         }
         let wants_upgrade = super::headers::is_upgrade(req.headers());
-        let total = self.response_timeout + self.connect_timeout;
-        let mut resp = match tokio::time::timeout(total, self.client.request(req)).await {
-            Err(_) => return Err(UpstreamError::Timeout(total)),
-            Ok(Err(e)) => return Err(classify(&e, self.connect_timeout)),
-            Ok(Ok(r)) => r,
-        };
+        let mut resp = self.send(req).await?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if !wants_upgrade {
                 // Nothing was asked to switch; bridging would open a tunnel no rule has seen.
@@ -211,6 +206,35 @@ impl Upstream {
             });
         }
         Ok(resp.map(|b| b.map_err(|e| Box::new(e) as crate::web::BoxError).boxed()))
+    }
+}
+
+impl Upstream {
+    /// Two deadlines in turn: `connect_timeout` until a connection is had (new or pooled),
+    /// then `response_timeout` for the response head from that moment. One deadline over
+    /// their sum would answer a silent upstream only after both had run out.
+    async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
+        let mut captured = capture_connection(&mut req);
+        let send = self.client.request(req);
+        tokio::pin!(send);
+        let connecting = async {
+            captured.wait_for_connection_metadata().await;
+        };
+        let early = tokio::select! {
+            r = &mut send => Some(r),
+            () = connecting => None,
+            () = tokio::time::sleep(self.connect_timeout) => {
+                return Err(UpstreamError::Timeout(self.connect_timeout));
+            }
+        };
+        let result = match early {
+            Some(r) => r,
+            None => match tokio::time::timeout(self.response_timeout, send).await {
+                Err(_) => return Err(UpstreamError::Timeout(self.response_timeout)),
+                Ok(r) => r,
+            },
+        };
+        result.map_err(|e| classify(&e, self.connect_timeout))
     }
 }
 

@@ -67,11 +67,11 @@ fn answer(app: &App, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body
     if req.uri().path() != "/_auth/metrics" || req.method() != Method::GET {
         return respond::text(StatusCode::NOT_FOUND, "not found");
     }
-    if !crate::portal::metrics_allowed(app, peer, req.headers()) {
+    if !crate::gateway::endpoints::metrics_allowed(app, peer, req.headers()) {
         return respond::text(
             StatusCode::FORBIDDEN,
             "metrics are served only to the addresses in server.metrics_allow",
         );
     }
-    crate::portal::metrics_body(app)
+    crate::gateway::endpoints::metrics_body(app)
 }

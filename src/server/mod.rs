@@ -123,13 +123,13 @@ pub async fn start(
         source,
     };
     // Bind (or probe) before building the app, so a taken port fails fast and changes nothing.
-    let (shared_listener, addr) = if workers == 0 {
+    let (shared_listener, worker_sockets, addr) = if workers == 0 {
         let l = match listener {
             Some(l) => l,
             None => TcpListener::bind(listen).await.map_err(listen_err)?,
         };
         let addr = l.local_addr().map_err(listen_err)?;
-        (Some(l), addr)
+        (Some(l), Vec::new(), addr)
     } else {
         // Workers bind one port with SO_REUSEPORT. A plain bind first fails if another process
         // holds the port (so a second instance cannot silently share it) and resolves port 0.
@@ -139,7 +139,9 @@ pub async fn start(
                 .and_then(|probe| probe.local_addr())
                 .map_err(listen_err)?,
         };
-        (None, addr)
+        let sockets =
+            workers::bind(workers, addr).map_err(|source| StartError::Listen { addr, source })?;
+        (None, sockets, addr)
     };
     let slots = Arc::new(Semaphore::new(max_connections(
         settings.server.max_connections,
@@ -152,7 +154,7 @@ pub async fn start(
         let task = tokio::spawn(accept_loop(listener, tls, live.clone(), slots, stop_rx));
         (addr, Mode::Shared(task))
     } else {
-        let mode = workers::spawn(workers, addr, tls, &live, slots, stop_rx)
+        let mode = workers::spawn(worker_sockets, tls, &live, slots, stop_rx)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         (addr, mode)

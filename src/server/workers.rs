@@ -13,19 +13,29 @@ use tokio_rustls::TlsAcceptor;
 use super::{Mode, accept_loop};
 use crate::app::Live;
 
+/// Binds the workers' `SO_REUSEPORT` listeners at once, before the (slow) app build, so the
+/// port found free a moment earlier is held from then on: a port released during the build
+/// could be taken by another process binding port 0, and a second server with `SO_REUSEPORT`
+/// would then silently share it.
+pub(super) fn bind(n: usize, addr: SocketAddr) -> std::io::Result<Vec<std::net::TcpListener>> {
+    (0..n)
+        .map(|_| reuseport_listener(addr).and_then(TcpListener::into_std))
+        .collect()
+}
+
 pub(super) async fn spawn(
-    n: usize,
-    addr: SocketAddr,
+    listeners: Vec<std::net::TcpListener>,
     tls: Option<TlsAcceptor>,
     live: &Live,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Mode> {
+    let n = listeners.len();
     let (exit, exit_rx) = watch::channel(false);
     let mut drained = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
     let mut ready = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, socket) in listeners.into_iter().enumerate() {
         let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
         let (drained_tx, drained_rx) = oneshot::channel();
         let (live, tls, stop, mut exit_rx, slots) = (
@@ -49,7 +59,7 @@ pub(super) async fn spawn(
                     }
                 };
                 rt.block_on(async move {
-                    let listener = match reuseport_listener(addr) {
+                    let listener = match TcpListener::from_std(socket) {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));

@@ -22,7 +22,7 @@ use moka::future::Cache;
 
 use super::Identity;
 use crate::audit::{ActivityEvent, ActivityKind, AuditLog};
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::clock::SharedClock;
 use crate::store::{NewToken, Store, StoreError, TokenId, TokenRow, Ts, UserId, UserRow};
 

@@ -35,7 +35,7 @@ pub use api_tokens::{ApiTokens, TokenPrincipal};
 pub use identity::Identity;
 
 use crate::accounts::ClientInfo;
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::clock::SharedClock;
 use crate::config::SessionSettings;
 use crate::store::{NewSession, SessionId, Store, StoreError, Ts, UserId, UserRow};

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::store::{NewPendingLogin, PendingLoginRow, Store, StoreError, Ts, UserId};
 
 /// What the code step needs to finish the sign-in.

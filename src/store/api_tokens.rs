@@ -1,5 +1,6 @@
-//! The `api_tokens` table: bearer tokens for the admin API. `token_hash` holds SHA-256 of the
-//! token, hex-encoded; the token itself is shown once at creation and never stored.
+//! The `api_tokens` table: bearer tokens for the admin API (the links mailed to users are in
+//! `mailed_tokens`). `token_hash` holds SHA-256 of the token, hex-encoded; the token itself is
+//! shown once at creation and never stored.
 
 use serde::Serialize;
 

@@ -1,4 +1,5 @@
-//! Password-reset and email-verification tokens on `users`. Only SHA-256 hashes are stored;
+//! Mailed tokens: the password-reset and email-verification links sent to a user, kept on
+//! `users` (API tokens are another thing, in `api_tokens`). Only SHA-256 hashes are stored;
 //! redeeming a token is one conditional `UPDATE` that also clears it, so a token works once.
 
 use super::events::{Change, ChangeKind, append_change, in_tx};

@@ -9,8 +9,8 @@ use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use super::cookies;
+use crate::auth::bearer::{looks_like_token, random_token};
 use crate::auth::keys::Keys;
-use crate::auth::tokens::{looks_like_token, random_token};
 
 pub const COOKIE_BASE: &str = "gatehouse_csrf";
 /// Form field carrying the token.

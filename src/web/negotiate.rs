@@ -15,6 +15,15 @@ pub fn is_page_load(method: &Method, headers: &HeaderMap) -> bool {
     prefers_html(headers)
 }
 
+/// Whether an error should be a page rather than JSON on `/_auth/`: a page load, or a form a
+/// browser posted (it navigates to the answer, so it reads the error as a page).
+pub fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
+    is_page_load(method, headers)
+        || (method == Method::POST
+            && !headers.contains_key("x-requested-with")
+            && prefers_html(headers))
+}
+
 /// Whether `text/html` has the highest quality among the media ranges in `Accept`
 /// (ties go to HTML: browsers list it first).
 pub fn prefers_html(headers: &HeaderMap) -> bool {
@@ -64,5 +73,8 @@ mod tests {
         let mut xhr = h(chrome);
         xhr.insert("x-requested-with", "XMLHttpRequest".parse().unwrap());
         assert!(!is_page_load(&Method::GET, &xhr));
+        assert!(wants_page(&Method::POST, &h(chrome)));
+        assert!(!wants_page(&Method::POST, &h("application/json")));
+        assert!(!wants_page(&Method::POST, &HeaderMap::new()));
     }
 }

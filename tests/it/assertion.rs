@@ -9,7 +9,7 @@ use http::StatusCode;
 
 use crate::both_backends;
 use crate::harness::server::TestServer;
-use crate::harness::{Backend, note_skipped};
+use crate::harness::{Backend, python_imports, skip_or_require};
 
 both_backends!(
     proxy_mode_assertion_verifies,
@@ -20,16 +20,11 @@ both_backends!(
 
 /// Whether PyJWT can be run; says why not (or fails when it is required).
 pub fn pyjwt_available() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = python_imports("jwt, cryptography");
     if !ok {
-        assert!(
-            std::env::var("GATEHOUSE_REQUIRE_FRONT_PROXIES").as_deref() != Ok("1"),
-            "PyJWT is required (GATEHOUSE_REQUIRE_FRONT_PROXIES=1) but cannot be imported"
-        );
-        note_skipped(
+        skip_or_require(
+            "GATEHOUSE_REQUIRE_FRONT_PROXIES",
+            "PyJWT cannot be imported",
             "assertion checks with PyJWT",
             "pip install PyJWT cryptography, or set GATEHOUSE_REQUIRE_FRONT_PROXIES=1 to fail instead",
         );

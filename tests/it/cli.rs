@@ -1,61 +1,14 @@
 //! The real `gatehouse` binary, on both backends.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use crate::both_backends;
-use crate::harness::{Backend, FAST_HASH_TOML, TestDb};
+use crate::harness::cli::gatehouse;
+use crate::harness::{Backend, Cli, TestDb};
 
-struct Cli {
-    db: TestDb,
-    config: std::path::PathBuf,
-}
-
-impl Cli {
-    async fn new(b: Backend) -> Cli {
-        let db = TestDb::new(b).await.expect("backend available");
-        let config = db.dir.path().join("gatehouse.toml");
-        std::fs::write(&config, FAST_HASH_TOML).unwrap();
-        Cli { db, config }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.current_dir(self.db.dir.path())
-            .env_remove("GATEHOUSE_DATABASE_URL")
-            .env_remove("GATEHOUSE_CONFIG")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--database")
-            .arg(&self.db.url)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn gatehouse");
-        {
-            let mut input = child.stdin.take().unwrap();
-            if let Some(s) = stdin {
-                // The program may exit (usage error) before reading stdin.
-                let _ = input.write_all(s.as_bytes());
-            }
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(args, stdin);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args, None)).expect("valid JSON")
-    }
+/// A fresh database and the binary pointed at it (the database lives as long as the first).
+async fn fresh(b: Backend) -> (TestDb, Cli) {
+    let db = TestDb::new(b).await.expect("backend available");
+    let cli = Cli::new(&db);
+    (db, cli)
 }
 
 const PW: &str = "correct horse battery staple";
@@ -68,7 +21,7 @@ both_backends! {
 }
 
 async fn create_then_show_json(b: Backend) {
-    let cli = Cli::new(b).await;
+    let (_db, cli) = fresh(b).await;
     assert!(cli.ok(&["migrate"], None).contains("up to date"));
     cli.ok(
         &[
@@ -109,7 +62,7 @@ async fn create_then_show_json(b: Backend) {
 }
 
 async fn bad_input_is_reported(b: Backend) {
-    let cli = Cli::new(b).await;
+    let (_db, cli) = fresh(b).await;
     cli.ok(
         &[
             "user",
@@ -215,8 +168,7 @@ async fn bad_input_is_reported(b: Backend) {
 
 #[test]
 fn unreachable_database_masks_password() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env_remove("GATEHOUSE_CONFIG")
+    let out = gatehouse()
         .args([
             "--database",
             "postgres://app:s3cret-pw@127.0.0.1:9/nowhere",
@@ -238,7 +190,7 @@ fn bad_config_names_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:8080\"\n\n[[routes]]\npath = \"/a/[\"\naccess = \"sometimes\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let out = gatehouse()
         .arg("--config")
         .arg(&path)
         .arg("check-config")
@@ -251,7 +203,7 @@ fn bad_config_names_key_and_line() {
 }
 
 async fn list_filters_and_roles(b: Backend) {
-    let cli = Cli::new(b).await;
+    let (_db, cli) = fresh(b).await;
     for (u, tier) in [("alice", "free"), ("bob", "premium"), ("carol", "premium")] {
         let email = format!("{u}@example.com");
         cli.ok(
@@ -313,7 +265,7 @@ async fn list_filters_and_roles(b: Backend) {
 }
 
 async fn lock_delete_restore(b: Backend) {
-    let cli = Cli::new(b).await;
+    let (_db, cli) = fresh(b).await;
     cli.ok(
         &[
             "user",

@@ -16,8 +16,9 @@ use gatehouse::config::{Document, Settings};
 use serde_json::Value;
 
 use crate::both_backends;
+use crate::harness::cli::gatehouse;
 use crate::harness::db::TestDb;
-use crate::harness::{Backend, Browser, FAST_HASH_TOML, TestServer, note_skipped};
+use crate::harness::{Backend, Browser, Cli, FAST_HASH_TOML, TestServer, skip_or_require};
 
 both_backends! {
     demo_seed_prepares_keys_and_accounts_once,
@@ -35,11 +36,9 @@ fn compose_binary() -> Option<PathBuf> {
         .map(|d| d.join("docker-compose"))
         .find(|p| p.is_file());
     if found.is_none() {
-        assert!(
-            std::env::var("GATEHOUSE_REQUIRE_COMPOSE").as_deref() != Ok("1"),
-            "docker-compose is required (GATEHOUSE_REQUIRE_COMPOSE=1) but not installed"
-        );
-        note_skipped(
+        skip_or_require(
+            "GATEHOUSE_REQUIRE_COMPOSE",
+            "docker-compose is not installed",
             "docker-compose.yml checks",
             "apt-get install docker-compose, or set GATEHOUSE_REQUIRE_COMPOSE=1 to fail instead",
         );
@@ -215,11 +214,7 @@ fn compose_file_agrees_with_the_settings() {
     // Every Gatehouse command the file runs exists in this build.
     for name in ["seed", "demo-app", "gatehouse-a", "gatehouse-b"] {
         let cmd = command(&services[name]);
-        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg(&cmd[0])
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = gatehouse().arg(&cmd[0]).arg("--help").output().unwrap();
         assert!(out.status.success(), "{name}: gatehouse {} exists", cmd[0]);
     }
     assert_eq!(command(&services["seed"]), vec!["demo-seed"]);
@@ -397,8 +392,7 @@ async fn healthcheck_command_reports_the_probe() {
     let run = |path: &str| {
         let url = format!("{}{path}", s.base);
         async move {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-                .env_remove("GATEHOUSE_CONFIG")
+            tokio::process::Command::from(gatehouse())
                 .args(["healthcheck", "--timeout", "5s", "--url", &url])
                 .output()
                 .await
@@ -417,29 +411,6 @@ async fn healthcheck_command_reports_the_probe() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
 }
 
-/// Runs the real binary with `args` on `db` with `config`; returns (success, stdout, stderr).
-async fn gatehouse(config: &Path, db: &TestDb, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env_remove("GATEHOUSE_CONFIG")
-        .env_remove("GATEHOUSE_DATABASE_URL")
-        .env_remove("GATEHOUSE_SECRET_KEY")
-        .env_remove("GATEHOUSE_SECRET_KEY_FILE")
-        .env_remove("GATEHOUSE_DATA_DIR")
-        .arg("--config")
-        .arg(config)
-        .arg("--database")
-        .arg(&db.url)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// What the compose `seed` service does: the schema, the shared key in the data folder and the
 /// demo accounts, with their passwords printed once; a second run changes nothing.
 async fn demo_seed_prepares_keys_and_accounts_once(b: Backend) {
@@ -448,17 +419,14 @@ async fn demo_seed_prepares_keys_and_accounts_once(b: Backend) {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("gatehouse.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let cli = Cli::with_config(
+        &db,
+        &format!(
             "[server]\ndata_dir = \"{}\"\n{FAST_HASH_TOML}",
             data.display()
         ),
-    )
-    .unwrap();
-    let (ok, out, err) = gatehouse(&config, &db, &["demo-seed"]).await;
-    assert!(ok, "{err}");
+    );
+    let out = cli.ok_async(&["demo-seed"], None).await;
     let password = |user: &str| -> String {
         out.lines()
             .find_map(|l| l.trim().strip_prefix(&format!("{user} ")))
@@ -487,8 +455,7 @@ async fn demo_seed_prepares_keys_and_accounts_once(b: Backend) {
         assert!(row.is_verified);
     }
 
-    let (ok, again, err) = gatehouse(&config, &db, &["demo-seed"]).await;
-    assert!(ok, "{err}");
+    let again = cli.ok_async(&["demo-seed"], None).await;
     assert!(again.contains("exist already"), "{again}");
     assert_eq!(
         std::fs::read_to_string(data.join("secret.key")).unwrap(),
@@ -501,7 +468,7 @@ async fn demo_seed_prepares_keys_and_accounts_once(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_app_serves_the_demo_upstream() {
     let port = crate::forward_auth::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let mut child = tokio::process::Command::from(gatehouse())
         .args(["demo-app", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -13,10 +13,9 @@ use gatehouse::clock::SystemClock;
 use gatehouse::config::Secret;
 use gatehouse::store::{Store, Ts, UserPatch, UserRow};
 use http::StatusCode;
-use tokio::io::AsyncWriteExt;
 
 use crate::both_backends;
-use crate::harness::{self, Backend, Browser, FAST_HASH_TOML, PASSWORD, Resp, TestServer};
+use crate::harness::{self, Backend, Browser, Cli, PASSWORD, Resp, TestServer};
 
 /// The bound: a change made anywhere is enforced everywhere within this.
 const BOUND: Duration = Duration::from_secs(1);
@@ -58,34 +57,7 @@ fn refused(r: &Resp) -> bool {
 
 /// Runs the real `gatehouse` binary on the server's database; asserts it succeeded.
 async fn cli(s: &TestServer, args: &[&str], stdin: Option<&str>) {
-    let dir = s.db.dir.path();
-    let config = dir.join("cli.toml");
-    std::fs::write(&config, FAST_HASH_TOML).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .current_dir(dir)
-        .env_remove("GATEHOUSE_DATABASE_URL")
-        .env_remove("GATEHOUSE_CONFIG")
-        .arg("--config")
-        .arg(&config)
-        .arg("--database")
-        .arg(&s.db.url)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn gatehouse");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Cli::new(&s.db).ok_async(args, stdin).await;
 }
 
 /// The accounts library on its own pool, as another process (an admin script) would use it.

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
 use crate::harness::server::{Browser, PASSWORD, ROUTES, TestServer, demo_upstream};
-use crate::harness::{Backend, note_skipped};
+use crate::harness::{Backend, skip_or_require};
 
 both_backends!(
     untrusted_peer_is_refused,
@@ -257,11 +257,9 @@ pub(crate) fn front_proxy_available(binary: &str) -> bool {
         .iter()
         .any(|d| Path::new(d).join(binary).exists());
     if !found {
-        assert!(
-            std::env::var("GATEHOUSE_REQUIRE_FRONT_PROXIES").as_deref() != Ok("1"),
-            "{binary} is required (GATEHOUSE_REQUIRE_FRONT_PROXIES=1) but not installed"
-        );
-        note_skipped(
+        skip_or_require(
+            "GATEHOUSE_REQUIRE_FRONT_PROXIES",
+            &format!("{binary} is not installed"),
             &format!("forward-auth tests behind {binary}"),
             "apt-get install nginx caddy, or set GATEHOUSE_REQUIRE_FRONT_PROXIES=1 to fail instead",
         );

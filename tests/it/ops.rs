@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-use crate::harness::{self, Backend, Browser, FAST_HASH_TOML, PASSWORD, TestDb, TestServer};
+use crate::harness::{self, Backend, Browser, Cli, FAST_HASH_TOML, PASSWORD, TestDb, TestServer};
 
 /// Polls `check` until it holds or `limit` passes; panics with `what` then.
 async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
@@ -103,17 +103,10 @@ async fn health_and_readiness(b: Backend) {
 /// Prometheus text format: every family has HELP and TYPE, and the histograms are there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_with_the_prometheus_parser() {
-    const REQUIRE: &str = "GATEHOUSE_REQUIRE_PROMETHEUS_PARSER";
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var(REQUIRE).is_err(),
-            "{REQUIRE} is set but Python's prometheus_client is missing"
-        );
-        harness::note_skipped(
+    if !harness::python_imports("prometheus_client.parser") {
+        harness::skip_or_require(
+            "GATEHOUSE_REQUIRE_PROMETHEUS_PARSER",
+            "Python's prometheus_client is missing",
             "the Prometheus parser test",
             "install it with `python3 -m pip install prometheus-client`",
         );
@@ -263,19 +256,10 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(config: &std::path::Path, dir: &std::path::Path) -> Child {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .current_dir(dir)
-            .env_remove("GATEHOUSE_DATABASE_URL")
-            .env_remove("GATEHOUSE_CONFIG")
-            .env_remove("GATEHOUSE_LOG_FORMAT")
+    fn spawn(cli: &Cli) -> Child {
+        let mut child = tokio::process::Command::from(cli.command(&["serve"]))
             .env("GATEHOUSE_LOG", "info,sqlx=warn")
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn gatehouse serve");
@@ -367,7 +351,8 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
     std::fs::write(&path, config(&db, upstream, ROUTES_BEFORE, "")).unwrap();
 
     // An account made with the CLI on the same database (the server migrates it on start).
-    let serve = Child::spawn(&path, db.dir.path());
+    let cli = Cli::for_file(&path, db.dir.path());
+    let serve = Child::spawn(&cli);
     let serving = serve
         .wait_for("gatehouse is serving", |v| {
             message(v) == "gatehouse is serving"
@@ -375,11 +360,8 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
         .await;
     let addr: SocketAddr = serving["listen"].as_str().unwrap().parse().unwrap();
     let base = format!("http://{addr}");
-    let created = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .current_dir(db.dir.path())
-        .arg("--config")
-        .arg(&path)
-        .args([
+    cli.ok_async(
+        &[
             "user",
             "create",
             "--username",
@@ -387,25 +369,10 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
             "--email",
             "logger@example.com",
             "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let created = {
-        let mut created = created;
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = created.stdin.take().unwrap();
-        stdin.write_all(PASSWORD.as_bytes()).await.unwrap();
-        drop(stdin);
-        created.wait_with_output().await.unwrap()
-    };
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+        ],
+        Some(PASSWORD),
+    )
+    .await;
 
     let mut br = Browser::new(&base);
     assert_eq!(br.get("/open/x").await.status, StatusCode::OK);

@@ -246,15 +246,8 @@ async fn refusal_logged(s: &TestServer, why: &str) {
 /// Waits (bounded: rows are written in the background) for an activity row of `kind` whose
 /// description contains `why`.
 async fn logged(s: &TestServer, kind: &str, why: &str) {
-    let store = s.app().store.clone();
     for _ in 0..100 {
-        let rows = store
-            .list_activity(&gatehouse::store::ActivityFilter {
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let rows = s.activity().await;
         if rows.iter().any(|r| {
             r.activity_type == kind
                 && r.activity_description.as_deref().is_some_and(|d| {

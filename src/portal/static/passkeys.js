@@ -87,7 +87,7 @@
     }).then(function (resp) {
       return resp.json().then(function (j) {
         if (!resp.ok) {
-          throw new Error(j.error || "The server refused to start.");
+          throw new Error(j.message || j.error || "The server refused to start.");
         }
         return j;
       });

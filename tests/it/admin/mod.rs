@@ -9,8 +9,6 @@ mod console_activity;
 mod console_ux;
 mod tokens;
 
-use std::process::{Command, Stdio};
-
 use bytes::Bytes;
 use chrono::Duration;
 use gatehouse::accounts::ClientInfo;
@@ -20,7 +18,7 @@ use gatehouse::store::{UserId, UserRow};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Browser, FAST_HASH_TOML, Resp, TestServer};
+use crate::harness::{Backend, Browser, Cli, Resp, TestServer};
 
 pub(crate) async fn server(b: Backend) -> TestServer {
     TestServer::start(b, "").await.expect("backend available")

@@ -116,21 +116,8 @@ async fn expired_and_revoked_tokens_are_refused(b: Backend) {
 async fn token_cli_create_list_revoke(b: Backend) {
     let s = server(b).await;
     s.user("boss", |a| a.is_admin = true).await;
-    let config = s.db.dir.path().join("cli.toml");
-    std::fs::write(&config, FAST_HASH_TOML).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .env_remove("GATEHOUSE_DATABASE_URL")
-            .env_remove("GATEHOUSE_CONFIG")
-            .arg("--config")
-            .arg(&config)
-            .arg("--database")
-            .arg(&s.db.url)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let cli = Cli::new(&s.db);
+    let run = |args: &[&str]| cli.command(args).output().unwrap();
     let out = run(&[
         "token",
         "create",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::note_skipped;
+use crate::harness::{python_imports, skip_or_require};
 
 pub struct AppProcess {
     pub name: &'static str,
@@ -18,16 +18,10 @@ pub struct AppProcess {
     _dir: tempfile::TempDir,
 }
 
-fn required() -> bool {
-    std::env::var("GATEHOUSE_REQUIRE_FRAMEWORKS").as_deref() == Ok("1")
-}
-
 fn skip(what: &str, why: &str) -> Option<AppProcess> {
-    assert!(
-        !required(),
-        "GATEHOUSE_REQUIRE_FRAMEWORKS=1 but {what} cannot run: {why}"
-    );
-    note_skipped(
+    skip_or_require(
+        "GATEHOUSE_REQUIRE_FRAMEWORKS",
+        &format!("{what} cannot run: {why}"),
         &format!("the bypass corpus against {what}"),
         &format!("{why} (CI installs it; see .ci/run)"),
     );
@@ -39,14 +33,7 @@ fn frameworks_dir() -> PathBuf {
 }
 
 pub async fn flask() -> Option<AppProcess> {
-    let ok = Command::new("python3")
-        .args(["-c", "import flask"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !python_imports("flask") {
         return skip("Flask", "python3 with Flask is not installed");
     }
     let script = frameworks_dir().join("flask_app.py");

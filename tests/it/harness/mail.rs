@@ -79,16 +79,10 @@ impl SmtpSink {
     /// Starts the sink, or returns `None` (with a message) when aiosmtpd is not installed.
     /// Under `GATEHOUSE_REQUIRE_SMTP=1` a missing aiosmtpd fails the test instead.
     pub async fn start() -> Option<SmtpSink> {
-        let has = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has {
-            assert!(
-                std::env::var("GATEHOUSE_REQUIRE_SMTP").as_deref() != Ok("1"),
-                "GATEHOUSE_REQUIRE_SMTP=1 but Python's aiosmtpd is not importable (pip install aiosmtpd)"
-            );
-            super::note_skipped(
+        if !super::python_imports("aiosmtpd") {
+            super::skip_or_require(
+                "GATEHOUSE_REQUIRE_SMTP",
+                "Python's aiosmtpd is not importable (pip install aiosmtpd)",
                 "the SMTP test",
                 "Python's aiosmtpd is not installed (pip install aiosmtpd)",
             );

@@ -1,14 +1,19 @@
-//! Test harness: databases on both backends, accounts with fast hashing, the real CLI binary.
+//! Test harness: databases on both backends, accounts with fast hashing, the real CLI binary
+//! ([`cli`]), and optional services that skip with a note or fail when required ([`optional`]).
 
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod db;
 pub mod mail;
+pub mod optional;
 pub mod otp;
 pub mod server;
 pub mod tls;
 
+pub use cli::Cli;
 pub use db::{Backend, TestDb};
+pub use optional::{note_skipped, python_imports, skip_or_require};
 pub use server::{Browser, PASSWORD, Resp, TestServer};
 
 use std::sync::Arc;
@@ -87,20 +92,4 @@ macro_rules! both_backends {
             }
         )+
     };
-}
-
-/// Says once per test run, past the test harness's output capture (which hides what passing
-/// tests print), that a group of tests was skipped and how to run it.
-pub fn note_skipped(what: &str, how: &str) {
-    use std::collections::HashSet;
-    use std::io::Write;
-    use std::sync::Mutex;
-    static SAID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if said
-        .get_or_insert_with(HashSet::new)
-        .insert(what.to_string())
-    {
-        let _ = writeln!(std::io::stderr(), "note: skipping {what}: {how}");
-    }
 }

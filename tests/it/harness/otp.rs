@@ -4,11 +4,12 @@
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-/// RFC 4648 base32 without padding, as shown in `#totp-secret`.
+/// RFC 4648 base32 without padding, as shown in `#totp-secret` (in groups of four: spaces are
+/// skipped).
 pub fn base32_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut buf, mut bits) = (0u64, 0u32);
-    for c in s.trim().trim_end_matches('=').chars() {
+    for c in s.trim().trim_end_matches('=').chars().filter(|c| *c != ' ') {
         let v = match c.to_ascii_uppercase() {
             c @ 'A'..='Z' => c as u64 - 'A' as u64,
             c @ '2'..='7' => c as u64 - '2' as u64 + 26,

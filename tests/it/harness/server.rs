@@ -280,6 +280,19 @@ impl TestServer {
         &self.running.as_ref().expect("server running").app
     }
 
+    /// The activity log so far (up to 1000 rows, newest first). Rows are written in the
+    /// background: a test that needs a row it just caused waits or polls.
+    pub async fn activity(&self) -> Vec<gatehouse::store::ActivityRow> {
+        self.app()
+            .store
+            .list_activity(&gatehouse::store::ActivityFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("read the activity log")
+    }
+
     pub fn browser(&self) -> Browser {
         Browser::new(&self.base)
     }
@@ -359,6 +372,19 @@ impl Resp {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the security headers every page under `/_auth/` carries.
+    #[track_caller]
+    pub fn assert_page_security_headers(&self) {
+        assert_eq!(
+            self.header("content-security-policy"),
+            Some(
+                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+            )
+        );
+        assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(self.header("referrer-policy"), Some("no-referrer"));
     }
 
     /// Values of a header the upstream echo app received (lowercase name).

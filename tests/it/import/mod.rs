@@ -7,49 +7,35 @@ mod proxy;
 mod resume;
 mod store;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use gatehouse::accounts::{Accounts, AuthFailure, ClientInfo, NewAccount};
-use gatehouse::audit::AuditLog;
-use gatehouse::auth::PasswordHasher;
-use gatehouse::clock::ManualClock;
 use gatehouse::config::Secret;
 use gatehouse::store::Store;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::harness::{Backend, FAST_ARGON2, FAST_HASH_TOML, TestDb, security_settings};
+use crate::harness::cli::succeeded;
+use crate::harness::{AccountsFixture, Backend, Cli, TestDb};
 use fixture::{Engine, SourceDb, leads, utc};
 
 /// A migrated target database with the fixture's existing users, and the binary to run on it.
 pub struct Target {
     pub db: TestDb,
-    pub config: PathBuf,
+    pub cli: Cli,
     pub store: Store,
     pub accounts: Accounts,
 }
 
 impl Target {
     pub async fn new(b: Backend) -> Target {
-        let db = TestDb::new(b).await.expect("backend available");
-        let config = db.dir.path().join("gatehouse.toml");
-        std::fs::write(&config, FAST_HASH_TOML).unwrap();
-        let store = Store::connect(&db.url, 4).await.unwrap();
-        store.migrate().await.unwrap();
-        let accounts = Accounts::new(
-            store.clone(),
-            PasswordHasher::new(FAST_ARGON2, 4).unwrap(),
-            Arc::new(ManualClock::starting_now()),
-            AuditLog::direct(store.clone()),
-            security_settings(),
-        );
+        let f = AccountsFixture::new(b).await.expect("backend available");
         Target {
-            db,
-            config,
-            store,
-            accounts,
+            cli: Cli::new(&f.db),
+            db: f.db,
+            store: f.store,
+            accounts: f.accounts,
         }
     }
 
@@ -67,20 +53,10 @@ impl Target {
         self
     }
 
+    /// `gatehouse import-leads ARGS`, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.current_dir(self.db.dir.path())
-            .env_remove("GATEHOUSE_DATABASE_URL")
-            .env_remove("GATEHOUSE_CONFIG")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--database")
-            .arg(&self.db.url)
-            .arg("import-leads")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.cli.command(&["import-leads"]);
+        cmd.args(args);
         cmd
     }
 
@@ -91,15 +67,7 @@ impl Target {
 
     /// Runs it and expects success; returns stdout.
     pub fn import_ok(&self, args: &[&str]) -> String {
-        let out = self.import(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}): {}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.import(args))
     }
 
     pub fn path(&self, name: &str) -> String {

@@ -1,12 +1,10 @@
 //! Imported users sign in through the running proxy with their original Werkzeug passwords.
 
-use std::process::Command;
-
 use http::StatusCode;
 
 use super::fixture::{Engine, SourceDb};
 use crate::both_backends;
-use crate::harness::{Backend, FAST_HASH_TOML, TestServer};
+use crate::harness::{Backend, Cli, TestServer};
 
 both_backends! {
     imported_users_sign_in_through_the_proxy,
@@ -18,23 +16,7 @@ async fn imported_users_sign_in_through_the_proxy(b: Backend) {
     let Some(mut s) = TestServer::start(b, "").await else {
         return;
     };
-    let config = s.db.dir.path().join("import.toml");
-    std::fs::write(&config, FAST_HASH_TOML).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env_remove("GATEHOUSE_DATABASE_URL")
-        .env_remove("GATEHOUSE_CONFIG")
-        .arg("--config")
-        .arg(&config)
-        .arg("--database")
-        .arg(&s.db.url)
-        .args(["import-leads", "--from", &source.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Cli::new(&s.db).ok(&["import-leads", "--from", &source.url], None);
 
     // alice: pbkdf2, premium, admin. bob: scrypt, signs in by email in another case.
     let mut alice = s.browser();

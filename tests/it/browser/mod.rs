@@ -5,270 +5,68 @@
 //! with password and code → reach a page that requires 2FA → ask for a reset → follow the link
 //! from the outbox → set a new password → sign in again (password and code).
 //!
+//! Every page state on the way is checked at 1280×800 and as a 390×844 phone (see `audit`):
+//! axe-core finds no violation, and nothing scrolls sideways or sticks out on the phone.
+//!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test says so and passes,
 //! unless `GATEHOUSE_REQUIRE_BROWSER=1` (CI), where it fails.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod audit;
+mod webdriver;
 
-use bytes::Bytes;
 use chrono::Duration as ChronoDuration;
 use gatehouse::clock::Clock;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::{Value, json};
+
+use self::audit::Auditor;
+use self::webdriver::WebDriver;
 
 use crate::harness::mail::wait_for_mail;
 use crate::harness::otp::{base32_decode, code_at};
 use crate::harness::{Backend, PASSWORD, TestServer};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn which(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    })
-}
-
-struct WebDriver {
-    base: String,
-    session: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    _driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-impl WebDriver {
-    async fn start() -> Option<WebDriver> {
-        let driver = which(&["chromedriver"]);
-        let browser = which(&["chromium", "chromium-browser", "google-chrome"]);
-        let (Some(driver), Some(browser)) = (driver, browser) else {
-            assert!(
-                std::env::var("GATEHOUSE_REQUIRE_BROWSER").as_deref() != Ok("1"),
-                "GATEHOUSE_REQUIRE_BROWSER=1 but chromium and chromedriver are not installed \
-                 (apt-get install chromium chromium-driver)"
-            );
-            crate::harness::note_skipped(
-                "the browser test",
-                "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-            );
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(driver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start chromedriver");
-        let profile = tempfile::tempdir().unwrap();
-        let mut wd = WebDriver {
-            base: format!("http://127.0.0.1:{port}"),
-            session: String::new(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            _driver: child,
-            _profile: profile,
-        };
-        let mut ready = false;
-        for _ in 0..100 {
-            if let Some(v) = wd.try_cmd(Method::GET, "/status", None).await
-                && v["ready"] == json!(true)
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "chromedriver did not become ready");
-        let args = json!([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1024,900",
-            format!("--user-data-dir={}", wd._profile.path().display()),
-        ]);
-        let caps = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": browser, "args": args },
-        }}});
-        let v = wd.cmd(Method::POST, "/session", Some(caps)).await;
-        wd.session = v["sessionId"]
-            .as_str()
-            .expect("a WebDriver session")
-            .to_string();
-        Some(wd)
-    }
-
-    async fn try_cmd(&self, method: Method, path: &str, body: Option<Value>) -> Option<Value> {
-        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .unwrap();
-        let resp = self.client.request(req).await.ok()?;
-        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).ok()?;
-        Some(v["value"].clone())
-    }
-
-    async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let v = self
-            .try_cmd(method, path, body)
-            .await
-            .unwrap_or_else(|| panic!("WebDriver {path} failed"));
-        if let Some(err) = v.get("error") {
-            panic!("WebDriver {path}: {err} {}", v["message"]);
-        }
-        v
-    }
-
-    fn s(&self, rest: &str) -> String {
-        format!("/session/{}{rest}", self.session)
-    }
-
-    async fn goto(&self, url: &str) {
-        self.cmd(Method::POST, &self.s("/url"), Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn url(&self) -> String {
-        self.cmd(Method::GET, &self.s("/url"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    async fn source(&self) -> String {
-        self.cmd(Method::GET, &self.s("/source"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Finds an element, waiting up to 10 s for it to appear.
-    async fn find(&self, css: &str) -> String {
-        for _ in 0..100 {
-            let v = self
-                .try_cmd(
-                    Method::POST,
-                    &self.s("/element"),
-                    Some(json!({ "using": "css selector", "value": css })),
-                )
-                .await;
-            if let Some(id) = v.as_ref().and_then(|v| v[ELEMENT].as_str()) {
-                return id.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "no element {css} on {}: {}",
-            self.url().await,
-            self.source().await
-        );
-    }
-
-    async fn count(&self, css: &str) -> usize {
-        self.cmd(
-            Method::POST,
-            &self.s("/elements"),
-            Some(json!({ "using": "css selector", "value": css })),
-        )
-        .await
-        .as_array()
-        .map_or(0, Vec::len)
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            Method::POST,
-            &self.s(&format!("/element/{id}/clear")),
-            Some(json!({})),
-        )
-        .await;
-        self.cmd(
-            Method::POST,
-            &self.s(&format!("/element/{id}/value")),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            Method::POST,
-            &self.s(&format!("/element/{id}/click")),
-            Some(json!({})),
-        )
-        .await;
-    }
-
-    async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.cmd(Method::GET, &self.s(&format!("/element/{id}/text")), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Waits up to 10 s for the address bar to reach a path starting with `prefix`.
-    async fn wait_path(&self, prefix: &str) {
-        let mut last = String::new();
-        for _ in 0..100 {
-            last = self.url().await;
-            if url::Url::parse(&last).is_ok_and(|u| u.path().starts_with(prefix)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("expected {prefix}, at {last}: {}", self.source().await);
-    }
-
-    async fn quit(self) {
-        let _ = self.try_cmd(Method::DELETE, &self.s(""), None).await;
-    }
-}
-
-async fn sign_in(wd: &WebDriver, base: &str, user: &str, password: &str, next: &str) {
+/// Opens the sign-in page (checking it when `audit` is given), then signs in.
+async fn sign_in(
+    wd: &WebDriver,
+    audit: Option<&Auditor>,
+    base: &str,
+    user: &str,
+    password: &str,
+    next: &str,
+) {
     wd.goto(&format!("{base}/_auth/login?next={next}")).await;
+    if let Some(a) = audit {
+        a.check(wd, "the sign-in page").await;
+    }
     wd.type_into("#username", user).await;
     wd.type_into("#password", password).await;
     wd.click("form[action='/_auth/login'] button[type=submit]")
         .await;
 }
 
-async fn enter_code(wd: &WebDriver, s: &TestServer, secret: &[u8]) {
+async fn enter_code(wd: &WebDriver, audit: Option<&Auditor>, s: &TestServer, secret: &[u8]) {
     // A new time step, so the code is not a replay of the previous one.
     s.clock.advance(ChronoDuration::seconds(30));
     wd.wait_path("/_auth/login/2fa").await;
+    if let Some(a) = audit {
+        a.check(wd, "the code step").await;
+    }
     wd.type_into("#code", &code_at(secret, s.clock.now().timestamp()))
         .await;
     wd.click("form[action='/_auth/login/2fa'] button[type=submit]")
         .await;
+}
+
+/// An attribute of the first element matching `css`.
+async fn attribute(wd: &WebDriver, css: &str, name: &str) -> Value {
+    let id = wd.find(css).await;
+    wd.cmd(
+        Method::GET,
+        &wd.s(&format!("/element/{id}/attribute/{name}")),
+        None,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,47 +74,133 @@ async fn sign_in_enrol_reset_in_chromium() {
     let Some(wd) = WebDriver::start().await else {
         return;
     };
+    let audit = Auditor::load();
+    let a = Some(&audit);
     let routes =
         "[[routes]]\npath = \"/secure/**\"\nrequire_2fa = true\n[[routes]]\npath = \"/app/**\"\n";
     let s = TestServer::start(Backend::Sqlite, routes).await.unwrap();
     s.plain_user("rita").await;
     let base = s.base.clone();
 
-    sign_in(&wd, &base, "rita", PASSWORD, "/app/").await;
+    sign_in(&wd, a, &base, "rita", PASSWORD, "/app/").await;
     wd.wait_path("/app/").await;
     assert!(wd.source().await.contains("<strong>rita</strong>"));
+    audit.check(&wd, "the demo app's page").await;
 
-    // Enrol: the secret is read from the page, the code computed here.
+    // Enrol: the secret is read from the page (in groups of four), the code computed here.
     wd.goto(&format!("{base}/_auth/account/2fa")).await;
-    let secret = base32_decode(&wd.text("#totp-secret").await);
+    audit.check(&wd, "the 2FA set-up page").await;
+    let shown = wd.text("#totp-secret").await;
+    assert!(
+        shown.split(' ').all(|g| g.len() == 4) && shown.len() > 20,
+        "{shown}"
+    );
+    let secret = base32_decode(&shown);
     assert_eq!(wd.count(".qr svg").await, 1);
+    let otpauth = attribute(&wd, "#otpauth-link", "href").await;
+    assert!(
+        otpauth
+            .as_str()
+            .is_some_and(|h| h.starts_with("otpauth://totp/")),
+        "{otpauth}"
+    );
+    assert_eq!(attribute(&wd, "#code", "inputmode").await, json!("numeric"));
+    assert_eq!(
+        attribute(&wd, "#code", "autocomplete").await,
+        json!("one-time-code")
+    );
     wd.type_into("#code", &code_at(&secret, s.clock.now().timestamp()))
         .await;
     wd.click("form[action='/_auth/account/2fa'] button[type=submit]")
         .await;
     wd.find(".recovery-code").await;
     assert_eq!(wd.count(".recovery-code").await, 10);
+    audit.check(&wd, "the recovery codes").await;
+    // Each code on one line at both widths, and the same codes in the download.
+    for width in [1280, 390] {
+        wd.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        )
+        .await;
+        let lines = wd
+            .exec(
+                "return [...document.querySelectorAll('.recovery-code')].map((c) => c.getClientRects().length);",
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            lines,
+            json!(vec![1; 10]),
+            "codes broken across lines at {width}px"
+        );
+    }
+    let download = attribute(&wd, "#download-codes", "href").await;
+    let codes = wd
+        .exec(
+            "return [...document.querySelectorAll('.recovery-code')].map((c) => c.textContent).join('%0A') + '%0A';",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        download
+            .as_str()
+            .and_then(|h| h.strip_prefix("data:text/plain;charset=utf-8,")),
+        codes.as_str(),
+        "{download}"
+    );
+    assert_eq!(
+        attribute(&wd, "#download-codes", "download").await,
+        json!("recovery-codes.txt")
+    );
+    // And the browser saves it (the page's Content-Security-Policy lets the download through).
+    let downloads = tempfile::tempdir().unwrap();
+    wd.cdp(
+        "Browser.setDownloadBehavior",
+        json!({ "behavior": "allow", "downloadPath": downloads.path().display().to_string() }),
+    )
+    .await;
+    wd.click("#download-codes").await;
+    let saved = downloads.path().join("recovery-codes.txt");
+    for _ in 0..100 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&saved).expect("the downloaded recovery codes");
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert_eq!(
+        text.replace('\n', "%0A"),
+        codes.as_str().unwrap_or_default(),
+        "{text}"
+    );
 
     // Sign out, then in again with password and code; reach a page that requires 2FA.
     wd.goto(&format!("{base}/_auth/logout")).await;
+    audit.check(&wd, "the sign-out page").await;
     wd.click("form[action='/_auth/logout'] button[type=submit]")
         .await;
     wd.find("a[href='/_auth/login']").await;
-    sign_in(&wd, &base, "rita", PASSWORD, "/secure/page").await;
-    enter_code(&wd, &s, &secret).await;
+    audit.check(&wd, "the signed-out page").await;
+    sign_in(&wd, None, &base, "rita", PASSWORD, "/secure/page").await;
+    enter_code(&wd, a, &s, &secret).await;
     wd.wait_path("/secure/page").await;
     assert!(wd.source().await.contains("<strong>rita</strong>"));
 
     // Forgot the password: ask for a link, follow it from the outbox, set a new one.
     wd.goto(&format!("{base}/_auth/reset")).await;
+    audit.check(&wd, "the reset request page").await;
     wd.type_into("#email", "rita@example.com").await;
     wd.click("form[action='/_auth/reset'] button[type=submit]")
         .await;
     wd.find("a[href='/_auth/login']").await;
+    audit.check(&wd, "the reset request's answer").await;
     let outbox = s.db.dir.path().join("data").join("outbox");
     let mail = wait_for_mail(&outbox, "rita@example.com", 1).await;
     // The link names server.public_url; this test server's real port differs, so keep the path.
     wd.goto(&format!("{base}{}", mail.link_path())).await;
+    audit.check(&wd, "the new-password page").await;
     let new_password = "a brand new browser passphrase";
     wd.type_into("#password", new_password).await;
     wd.type_into("#password_confirm", new_password).await;
@@ -324,14 +208,90 @@ async fn sign_in_enrol_reset_in_chromium() {
         .await;
     wd.find("a[href='/_auth/login']").await;
     assert!(wd.source().await.contains("Password changed"));
+    audit.check(&wd, "the password-changed page").await;
 
     // The reset signed every session out; sign in with the new password (and a code).
     wd.goto(&format!("{base}/secure/page")).await;
     wd.wait_path("/_auth/login").await;
-    sign_in(&wd, &base, "rita", new_password, "/secure/page").await;
-    enter_code(&wd, &s, &secret).await;
+    sign_in(&wd, None, &base, "rita", new_password, "/secure/page").await;
+    enter_code(&wd, None, &s, &secret).await;
     wd.wait_path("/secure/page").await;
     assert!(wd.source().await.contains("<strong>rita</strong>"));
+    assert!(audit.checked() >= 11);
+    wd.quit().await;
+}
+
+/// The signed-in pages an admin sees, at both widths: the account page (with another session
+/// to sign out, and times in the zone the profile names, which must be one of the list), the
+/// passkeys page, and the console's users list, user page and activity log; and the demo
+/// app's public page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_and_console_pages_in_chromium() {
+    let Some(wd) = WebDriver::start().await else {
+        return;
+    };
+    let audit = Auditor::load();
+    let routes = "[[routes]]\npath = \"/\"\naccess = \"public\"\n[[routes]]\npath = \"/app/**\"\n";
+    let s = TestServer::start(Backend::Sqlite, routes).await.unwrap();
+    s.user("boss", |a| a.is_admin = true).await;
+    let rita = s
+        .user("rita", |a| {
+            a.company_name = Some("A company with a rather long name, for narrow screens".into());
+        })
+        .await;
+    // Other sessions: one for the account page to list with a "Sign out" button, one for the
+    // console's user page.
+    s.browser().login("boss", PASSWORD).await;
+    s.browser().login("rita", PASSWORD).await;
+    let base = s.base.clone();
+
+    wd.goto(&format!("{base}/")).await;
+    audit.check(&wd, "the demo app's public page").await;
+
+    sign_in(&wd, None, &base, "boss", PASSWORD, "/_auth/account").await;
+    wd.wait_path("/_auth/account").await;
+    assert!(wd.count("#sessions button").await >= 1);
+    audit.check(&wd, "the account page").await;
+
+    // A zone that is not on the list is refused; one that is changes how times are shown.
+    wd.type_into("#timezone", "Mars/Olympus").await;
+    audit::non_text_contrast(&wd).await;
+    wd.click("form[action='/_auth/account/profile'] button[type=submit]")
+        .await;
+    wd.find("#timezone-error").await;
+    assert!(wd.text("#timezone-error").await.contains("IANA"));
+    audit
+        .check(&wd, "the account page with a refused profile")
+        .await;
+    wd.type_into("#timezone", "Asia/Tokyo").await;
+    wd.click("form[action='/_auth/account/profile'] button[type=submit]")
+        .await;
+    wd.find("p.notice").await;
+    let sessions = wd.text("#sessions").await;
+    assert!(
+        sessions.contains("JST") && !sessions.contains("UTC"),
+        "{sessions}"
+    );
+
+    wd.goto(&format!("{base}/_auth/account/passkeys")).await;
+    audit.check(&wd, "the passkeys page").await;
+
+    wd.goto(&format!("{base}/_auth/admin/")).await;
+    wd.find(
+        "a[href='/_auth/admin/users/{}']"
+            .replace("{}", &rita.id.0.to_string())
+            .as_str(),
+    )
+    .await;
+    audit.check(&wd, "the console's users list").await;
+    wd.goto(&format!("{base}/_auth/admin/users/{}", rita.id.0))
+        .await;
+    audit.check(&wd, "the console's user page").await;
+    wd.goto(&format!("{base}/_auth/admin/activity")).await;
+    audit.check(&wd, "the console's activity log").await;
+
+    wd.goto(&format!("{base}/app/")).await;
+    audit.check(&wd, "the demo app's signed-in page").await;
     wd.quit().await;
 }
 
@@ -352,16 +312,21 @@ async fn passkey_register_sign_in_remove_in_chromium() {
     // The origin must be the public URL's: localhost, not 127.0.0.1 (an IP is no RP id).
     let base = s.localhost_base();
     let auth_id = add_authenticator(&wd).await;
+    let audit = Auditor::load();
 
     // Register from the account page (signed in just now: no password asked again).
-    sign_in(&wd, &base, "pia", PASSWORD, "/_auth/account").await;
+    sign_in(&wd, None, &base, "pia", PASSWORD, "/_auth/account").await;
     wd.wait_path("/_auth/account").await;
     wd.click("#passkeys-link").await;
     wd.wait_path("/_auth/account/passkeys").await;
+    audit
+        .check(&wd, "the passkeys page, before the first")
+        .await;
     wd.type_into("#passkey-name", "Virtual key").await;
     wd.click("#add-passkey").await;
     wd.find("#passkey-list").await;
     assert!(wd.source().await.contains("Virtual key"));
+    audit.check(&wd, "the passkeys page with one").await;
     let creds = wd
         .cmd(
             Method::GET,

@@ -6,7 +6,7 @@
 //! works once. A new token replaces the previous one.
 
 use crate::audit::ActivityKind;
-use crate::auth::tokens::{hash_token, looks_like_token, random_token};
+use crate::auth::bearer::{hash_token, looks_like_token, random_token};
 use crate::config::Secret;
 use crate::store::{Ts, UserId, UserRow};
 
@@ -49,8 +49,7 @@ impl Accounts {
             .set_reset_token(user.id, &hash_token(&token), expires)
             .await?;
         self.record(
-            self.event(ActivityKind::PasswordResetRequested, Some(user.id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::PasswordResetRequested, Some(user.id), client)
                 .describe("Password reset link sent"),
         )
         .await;
@@ -89,8 +88,7 @@ impl Accounts {
             .await?
             .ok_or_else(invalid_token)?;
         self.record(
-            self.event(ActivityKind::PasswordReset, Some(id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::PasswordReset, Some(id), client)
                 .describe("Password set through a reset link"),
         )
         .await;
@@ -150,8 +148,7 @@ impl Accounts {
         }
         let token = self.issue_verification_token(id, Some(&email)).await?;
         self.record(
-            self.event(ActivityKind::EmailChangeRequested, Some(id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::EmailChangeRequested, Some(id), client)
                 .describe("Address change requested; waiting for confirmation"),
         )
         .await;
@@ -179,8 +176,7 @@ impl Accounts {
             .ok_or_else(invalid_token)?;
         let changed = before.is_some_and(|b| b.email != user.email);
         self.record(
-            self.event(ActivityKind::EmailVerified, Some(user.id))
-                .client(client.ip.clone(), client.user_agent.clone())
+            self.client_event(ActivityKind::EmailVerified, Some(user.id), client)
                 .describe(if changed {
                     "Email address changed and verified"
                 } else {

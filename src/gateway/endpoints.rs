@@ -1,45 +1,45 @@
-//! The stylesheet, health check and metrics.
+//! Operational endpoints under `/_auth/`: for load balancers, monitoring and front proxies
+//! rather than people. Health (`/health`, `/healthz`, `/readyz`), Prometheus metrics
+//! (`/metrics`), the identity assertion's public keys (`/.well-known/jwks.json`, see
+//! [`super::assertion`]) and forward-auth (`/authz/auth-request`, `/authz/forward-auth`, see
+//! [`super::forward_auth`]). They answer in JSON or plain text and write no shared state.
 
 use std::sync::atomic::Ordering;
 
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
 
+use super::forward_auth::{self, Flavor};
 use crate::app::App;
 use crate::web::{Body, RequestCtx, respond};
 
-/// A static script, cached like the stylesheet.
-pub fn script(source: &'static str) -> Response<Body> {
-    let mut r = respond::text(StatusCode::OK, source);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    r
+/// An operational endpoint; the router maps paths and methods to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    Healthz,
+    Readyz,
+    Metrics,
+    Jwks,
+    AuthRequest,
+    ForwardAuth,
 }
 
-pub fn stylesheet(app: &App) -> Response<Body> {
-    match app
-        .templates
-        .render("gatehouse.css", minijinja::context! {})
-    {
-        Ok(css) => {
-            let mut r = respond::text(StatusCode::OK, css);
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/css; charset=utf-8"),
-            );
-            r.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            );
-            r
-        }
-        Err(e) => super::render_failed(&e),
+pub async fn serve(
+    app: &App,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+) -> Response<Body> {
+    match endpoint {
+        Endpoint::Health => health(app).await,
+        Endpoint::Healthz => healthz(),
+        Endpoint::Readyz => readyz(app).await,
+        Endpoint::Metrics => metrics(app, ctx, req.headers()),
+        Endpoint::Jwks => super::assertion::jwks_response(app),
+        Endpoint::AuthRequest => forward_auth::handle(app, req, ctx, Flavor::AuthRequest).await,
+        Endpoint::ForwardAuth => forward_auth::handle(app, req, ctx, Flavor::ForwardAuth).await,
     }
 }
 
