@@ -50,7 +50,7 @@ pub use sessions::{NewSession, SessionRow};
 pub use shared_state::{NewPendingLogin, PendingLoginRow};
 pub use ts::Ts;
 pub use user_ops::CreditChange;
-pub use user_search::UserFilter;
+pub use user_search::{UserFilter, UserOverview, UserSort};
 pub use user_write::{NewUser, UserPatch};
 pub use users::{TIERS, Tier, UnknownTier, UserRow, full_name as users_full_name};
 
