@@ -1,10 +1,20 @@
 //! Account rules the admin API and console add: credit adjustments and resetting two-factor
 //! sign-in (each records an activity row naming the actor), and the reads of listings: many
-//! users' public views at once, and the activity log.
+//! users' public views at once, the activity log and the console's overview counts.
 
 use super::{AccountError, Accounts, UserView, effective_roles};
 use crate::audit::ActivityKind;
-use crate::store::{ActivityFilter, ActivityRow, CreditChange, UserId, UserRow};
+use crate::store::{ActivityFilter, ActivityRow, CreditChange, Ts, UserId, UserOverview, UserRow};
+
+/// The metadata of an administrator's action on an account: who acted, and why when they
+/// said (the console asks for a reason before destructive actions).
+pub fn actor_meta(actor: Option<UserId>, reason: Option<&str>) -> serde_json::Value {
+    let mut meta = serde_json::json!({ "actor": actor });
+    if let Some(r) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+        meta["reason"] = r.into();
+    }
+    meta
+}
 
 /// Largest credit adjustment accepted at once; keeps the sum far from integer overflow.
 pub const MAX_CREDIT_DELTA: i64 = 1_000_000_000;
@@ -63,19 +73,86 @@ impl Accounts {
     /// Turns two-factor sign-in off for a user who lost their device: clears the secret,
     /// recovery codes and last used step; the user's sessions end with it.
     pub async fn reset_twofa(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {
+        self.reset_twofa_because(id, actor, None).await
+    }
+
+    /// [`Accounts::reset_twofa`] by an administrator who may say why (kept in the activity row).
+    pub async fn reset_twofa_because(
+        &self,
+        id: UserId,
+        actor: Option<UserId>,
+        reason: Option<&str>,
+    ) -> Result<(), AccountError> {
         if !self.store().reset_twofa(id, self.now()).await? {
             return Err(AccountError::NotFound);
         }
+        let mut meta = actor_meta(actor, reason);
+        meta["fields"] = serde_json::json!([
+            "twofa_enabled",
+            "twofa_secret",
+            "twofa_recovery_codes",
+            "twofa_last_step"
+        ]);
         self.record(
             self.event(ActivityKind::TwofaDisabled, Some(id))
                 .describe("Two-factor sign-in reset by an administrator")
-                .meta(serde_json::json!({
-                    "actor": actor,
-                    "fields": ["twofa_enabled", "twofa_secret", "twofa_recovery_codes", "twofa_last_step"],
-                })),
+                .meta(meta),
         )
         .await;
         Ok(())
+    }
+
+    /// [`Accounts::soft_delete`] by an administrator who may say why (kept in the activity
+    /// row).
+    pub async fn soft_delete_because(
+        &self,
+        id: UserId,
+        actor: Option<UserId>,
+        reason: Option<&str>,
+    ) -> Result<Vec<String>, AccountError> {
+        let now = self.now();
+        // One transaction: the flag, the ended sessions and the change-feed event.
+        let Some(ended) = self
+            .store()
+            .set_deleted_ending_sessions(id, true, now)
+            .await?
+        else {
+            return match self.get(id).await? {
+                Some(_) => Err(AccountError::Conflict("user is already deleted".into())),
+                None => Err(AccountError::NotFound),
+            };
+        };
+        self.record(
+            self.event(ActivityKind::UserDeleted, Some(id))
+                .describe("Account deleted (soft)")
+                .meta(actor_meta(actor, reason)),
+        )
+        .await;
+        Ok(ended)
+    }
+
+    /// Counts for the console's home page: accounts by tier and status, live sessions.
+    pub async fn overview(&self) -> Result<UserOverview, AccountError> {
+        Ok(self.store().user_overview(self.now()).await?)
+    }
+
+    /// How many activity rows of each of `types` were written since `since`.
+    pub async fn activity_counts(
+        &self,
+        types: &[&str],
+        since: Ts,
+    ) -> Result<Vec<(String, i64)>, AccountError> {
+        Ok(self.store().count_activity_since(types, since).await?)
+    }
+
+    /// The roles someone holds now, for the console's role filter.
+    pub async fn roles_in_use(&self) -> Result<Vec<String>, AccountError> {
+        Ok(self.store().roles_in_use(self.now()).await?)
+    }
+
+    /// Usernames of the given accounts, for showing activity by name.
+    pub async fn usernames(&self, ids: &[UserId]) -> Result<Vec<(UserId, String)>, AccountError> {
+        Ok(self.store().usernames(ids).await?)
     }
 
     /// The public views of many users, with their roles read in one query.

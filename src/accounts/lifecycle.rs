@@ -204,26 +204,7 @@ impl Accounts {
         id: UserId,
         actor: Option<UserId>,
     ) -> Result<Vec<String>, AccountError> {
-        let now = self.now();
-        // One transaction: the flag, the ended sessions and the change-feed event.
-        let Some(ended) = self
-            .inner
-            .store
-            .set_deleted_ending_sessions(id, true, now)
-            .await?
-        else {
-            return Err(self
-                .conflict_if_exists(id, "user is already deleted")
-                .await?);
-        };
-        self.record_by_actor(
-            ActivityKind::UserDeleted,
-            id,
-            actor,
-            "Account deleted (soft)",
-        )
-        .await;
-        Ok(ended)
+        self.soft_delete_because(id, actor, None).await
     }
 
     pub async fn restore(&self, id: UserId, actor: Option<UserId>) -> Result<(), AccountError> {

@@ -35,7 +35,7 @@ use crate::clock::SharedClock;
 use crate::config::{Secret, SecuritySettings};
 use crate::store::{Store, Tier, Ts, UserFilter, UserId, UserRow};
 
-pub use admin::MAX_CREDIT_DELTA;
+pub use admin::{MAX_CREDIT_DELTA, actor_meta};
 pub use error::{AccountError, AuthFailure};
 pub use external::{ExternalMatch, ExternalRefusal};
 pub use form_checks::Problems;

@@ -35,7 +35,9 @@ use crate::web::{Body, RequestCtx};
 
 /// The console's templates (they extend the portal's `layout.html`).
 pub const TEMPLATES: &[TemplateSet] = &[&[
+    ("admin/home.html", include_str!("templates/home.html")),
     ("admin/users.html", include_str!("templates/users.html")),
+    ("admin/confirm.html", include_str!("templates/confirm.html")),
     ("admin/user.html", include_str!("templates/user.html")),
     (
         "admin/activity.html",

@@ -161,6 +161,7 @@ pub async fn run(ctx: &Ctx, cmd: &UserCommand) -> anyhow::Result<ExitCode> {
                 search: a.search.clone(),
                 limit: a.limit,
                 offset: a.offset,
+                ..UserFilter::default()
             };
             let (rows, total) = acc.list(&filter).await?;
             let mut views = Vec::with_capacity(rows.len());

@@ -1,6 +1,6 @@
-//! The router for `/_auth/`: one table of method, path and destination. A path in the table
-//! asked with another method is 405 (with `Allow`), known from the table itself; a path not in
-//! it is 404. Every answer carries the headers of [`secure_headers`].
+//! The router for `/_auth/`: one table of method, path and destination, matched by `matchit`.
+//! A path in the table asked with another method is 405 (with `Allow`), known from the table
+//! itself; a path not in it is 404. Every answer carries the headers of [`secure_headers`].
 //!
 //! | method | path | to |
 //! |---|---|---|
@@ -72,8 +72,8 @@ enum To {
     Console,
 }
 
-/// The table. A path segment `{provider}` matches any one segment; a path ending in `/*`
-/// matches everything below it. Forward-auth comes first: it is the hot path here.
+/// The table. A path segment `{provider}` matches any one non-empty segment; a path ending in
+/// `/*` matches itself and everything below it. Forward-auth comes first: it is the hot path here.
 const ROUTES: &[(On, &str, To)] = {
     use Endpoint as E;
     use Page as P;
@@ -192,43 +192,53 @@ enum Lookup<'p> {
     NotFound,
 }
 
-/// Whether `path` matches `pattern`; `Some(segment)` is what `{provider}` matched.
-fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
-    if let Some(prefix) = pattern.strip_suffix('*') {
-        return path.starts_with(prefix).then_some(None);
-    }
-    if !pattern.contains('{') {
-        return (pattern == path).then_some(None);
-    }
-    let mut param = None;
-    let mut want = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return Some(param),
-            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => param = Some(g),
-            (Some(w), Some(g)) if w == g => {}
-            _ => return None,
+/// The table as a `matchit` router: every path once, with the rows that share it in table
+/// order. `/*` becomes the path itself plus `/{*rest}` below it.
+type Rows = Vec<(On, To)>;
+
+static ROUTER: std::sync::LazyLock<matchit::Router<Rows>> =
+    std::sync::LazyLock::new(|| match build(ROUTES) {
+        Ok(r) => r,
+        Err(e) => {
+            // A table that does not build is a programming error the unit test below catches;
+            // at run time every `/_auth/` path then answers 404, never something unchecked.
+            tracing::error!(error = %e, "the /_auth/ route table does not build");
+            matchit::Router::new()
+        }
+    });
+
+fn build(table: &[(On, &str, To)]) -> Result<matchit::Router<Rows>, matchit::InsertError> {
+    let mut paths: Vec<(String, Rows)> = Vec::new();
+    for (on, pattern, to) in table {
+        let expanded = match pattern.strip_suffix('*') {
+            Some(base) => vec![base.to_string(), format!("{base}{{*rest}}")],
+            None => vec![(*pattern).to_string()],
+        };
+        for path in expanded {
+            match paths.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, rows)) => rows.push((*on, *to)),
+                None => paths.push((path, vec![(*on, *to)])),
+            }
         }
     }
+    let mut router = matchit::Router::new();
+    for (path, rows) in paths {
+        router.insert(path, rows)?;
+    }
+    Ok(router)
 }
 
 fn lookup<'p>(method: &Method, path: &'p str) -> Lookup<'p> {
-    let mut allow: Vec<&str> = Vec::new();
-    let mut seen = None;
-    for (on, pattern, to) in ROUTES {
-        let Some(param) = matches(pattern, path) else {
-            continue;
-        };
-        if on.allows(method) {
-            return Lookup::Route(*to, param);
+    let Ok(found) = ROUTER.at(path) else {
+        return Lookup::NotFound;
+    };
+    let param = found.params.get("provider");
+    match found.value.iter().find(|(on, _)| on.allows(method)) {
+        Some((_, to)) => Lookup::Route(*to, param),
+        None => {
+            let allow: Vec<&str> = found.value.iter().map(|(on, _)| on.names()).collect();
+            Lookup::WrongMethod(allow.join(", "), param)
         }
-        allow.push(on.names());
-        seen = Some(param);
-    }
-    match seen {
-        Some(param) => Lookup::WrongMethod(allow.join(", "), param),
-        None => Lookup::NotFound,
     }
 }
 
@@ -342,6 +352,11 @@ pub fn secure_headers(app: &App, mut resp: Response<Body>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_builds() {
+        assert!(build(ROUTES).is_ok());
+    }
 
     #[test]
     fn the_table_decides_405_and_404() {

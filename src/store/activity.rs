@@ -35,6 +35,8 @@ pub struct ActivityRow {
 pub struct ActivityFilter {
     pub user_id: Option<UserId>,
     pub activity_type: Option<String>,
+    /// Leaves rows of this type out (the per-request rows, in the console's default view).
+    pub exclude_type: Option<String>,
     pub since: Option<Ts>,
     pub until: Option<Ts>,
     /// Only rows with an id below this (cursor paging, newest first).
@@ -86,6 +88,9 @@ where
     }
     if let Some(t) = &f.activity_type {
         qb.push(" AND activity_type = ").push_bind(t);
+    }
+    if let Some(t) = &f.exclude_type {
+        qb.push(" AND activity_type <> ").push_bind(t);
     }
     if let Some(s) = f.since {
         qb.push(" AND created_at >= ").push_bind(s);
@@ -204,5 +209,30 @@ impl Store {
         .fetch_one(p)
         .await)?;
         Ok(n)
+    }
+
+    /// How many rows of each of `types` were written at or after `since` (types without rows
+    /// are left out).
+    pub async fn count_activity_since(
+        &self,
+        types: &[&str],
+        since: Ts,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        if types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new(
+                "SELECT activity_type, COUNT(*) FROM user_activity_log WHERE created_at >= ",
+            );
+            qb.push_bind(since).push(" AND activity_type IN (");
+            let mut list = qb.separated(", ");
+            for t in types {
+                list.push_bind(t.to_string());
+            }
+            qb.push(") GROUP BY activity_type");
+            qb.build_query_as().fetch_all(p).await
+        })?;
+        Ok(rows)
     }
 }

@@ -50,7 +50,7 @@ pub use sessions::{NewSession, SessionRow};
 pub use shared_state::{NewPendingLogin, PendingLoginRow};
 pub use ts::Ts;
 pub use user_ops::CreditChange;
-pub use user_search::UserFilter;
+pub use user_search::{UserFilter, UserOverview, UserSort};
 pub use user_write::{NewUser, UserPatch};
 pub use users::{TIERS, Tier, UnknownTier, UserRow, full_name as users_full_name};
 
@@ -133,6 +133,13 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    // No idle reaping or lifetime recycling: they run sqlx's maintenance task,
+                    // which reads the idle count while a release can have it wrapped below
+                    // zero for an instant, and then loops without yielding (a worker thread
+                    // spinning for good). Broken connections are still found, by the ping
+                    // before each use (`test_before_acquire`).
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;
@@ -149,6 +156,13 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    // No idle reaping or lifetime recycling: they run sqlx's maintenance task,
+                    // which reads the idle count while a release can have it wrapped below
+                    // zero for an instant, and then loops without yielding (a worker thread
+                    // spinning for good). Broken connections are still found, by the ping
+                    // before each use (`test_before_acquire`).
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;

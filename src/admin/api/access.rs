@@ -104,7 +104,7 @@ pub async fn end_all_sessions(
     scope: &Scope,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    let n = AdminOps::new(app).end_all_sessions(scope, id).await?;
+    let n = AdminOps::new(app).end_all_sessions(scope, id, None).await?;
     json(
         StatusCode::OK,
         &SessionsEnded {
@@ -168,6 +168,7 @@ pub fn activity_filter(q: &input::Query) -> Result<ActivityFilter, ApiError> {
         limit: q
             .int("limit", 1, super::users::MAX_LIMIT)?
             .unwrap_or(super::users::DEFAULT_LIMIT),
+        ..ActivityFilter::default()
     })
 }
 

@@ -36,6 +36,7 @@ pub fn user_filter(q: &input::Query) -> Result<UserFilter, ApiError> {
         deleted: q.boolean("deleted")?,
         limit: q.int("limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT),
         offset: q.int("offset", 0, i64::MAX)?.unwrap_or(0),
+        ..UserFilter::default()
     })
 }
 
@@ -150,7 +151,7 @@ pub async fn delete_user(
     admin: &AdminPrincipal,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    let n = AdminOps::new(app).soft_delete(admin, id).await?;
+    let n = AdminOps::new(app).soft_delete(admin, id, None).await?;
     json(
         StatusCode::OK,
         &SessionsEnded {
@@ -197,6 +198,6 @@ pub async fn reset_twofa(
     admin: &AdminPrincipal,
     id: UserId,
 ) -> Result<Response<Body>, ApiError> {
-    AdminOps::new(app).reset_twofa(admin, id).await?;
+    AdminOps::new(app).reset_twofa(admin, id, None).await?;
     json(StatusCode::OK, &Success { success: true })
 }

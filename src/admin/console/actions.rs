@@ -1,9 +1,12 @@
 //! The console's form posts: CSRF check, then the same [`AdminOps`] as the API, then a redirect
-//! back to the user page (303) or the page again with the error.
+//! back to the user page (303) or the page again with the error. Deleting, resetting two-factor
+//! sign-in and signing out everywhere run only from their confirmation form (`confirm=yes` and
+//! a reason, which the activity row records); any other post of them shows the confirmation.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::confirm::{Confirmed, confirm_page};
 use super::form::{self, Fields};
 use super::pages::render_user;
 use super::{BASE, no_such_page};
@@ -24,19 +27,16 @@ pub async fn run(
     action: &[String],
 ) -> Result<Response<Body>, ApiError> {
     let (parts, fields) = form::read(req).await?;
-    if !csrf::verify(
-        &app.keys,
-        &parts.headers,
-        app.secure_cookies(),
-        &app.session_cookie,
-        fields.get(csrf::FIELD),
-    ) {
-        return Err(ApiError::forbidden(
-            "The form expired or did not come from this site. Go back, reload the page and try again.",
-        ));
-    }
+    check_csrf(app, &parts.headers, &fields)?;
     let action: Vec<&str> = action.iter().map(String::as_str).collect();
-    match act(app, admin, id, &action, &fields).await {
+    let confirmed = match Confirmed::of(&action) {
+        Some(c) => match confirmation(c, &fields) {
+            Ok(reason) => Some(reason),
+            Err(e) => return confirm_page(app, &parts.headers, admin, id, c, Some(&e)).await,
+        },
+        None => None,
+    };
+    match act(app, admin, id, &action, &fields, confirmed.as_deref()).await {
         Ok(done) => Ok(respond::redirect(
             StatusCode::SEE_OTHER,
             &format!("{BASE}/users/{id}?done={done}"),
@@ -46,6 +46,67 @@ pub async fn run(
         // The user page again, showing what was wrong, with the error's status.
         Err(Act::Failed(e)) => render_user(app, &parts.headers, admin, id, None, Some(&e)).await,
     }
+}
+
+/// Refuses a form post without this site's CSRF token.
+pub(super) fn check_csrf(
+    app: &App,
+    headers: &http::HeaderMap,
+    fields: &Fields,
+) -> Result<(), ApiError> {
+    if csrf::verify(
+        &app.keys,
+        headers,
+        app.secure_cookies(),
+        &app.session_cookie,
+        fields.get(csrf::FIELD),
+    ) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        "The form expired or did not come from this site. Go back, reload the page and try again.",
+    ))
+}
+
+/// The reason of a confirmed post: `confirm=yes` and a reason of 1 to 500 characters, or
+/// nothing runs.
+fn confirmation(c: Confirmed, f: &Fields) -> Result<String, ApiError> {
+    if f.get("confirm") != Some("yes") {
+        return Err(ApiError::BadRequest(format!(
+            "Nothing was done yet. To {}, confirm below and give a reason.",
+            c.verb()
+        )));
+    }
+    match f.text("reason") {
+        Some(r) if r.chars().count() <= 500 => Ok(r),
+        Some(_) => Err(ApiError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        )),
+        None => Err(ApiError::invalid(
+            "reason",
+            "is required: say why, for the activity log",
+        )),
+    }
+}
+
+/// How long the Lock button locks an account for.
+fn lock_until(app: &App, f: &Fields) -> Result<Ts, ApiError> {
+    let hours = match f.get("lock_for").unwrap_or("forever") {
+        "1h" => 1,
+        "24h" => 24,
+        "7d" => 24 * 7,
+        "30d" => 24 * 30,
+        // Until an admin unlocks it.
+        "forever" => 24 * 365 * 100,
+        _ => {
+            return Err(ApiError::invalid(
+                "lock_for",
+                "must be 1h, 24h, 7d, 30d or forever",
+            ));
+        }
+    };
+    Ok(Ts(app.now().0 + chrono::Duration::hours(hours)))
 }
 
 /// Why a form post did nothing.
@@ -67,6 +128,7 @@ async fn act(
     id: UserId,
     action: &[&str],
     f: &Fields,
+    reason: Option<&str>,
 ) -> Result<&'static str, Act> {
     let ops = AdminOps::new(app);
     let as_admin = Scope::Admin(admin.clone());
@@ -98,7 +160,7 @@ async fn act(
             "role_revoked"
         }
         ["sessions", "revoke-all"] => {
-            ops.end_all_sessions(&as_admin, id).await?;
+            ops.end_all_sessions(&as_admin, id, reason).await?;
             "sessions_ended"
         }
         ["sessions", sid, "revoke"] => {
@@ -116,10 +178,20 @@ async fn act(
             ops.remove_passkey(admin, id, pk).await?;
             "passkey_removed"
         }
+        ["lock"] => {
+            let until = lock_until(app, f)?;
+            ops.lock(admin, id, until).await.map(|()| "locked")?
+        }
         ["unlock"] => ops.unlock(admin, id).await.map(|()| "unlocked")?,
-        ["delete"] => ops.soft_delete(admin, id).await.map(|_| "deleted")?,
+        ["delete"] => ops
+            .soft_delete(admin, id, reason)
+            .await
+            .map(|_| "deleted")?,
         ["restore"] => ops.restore(admin, id).await.map(|()| "restored")?,
-        ["reset-2fa"] => ops.reset_twofa(admin, id).await.map(|()| "twofa_reset")?,
+        ["reset-2fa"] => ops
+            .reset_twofa(admin, id, reason)
+            .await
+            .map(|()| "twofa_reset")?,
         _ => return Err(Act::NoSuchAction),
     };
     Ok(done)

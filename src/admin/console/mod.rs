@@ -8,20 +8,30 @@
 //! into the console; anyone refused is sent to their account page instead.
 //!
 //! ```text
-//!  GET  /_auth/admin/                         users: search, filters, paging
+//!  GET  /_auth/admin/                         home: counts at a glance, linking into the lists
+//!                                             (with a query string: to the users list)
+//!  GET  /_auth/admin/users                    users: filter bar, sortable columns, page size
+//!  GET  /_auth/admin/users.csv                the same selection as CSV
+//!  POST /_auth/admin/users                    create a user (who gets a set-password link)
 //!  GET  /_auth/admin/users/{id}               one user: profile, status, credits, roles,
 //!                                             sessions, activity, and their forms
+//!  GET  /_auth/admin/users/{id}/{action}      confirmation (delete, reset-2fa,
+//!                                             sessions/revoke-all): asks for a reason
 //!  POST /_auth/admin/users/{id}/{action}      update, credits, roles, roles/{r}/revoke,
-//!                                             sessions/{s}/revoke, sessions/revoke-all,
-//!                                             unlock, delete, restore, reset-2fa
-//!  GET  /_auth/admin/activity                 all activity: type, user, time, paging
+//!                                             sessions/{s}/revoke, lock, unlock, restore,
+//!                                             passkeys/{p}/remove; and the confirmed ones
+//!  GET  /_auth/admin/activity                 activity: type, user, dates, request rows
 //! ```
 //!
 //! [`AdminOps`]: super::service::AdminOps
 
 mod actions;
+mod activity;
+mod confirm;
 mod form;
+mod home;
 mod pages;
+mod users;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -110,9 +120,24 @@ async fn route(
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
-        [] | ["users"] if get => pages::users(app, &req, admin).await,
+        // The users list lived here; old links with filters still find it.
+        [] if get && req.uri().query().is_some_and(|q| !q.is_empty()) => {
+            let query = req.uri().query().unwrap_or_default();
+            Ok(respond::redirect(
+                StatusCode::FOUND,
+                &format!("{BASE}/users?{query}"),
+            ))
+        }
+        [] if get => home::home(app, &req, admin).await,
+        ["users"] if get => users::list(app, &req, admin).await,
+        ["users.csv"] if get => users::csv(app, &req, admin).await,
+        ["users"] if method == Method::POST => users::create(app, req, admin).await,
         ["users", id] if get => pages::user(app, &req, admin, parse_id(id)?).await,
-        ["activity"] if get => pages::activity(app, &req, admin).await,
+        ["users", id, action @ ..] if get && confirm::Confirmed::of(action).is_some() => {
+            let c = confirm::Confirmed::of(action).ok_or_else(no_such_page)?;
+            confirm::confirm_page(app, req.headers(), admin, parse_id(id)?, c, None).await
+        }
+        ["activity"] if get => activity::page_of_log(app, &req, admin).await,
         ["users", id, action @ ..] if method == Method::POST && !action.is_empty() => {
             let id = parse_id(id)?;
             let action: Vec<String> = action.iter().map(|s| s.to_string()).collect();

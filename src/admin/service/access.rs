@@ -132,13 +132,24 @@ impl AdminOps<'_> {
         if !self.app.sessions.revoke_owned(owner, sid).await? {
             return Err(ApiError::conflict("the session has already ended"));
         }
-        self.record_session_end(owner, scope.actor(owner), format!("Session {sid} ended"))
-            .await;
+        self.record_session_end(
+            owner,
+            scope.actor(owner),
+            format!("Session {sid} ended"),
+            None,
+        )
+        .await;
         Ok(())
     }
 
-    /// Signs a user out everywhere; returns how many sessions ended.
-    pub async fn end_all_sessions(&self, scope: &Scope, id: UserId) -> Result<usize, ApiError> {
+    /// Signs a user out everywhere; returns how many sessions ended. The reason, when given,
+    /// goes into the activity row.
+    pub async fn end_all_sessions(
+        &self,
+        scope: &Scope,
+        id: UserId,
+        reason: Option<&str>,
+    ) -> Result<usize, ApiError> {
         let target = self.load_user(id).await?;
         if let Scope::Admin(a) = scope {
             guard_target(a, &target)?;
@@ -148,19 +159,26 @@ impl AdminOps<'_> {
             id,
             scope.actor(id),
             format!("Signed out everywhere ({n} sessions)"),
+            reason,
         )
         .await;
         Ok(n)
     }
 
-    async fn record_session_end(&self, owner: UserId, actor: UserId, what: String) {
+    async fn record_session_end(
+        &self,
+        owner: UserId,
+        actor: UserId,
+        what: String,
+        reason: Option<&str>,
+    ) {
         let accounts = &self.app.accounts;
         accounts
             .record(
                 accounts
                     .event(ActivityKind::SessionRevoked, Some(owner))
                     .describe(what)
-                    .meta(serde_json::json!({ "actor": actor })),
+                    .meta(crate::accounts::actor_meta(Some(actor), reason)),
             )
             .await;
     }

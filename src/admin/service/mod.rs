@@ -9,6 +9,9 @@
 
 mod access;
 pub mod fields;
+mod overview;
+
+pub use overview::Overview;
 
 use super::error::ApiError;
 use super::principal::{AdminPrincipal, Scope};
@@ -62,6 +65,11 @@ impl<'a> AdminOps<'a> {
             .get(id)
             .await?
             .ok_or_else(ApiError::user_not_found)
+    }
+
+    /// The account with this id, username or email.
+    pub async fn find_user(&self, key: &str) -> Result<UserRow, ApiError> {
+        Ok(self.app.accounts.find(key).await?)
     }
 
     /// `id`'s account, which `admin` may change.
@@ -153,8 +161,14 @@ impl<'a> AdminOps<'a> {
         Ok((user, PasswordSetup::Mailed))
     }
 
-    /// Soft-deletes an account (not the caller's own); returns how many sessions ended.
-    pub async fn soft_delete(&self, admin: &AdminPrincipal, id: UserId) -> Result<usize, ApiError> {
+    /// Soft-deletes an account (not the caller's own); returns how many sessions ended. The
+    /// reason, when given, goes into the activity row.
+    pub async fn soft_delete(
+        &self,
+        admin: &AdminPrincipal,
+        id: UserId,
+        reason: Option<&str>,
+    ) -> Result<usize, ApiError> {
         self.target(admin, id).await?;
         if id == admin.user_id() {
             return Err(ApiError::conflict(
@@ -164,7 +178,7 @@ impl<'a> AdminOps<'a> {
         let ended = self
             .app
             .accounts
-            .soft_delete(id, Some(admin.user_id()))
+            .soft_delete_because(id, Some(admin.user_id()), reason)
             .await?;
         self.app.sessions.evict_token_hashes(&ended).await;
         self.refresh(id);
@@ -178,6 +192,25 @@ impl<'a> AdminOps<'a> {
         Ok(())
     }
 
+    /// Locks an account until `until` (not the caller's own): sign-in is refused meanwhile.
+    pub async fn lock(
+        &self,
+        admin: &AdminPrincipal,
+        id: UserId,
+        until: crate::store::Ts,
+    ) -> Result<(), ApiError> {
+        self.target(admin, id).await?;
+        if id == admin.user_id() {
+            return Err(ApiError::conflict("you cannot lock your own account"));
+        }
+        self.app
+            .accounts
+            .lock(id, until, Some(admin.user_id()))
+            .await?;
+        self.refresh(id);
+        Ok(())
+    }
+
     pub async fn unlock(&self, admin: &AdminPrincipal, id: UserId) -> Result<(), ApiError> {
         self.target(admin, id).await?;
         self.app.accounts.unlock(id, Some(admin.user_id())).await?;
@@ -185,11 +218,16 @@ impl<'a> AdminOps<'a> {
         Ok(())
     }
 
-    pub async fn reset_twofa(&self, admin: &AdminPrincipal, id: UserId) -> Result<(), ApiError> {
+    pub async fn reset_twofa(
+        &self,
+        admin: &AdminPrincipal,
+        id: UserId,
+        reason: Option<&str>,
+    ) -> Result<(), ApiError> {
         self.target(admin, id).await?;
         self.app
             .accounts
-            .reset_twofa(id, Some(admin.user_id()))
+            .reset_twofa_because(id, Some(admin.user_id()), reason)
             .await?;
         self.refresh(id);
         Ok(())

@@ -7,6 +7,15 @@ both_backends! {
     console_pages_and_forms,
 }
 
+/// The fields of a destructive action's confirmation form: `confirm=yes` and a reason.
+pub(super) fn confirmed(csrf: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("csrf_token", csrf),
+        ("confirm", "yes"),
+        ("reason", "support ticket"),
+    ]
+}
+
 /// The console, driven like a browser: pages render, forms post with CSRF and redirect.
 async fn console_pages_and_forms(b: Backend) {
     let s = server(b).await;
@@ -36,7 +45,7 @@ async fn console_pages_and_forms(b: Backend) {
     );
     br.login("boss", crate::harness::PASSWORD).await;
 
-    let r = br.page("/_auth/admin/?q=jane").await;
+    let r = br.page("/_auth/admin/users?q=jane").await;
     assert_status(&r, StatusCode::OK, "users page");
     let html = r.text();
     assert!(
@@ -45,7 +54,8 @@ async fn console_pages_and_forms(b: Backend) {
     );
     assert!(html.contains("gatehouse.css"));
     assert_status(
-        &br.page("/_auth/admin/?tier=premium&is_active=true").await,
+        &br.page("/_auth/admin/users?tier=premium&is_active=true")
+            .await,
         StatusCode::OK,
         "filters",
     );
@@ -162,7 +172,7 @@ async fn console_pages_and_forms(b: Backend) {
         "session ended from the console",
     );
     expect_done(
-        &br.post_form(&post("sessions/revoke-all"), &[("csrf_token", &csrf)])
+        &br.post_form(&post("sessions/revoke-all"), &confirmed(&csrf))
             .await,
         "sessions_ended",
     );
@@ -176,13 +186,11 @@ async fn console_pages_and_forms(b: Backend) {
     );
     set_twofa(&s, target.id).await;
     expect_done(
-        &br.post_form(&post("reset-2fa"), &[("csrf_token", &csrf)])
-            .await,
+        &br.post_form(&post("reset-2fa"), &confirmed(&csrf)).await,
         "twofa_reset",
     );
     expect_done(
-        &br.post_form(&post("delete"), &[("csrf_token", &csrf)])
-            .await,
+        &br.post_form(&post("delete"), &confirmed(&csrf)).await,
         "deleted",
     );
     assert!(
@@ -195,7 +203,7 @@ async fn console_pages_and_forms(b: Backend) {
             .is_deleted
     );
     assert!(
-        br.page("/_auth/admin/?deleted=true")
+        br.page("/_auth/admin/users?deleted=true")
             .await
             .text()
             .contains("jane")
@@ -235,7 +243,7 @@ async fn console_pages_and_forms(b: Backend) {
         ))
         .await;
     assert_status(&r, StatusCode::OK, "activity page");
-    assert!(r.text().contains("role_granted"));
+    assert!(r.text().contains("<td>role_granted</td>"), "{}", r.text());
     assert_status(
         &br.page("/_auth/admin/users/999999").await,
         StatusCode::NOT_FOUND,

@@ -5,6 +5,8 @@ mod access;
 mod api;
 mod bodies;
 mod console;
+mod console_activity;
+mod console_ux;
 mod tokens;
 
 use bytes::Bytes;
