@@ -48,6 +48,8 @@ pub struct App {
 }
 
 #[derive(Debug)]
+/// Fields that tools and tests outside the crate need (settings, the services, the store for its
+/// query counters) are public; the rest is the crate's own wiring.
 pub struct AppInner {
     pub settings: Settings,
     pub store: Store,
@@ -56,31 +58,30 @@ pub struct AppInner {
     pub tokens: ApiTokens,
     /// The change-feed tailer: applies changes made by other processes to the caches.
     pub feed: Arc<crate::feed::Feed>,
-    pub audit: AuditLog,
+    pub(crate) audit: AuditLog,
     pub keys: Keys,
-    pub templates: Templates,
-    pub upstream: Upstream,
-    pub strip: StripSet,
-    pub clock: SharedClock,
+    pub(crate) templates: Templates,
+    pub(crate) upstream: Upstream,
+    pub(crate) strip: StripSet,
+    pub(crate) clock: SharedClock,
     pub metrics: Arc<Metrics>,
     /// Outgoing mail (SMTP or the outbox folder).
-    pub mailer: crate::mail::Mailer,
+    pub(crate) mailer: crate::mail::Mailer,
     /// The portal's shared state (in the database): throttles and pending two-factor sign-ins.
-    pub portal: Arc<crate::portal::PortalState>,
-    /// Cookie names as sent (with `__Host-` when Secure), computed once.
-    pub session_cookie: String,
-    pub csrf_cookie: String,
+    pub(crate) portal: Arc<crate::portal::PortalState>,
+    /// The session cookie's name as sent (with `__Host-` when Secure), computed once.
+    pub(crate) session_cookie: String,
     /// Every cookie name Gatehouse sets, in both spellings; never forwarded to the app.
-    pub own_cookies: Vec<String>,
+    pub(crate) own_cookies: Vec<String>,
     /// Signer and cache of the identity assertion, and the published keys.
     pub assertions: Arc<crate::gateway::assertion::Assertions>,
     /// Request-duration histograms, index for index with `settings.routes`.
-    pub route_metrics: crate::metrics::RouteMetrics,
+    pub(crate) route_metrics: crate::metrics::RouteMetrics,
     /// External OpenID Connect providers: discovery cache (by issuer) and sign-ins in progress.
-    pub oidc: Arc<crate::oidc::Oidc>,
+    pub(crate) oidc: Arc<crate::oidc::Oidc>,
     /// The WebAuthn relying party of `server.public_url`; `None` when its host cannot be one
     /// (passkeys are then not offered).
-    pub passkeys: Option<crate::auth::passkey::RelyingParty>,
+    pub(crate) passkeys: Option<crate::auth::passkey::RelyingParty>,
 }
 
 impl std::ops::Deref for App {
@@ -204,7 +205,6 @@ impl App {
             &settings.session.cookie_name,
             secure && settings.session.cookie_domain.is_none(),
         );
-        let csrf_cookie = crate::web::cookies::name(crate::web::csrf::COOKIE_BASE, secure);
         let own_cookies = [
             settings.session.cookie_name.as_str(),
             crate::web::csrf::COOKIE_BASE,
@@ -240,7 +240,6 @@ impl App {
                 mailer: shared.mailer,
                 portal,
                 session_cookie,
-                csrf_cookie,
                 own_cookies,
                 assertions: shared.assertions,
                 route_metrics,
