@@ -1,4 +1,4 @@
-//! Which Gatehouse account an external provider's user is (issue 15).
+//! Which Gatehouse account an external provider's user is.
 //!
 //! 1. An existing link (provider, subject) wins.
 //! 2. Else, when the provider says the address is verified and it is a Gatehouse account's

@@ -33,7 +33,7 @@ pub enum ActivityKind {
     TokenCreated,
     TokenRevoked,
     UserImported,
-    // --- external sign-in (issue 15) ---
+    // --- external sign-in ---
     IdentityLinked,
     IdentityUnlinked,
     PasskeyAdded,
@@ -41,6 +41,44 @@ pub enum ActivityKind {
 }
 
 impl ActivityKind {
+    /// Every kind, security events first and requests last (the order the console lists them).
+    pub const ALL: [ActivityKind; 31] = {
+        use ActivityKind::*;
+        [
+            Login,
+            LoginFailed,
+            Logout,
+            AccountLocked,
+            UserLocked,
+            UserUnlocked,
+            UserCreated,
+            UserImported,
+            UserDeleted,
+            UserRestored,
+            ProfileUpdate,
+            PasswordChange,
+            PasswordResetRequested,
+            PasswordReset,
+            EmailVerified,
+            EmailChangeRequested,
+            TwofaEnabled,
+            TwofaDisabled,
+            RecoveryCodesRegenerated,
+            RecoveryCodeUsed,
+            RoleGranted,
+            RoleRevoked,
+            SessionRevoked,
+            CreditsAdjusted,
+            TokenCreated,
+            TokenRevoked,
+            IdentityLinked,
+            IdentityUnlinked,
+            PasskeyAdded,
+            PasskeyRemoved,
+            Request,
+        ]
+    };
+
     pub fn as_str(self) -> &'static str {
         use ActivityKind::*;
         match self {

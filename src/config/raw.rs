@@ -31,7 +31,7 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub log: RawLog,
-    // --- external sign-in (issue 15) ---
+    // --- external sign-in ---
     #[serde(default)]
     pub identity_providers: Vec<RawIdentityProvider>,
 }
@@ -51,15 +51,15 @@ pub struct RawServer {
     pub shutdown_grace: S<String>,
     pub workers: S<i64>,
     pub default_access: S<String>,
-    // --- trust boundary (issue 9) ---
+    // --- trust boundary ---
     pub route_case: S<String>,
     pub allow_path_params: Option<bool>,
     pub extra_methods: Option<Vec<Spanned<String>>>,
-    // --- connection deadlines (issue 16) ---
+    // --- connection deadlines ---
     pub handshake_timeout: S<String>,
     pub idle_timeout: S<String>,
     pub max_connections: S<i64>,
-    // --- abuse resistance (issue 16) ---
+    // --- abuse resistance ---
     pub metrics_allow: Option<Vec<Spanned<String>>>,
     pub metrics_listen: S<String>,
 }
@@ -111,7 +111,7 @@ pub struct RawSecurity {
     pub require_2fa_for_admins: Option<bool>,
     pub login_attempts_per_ip: S<i64>,
     pub login_throttle_window: S<String>,
-    // --- portal flows (issue 4) ---
+    // --- portal flows ---
     pub reset_token_ttl: S<String>,
     pub verification_token_ttl: S<String>,
     pub reset_requests_per_account: S<i64>,
@@ -119,10 +119,10 @@ pub struct RawSecurity {
     pub reset_throttle_window: S<String>,
     pub twofa_pending_ttl: S<String>,
     pub twofa_max_attempts: S<i64>,
-    // --- abuse resistance (issue 16) ---
+    // --- abuse resistance ---
     pub twofa_attempts_per_account: S<i64>,
     pub username_pattern: S<String>,
-    // --- identity assertion (issue 11) ---
+    // --- identity assertion ---
     pub assertion_key_file: S<OneOrMany>,
     pub assertion_audience: S<String>,
     pub assertion_ttl: S<String>,
@@ -172,7 +172,7 @@ pub struct RawMail {
     pub smtp_username: S<String>,
     pub smtp_password: S<String>,
     pub smtp_password_file: S<String>,
-    // --- portal flows (issue 4) ---
+    // --- portal flows ---
     pub send_timeout: S<String>,
 }
 
@@ -204,7 +204,7 @@ pub struct RawLog {
     pub access: Option<bool>,
 }
 
-/// One `[[identity_providers]]` entry (issue 15).
+/// One `[[identity_providers]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentityProvider {

@@ -23,7 +23,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub portal: PortalSettings,
     pub routes: Vec<RouteRule>,
-    /// `[[identity_providers]]`: external OpenID Connect sign-in (issue 15).
+    /// `[[identity_providers]]`: external OpenID Connect sign-in.
     pub identity_providers: Vec<IdentityProvider>,
     /// Problems that do not stop the server (for example a shadowed route).
     pub warnings: Vec<String>,
@@ -146,7 +146,7 @@ pub struct SecuritySettings {
     pub require_2fa_for_admins: bool,
     pub login_attempts_per_ip: u32,
     pub login_throttle_window: Duration,
-    // --- portal flows (issue 4) ---
+    // --- portal flows ---
     /// How long a password-reset link works.
     pub reset_token_ttl: Duration,
     /// How long an email-verification link works.
@@ -164,7 +164,7 @@ pub struct SecuritySettings {
     pub twofa_attempts_per_account: u32,
     /// New usernames: NFKC-normalised, then matched whole against `security.username_pattern`.
     pub username_rules: crate::accounts::UsernameRules,
-    // --- identity assertion (issue 11) ---
+    // --- identity assertion ---
     /// Ed25519 keys (PKCS#8 PEM) for `X-Auth-Assertion`: the first signs, all are published.
     /// Empty: a key generated into the data folder.
     pub assertion_key_files: Vec<PathBuf>,
@@ -246,7 +246,7 @@ pub struct MailSettings {
     pub from: String,
     pub outbox_dir: PathBuf,
     pub smtp: Option<SmtpSettings>,
-    // --- portal flows (issue 4) ---
+    // --- portal flows ---
     /// Upper bound for handing one mail to the SMTP server (or writing it to the outbox).
     pub send_timeout: Duration,
 }

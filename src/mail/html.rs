@@ -51,18 +51,8 @@ fn push_line(out: &mut String, line: &str) {
 }
 
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    // minijinja's escaper, the one the templates use.
+    minijinja::HtmlEscape(s).to_string()
 }
 
 #[cfg(test)]
@@ -81,9 +71,13 @@ mod tests {
         );
         assert!(html.contains("<p>Hello &amp; welcome.</p>"), "{html}");
         assert!(
-            html.contains("<a href=\"https://x.example/a?token=1&amp;b=2\""),
+            // minijinja escapes `/` too; a browser or mail client reads the same address.
+            html.contains("<a href=\"https:&#x2f;&#x2f;x.example&#x2f;a?token=1&amp;b=2\""),
             "{html}"
         );
-        assert!(html.contains(">https://x.example/b</a>.</p>"), "{html}");
+        assert!(
+            html.contains(">https:&#x2f;&#x2f;x.example&#x2f;b</a>.</p>"),
+            "{html}"
+        );
     }
 }

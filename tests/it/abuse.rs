@@ -1,4 +1,4 @@
-//! Abuse resistance over HTTP (issue 16): concurrent guesses against one account and from one
+//! Abuse resistance over HTTP: concurrent guesses against one account and from one
 //! address are bounded by slots taken in the database (or throttle) before any check.
 
 use std::collections::HashMap;

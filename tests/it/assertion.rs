@@ -1,4 +1,4 @@
-//! The signed identity assertion (issue 11), checked by an implementation that is not ours:
+//! The signed identity assertion, checked by an implementation that is not ours:
 //! PyJWT with `cryptography` (tests/fixtures/verify_assertion.py), given only the JWKS URL.
 //! Without PyJWT the checks are skipped with a note, unless
 //! `GATEHOUSE_REQUIRE_FRONT_PROXIES=1` (CI installs it in the same step).

@@ -1,4 +1,4 @@
-//! Forward-auth mode (issue 11): the two endpoints asked directly, as a front proxy would, and
+//! Forward-auth mode: the two endpoints asked directly, as a front proxy would, and
 //! then behind a real nginx (`auth_request`) and a real Caddy (`forward_auth`).
 //!
 //! The front-proxy tests need the `nginx` and `caddy` binaries (Debian packages); without them

@@ -1,4 +1,4 @@
-//! Passkeys, server side (issue 14), with a software authenticator: a P-256 key made here
+//! Passkeys, server side, with a software authenticator: a P-256 key made here
 //! (ring), its attestation object and COSE key encoded with ciborium, assertions signed over
 //! `authenticatorData ‖ SHA-256(clientDataJSON)` as an authenticator does.
 //!

@@ -21,44 +21,6 @@ use crate::store::{ActivityFilter, Ts, UserId};
 
 const PAGE_SIZE: i64 = 50;
 
-/// The types offered in the type filter, in the order shown.
-const KINDS: [ActivityKind; 31] = {
-    use ActivityKind::*;
-    [
-        Login,
-        LoginFailed,
-        Logout,
-        AccountLocked,
-        UserLocked,
-        UserUnlocked,
-        UserCreated,
-        UserImported,
-        UserDeleted,
-        UserRestored,
-        ProfileUpdate,
-        PasswordChange,
-        PasswordResetRequested,
-        PasswordReset,
-        EmailVerified,
-        EmailChangeRequested,
-        TwofaEnabled,
-        TwofaDisabled,
-        RecoveryCodesRegenerated,
-        RecoveryCodeUsed,
-        RoleGranted,
-        RoleRevoked,
-        SessionRevoked,
-        CreditsAdjusted,
-        TokenCreated,
-        TokenRevoked,
-        IdentityLinked,
-        IdentityUnlinked,
-        PasskeyAdded,
-        PasskeyRemoved,
-        Request,
-    ]
-};
-
 /// A time filter: a plain day (`2026-11-30`, UTC; the start of that day, or for an end bound
 /// the start of the next, so the whole day is in), a `datetime-local` value, or RFC 3339.
 fn time_bound(key: &str, s: &str, end: bool) -> Result<Ts, ApiError> {
@@ -178,7 +140,7 @@ pub async fn page_of_log(
         context! {
             rows, next, error, error_fields,
             newest => fields.get("before").map(|_| link(&fields, &[("before", String::new())])),
-            kinds => KINDS.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            kinds => ActivityKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             type_ => f("type"), user => user,
             from => fields.get("from").or(fields.get("since")).unwrap_or(""),
             to => fields.get("to").or(fields.get("until")).unwrap_or(""),

@@ -120,7 +120,7 @@ pub(super) fn mail(c: &mut Ctx<'_>, m: &RawMail, data_dir: &Path) -> MailSetting
             .path(&m.outbox_dir, None)
             .unwrap_or_else(|| data_dir.join("outbox")),
         smtp,
-        // --- portal flows (issue 4) ---
+        // --- portal flows ---
         send_timeout: c.duration(
             "mail.send_timeout",
             &m.send_timeout,

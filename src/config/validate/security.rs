@@ -181,7 +181,7 @@ pub(super) fn security(c: &mut Ctx<'_>, sec: &RawSecurity) -> SecuritySettings {
             &sec.login_throttle_window,
             Duration::from_secs(15 * 60),
         ),
-        // --- portal flows (issue 4) ---
+        // --- portal flows ---
         reset_token_ttl: c.duration(
             "security.reset_token_ttl",
             &sec.reset_token_ttl,

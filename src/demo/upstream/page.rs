@@ -60,18 +60,8 @@ pub(super) async fn echo(req: Request<Incoming>) -> Response<ResponseBody> {
 }
 
 pub(super) fn escape_html(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    // minijinja's escaper, the one the templates use.
+    minijinja::HtmlEscape(input).to_string()
 }
 
 const PAGE_STYLE: &str = "\

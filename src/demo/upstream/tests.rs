@@ -1,6 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::page::escape_html;
 use super::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::body::Frame;
@@ -283,7 +282,7 @@ async fn html_page_escapes_hostile_values_and_marks_identity_headers() {
     assert!(!raw.contains("<script>alert"), "{raw}");
     assert!(!raw.contains("<img"), "{raw}");
     assert!(
-        raw.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;&amp;&#39;"),
+        raw.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;&#x2f;script&gt;&amp;&#x27;"),
         "{raw}"
     );
     assert!(
@@ -298,7 +297,7 @@ async fn html_page_escapes_hostile_values_and_marks_identity_headers() {
     assert!(!raw.contains("You are not signed in"));
     assert!(raw.contains("/_auth/logout"));
     assert!(
-        raw.contains("href=\"/app/?q=%22x%22&amp;format=json\""),
+        raw.contains("href=\"&#x2f;app&#x2f;?q=%22x%22&amp;format=json\""),
         "{raw}"
     );
 
@@ -314,11 +313,6 @@ async fn html_page_escapes_hostile_values_and_marks_identity_headers() {
     assert!(raw.contains("href=\"/_auth/login\""), "{raw}");
     assert!(!raw.contains("class=\"identity\""), "{raw}");
     server.stop().await;
-
-    assert_eq!(
-        escape_html("<a href=\"x\">'&'</a>"),
-        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-    );
 }
 
 #[tokio::test]
