@@ -12,6 +12,7 @@
 //! unless `GATEHOUSE_REQUIRE_BROWSER=1` (CI), where it fails.
 
 mod audit;
+mod console;
 mod webdriver;
 
 use chrono::Duration as ChronoDuration;
