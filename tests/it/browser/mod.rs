@@ -277,7 +277,7 @@ async fn account_and_console_pages_in_chromium() {
     wd.goto(&format!("{base}/_auth/account/passkeys")).await;
     audit.check(&wd, "the passkeys page").await;
 
-    wd.goto(&format!("{base}/_auth/admin/")).await;
+    wd.goto(&format!("{base}/_auth/admin/users")).await;
     wd.find(
         "a[href='/_auth/admin/users/{}']"
             .replace("{}", &rita.id.0.to_string())
