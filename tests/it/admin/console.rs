@@ -243,7 +243,12 @@ async fn console_pages_and_forms(b: Backend) {
         ))
         .await;
     assert_status(&r, StatusCode::OK, "activity page");
-    assert!(r.text().contains("<td>role_granted</td>"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("<td data-label=\"Type\">role_granted</td>"),
+        "{}",
+        r.text()
+    );
     assert_status(
         &br.page("/_auth/admin/users/999999").await,
         StatusCode::NOT_FOUND,

@@ -31,14 +31,22 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .unwrap();
 
     let with_requests = "/_auth/admin/activity?requests=1&type=request";
-    page_with(&mut br, with_requests, "<td>request</td>").await;
+    page_with(
+        &mut br,
+        with_requests,
+        "<td data-label=\"Type\">request</td>",
+    )
+    .await;
     let html = page_with(
         &mut br,
         "/_auth/admin/activity",
-        "<td>credits_adjusted</td>",
+        "<td data-label=\"Type\">credits_adjusted</td>",
     )
     .await;
-    assert!(!html.contains("<td>request</td>"), "{html}");
+    assert!(
+        !html.contains("<td data-label=\"Type\">request</td>"),
+        "{html}"
+    );
     for id in [
         "activity-filter",
         "id=\"type\"",
@@ -72,7 +80,8 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .await
         .text();
     assert!(
-        html.contains("<td>credits_adjusted</td>") && html.contains("<td>login</td>"),
+        html.contains("<td data-label=\"Type\">credits_adjusted</td>")
+            && html.contains("<td data-label=\"Type\">login</td>"),
         "{html}"
     );
     assert!(!html.contains(">other</a>"), "{html}");
@@ -80,7 +89,10 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .page("/_auth/admin/activity?user=jane%40example.com&type=credits_adjusted")
         .await
         .text();
-    assert!(html.contains("<td>credits_adjusted</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Type\">credits_adjusted</td>"),
+        "{html}"
+    );
     let html = br
         .page(&format!(
             "/_auth/admin/activity?user_id={}&type=login",
@@ -88,7 +100,10 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         ))
         .await
         .text();
-    assert!(html.contains("<td>login</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Type\">login</td>"),
+        "{html}"
+    );
     let html = br
         .page("/_auth/admin/activity?user=jane&to=2000-01-01")
         .await
@@ -104,7 +119,8 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
         .await
         .text();
     assert!(
-        page.contains("<td>credits_adjusted</td>") && !page.contains("<td>request</td>"),
+        page.contains("<td data-label=\"Type\">credits_adjusted</td>")
+            && !page.contains("<td data-label=\"Type\">request</td>"),
         "{page}"
     );
     // The numeric filter of the API still works.
@@ -114,5 +130,9 @@ async fn activity_hides_requests_and_takes_names_and_days(b: Backend) {
             jane.id
         ))
         .await;
-    assert!(r.text().contains("<td>request</td>"), "{}", r.text());
+    assert!(
+        r.text().contains("<td data-label=\"Type\">request</td>"),
+        "{}",
+        r.text()
+    );
 }
