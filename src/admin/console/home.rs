@@ -67,13 +67,13 @@ pub async fn home(
         ),
         (
             "count-sign-ins",
-            "Sign-ins, last 24 h",
+            "Sign-ins, last 24\u{a0}h",
             o.sign_ins,
             ("activity", format!("type=login&from={since}")),
         ),
         (
             "count-sign-in-failures",
-            "Failed sign-ins, last 24 h",
+            "Failed sign-ins, last 24\u{a0}h",
             o.sign_in_failures,
             ("activity", format!("type=login_failed&from={since}")),
         ),

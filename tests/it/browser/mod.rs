@@ -15,6 +15,7 @@
 //! unless `GATEHOUSE_REQUIRE_BROWSER=1` (CI), where it fails.
 
 mod audit;
+mod console;
 mod flows;
 mod webdriver;
 
@@ -313,7 +314,7 @@ async fn account_and_console_pages_in_chromium() {
     wd.goto(&format!("{base}/_auth/account/passkeys")).await;
     audit.check(&wd, "the passkeys page").await;
 
-    wd.goto(&format!("{base}/_auth/admin/")).await;
+    wd.goto(&format!("{base}/_auth/admin/users")).await;
     wd.find(
         "a[href='/_auth/admin/users/{}']"
             .replace("{}", &rita.id.0.to_string())
