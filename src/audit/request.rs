@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::store::{NewActivity, Ts, UserId};
 use crate::web::RequestCtx;
-use crate::web::client::RequestId;
+use crate::web::request_ctx::RequestId;
 
 /// Text stored inline up to 64 bytes, which holds most paths and route patterns.
 type Inline = SmallVec<[u8; 64]>;

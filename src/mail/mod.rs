@@ -223,7 +223,10 @@ async fn write_outbox(dir: &std::path::Path, bytes: &[u8]) -> Result<PathBuf, Ma
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    let name = format!("{stamp}-{}.eml", &crate::web::client::new_request_id()[..8]);
+    let name = format!(
+        "{stamp}-{}.eml",
+        &crate::web::request_ctx::new_request_id()[..8]
+    );
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
     tokio::fs::write(&tmp, bytes).await.map_err(err)?;
