@@ -65,6 +65,13 @@ async fn no_dead_ends_in_chromium() {
     assert!(text.contains("Access denied"), "{text}");
     audit.check(&wd, "the 403 page for a missing role").await;
 
+    // An address under /_auth/ that does not exist: a styled 404 with a way on.
+    wd.goto(&format!("{base}/_auth/no-such-page")).await;
+    wd.find("main a[href='/_auth/account']").await;
+    let text = wd.text("main").await;
+    assert!(text.contains("Not found"), "{text}");
+    audit.check(&wd, "the 404 page").await;
+
     // The account password form: every problem at once.
     wd.goto(&format!("{base}/_auth/account")).await;
     wd.type_into("#current_password", "not the password").await;
