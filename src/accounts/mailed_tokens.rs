@@ -115,29 +115,16 @@ impl Accounts {
         Ok(Secret::new(token))
     }
 
-    /// Asks to move the account to `new_email`: checks the password and that the address is
-    /// free, then returns a verification token for the new address.
+    /// Asks to move the account to `new_email` once [`Accounts::email_change_problems`] found
+    /// none (it checks the address and the password, the one hash this costs): refuses an
+    /// address another account holds, then returns a verification token for the new address.
     pub async fn request_email_change(
         &self,
         id: UserId,
         new_email: &str,
-        password: &Secret<String>,
         client: &ClientInfo,
     ) -> Result<(String, Secret<String>), AccountError> {
-        let user = self.get(id).await?.ok_or(AccountError::NotFound)?;
         let email = validate_email(new_email)?;
-        if email.eq_ignore_ascii_case(&user.email) {
-            return Err(AccountError::Invalid {
-                field: "email",
-                message: "that is already your address".into(),
-            });
-        }
-        if !self.password_matches(&user, password).await? {
-            return Err(AccountError::Invalid {
-                field: "current_password",
-                message: "the password is not right".into(),
-            });
-        }
         if self
             .store()
             .user_by_email(&email)

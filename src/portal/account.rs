@@ -342,7 +342,7 @@ pub async fn email(app: &App, req: Request<Incoming>, ctx: &RequestCtx) -> Porta
     }
     match app
         .accounts
-        .request_email_change(id, new_email, &pw, &ctx.client())
+        .request_email_change(id, new_email, &ctx.client())
         .await
     {
         Ok((address, token)) => {
