@@ -415,5 +415,18 @@ mod tests {
         assert_eq!(lookup(&get, "/_auth/oidc/corp/other"), Lookup::NotFound);
         assert_eq!(lookup(&get, "/_auth/oidc//start"), Lookup::NotFound);
         assert_eq!(lookup(&get, "/_auth/oidc/a/b/start"), Lookup::NotFound);
+        // Other spellings of a known path name nothing: no case folding, trailing slash,
+        // `;` parameter, doubled slash or percent-encoding reaches a page.
+        for odd in [
+            "/_auth/LOGIN",
+            "/_auth/login/",
+            "/_auth/login;x",
+            "/_auth//login",
+            "/_auth/%6cogin",
+            "/_auth/healthz/",
+            "/_auth/Admin/",
+        ] {
+            assert_eq!(lookup(&get, odd), Lookup::NotFound, "{odd}");
+        }
     }
 }
