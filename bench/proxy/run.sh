@@ -336,14 +336,16 @@ drain_audit() {
   awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 }
 
-# CPU time (ms, user + system) used so far by a process and its children (nginx's workers).
+# CPU time (ms, user + system; with CPU_FIELD=sys system only) used so far by a process and its
+# children (nginx's workers).
 HZ=$(getconf CLK_TCK)
 cpu_ms() {
-  local pids pid total=0 t
+  local pids pid total=0 t expr='$12 + $13'
+  [ "${CPU_FIELD:-}" = sys ] && expr='$13'
   pids="$1 $( (pgrep -P "$1" || true) | tr '\n' ' ')"
   for pid in $pids; do
     # Fields after the ")" of the command name: utime is the 12th, stime the 13th.
-    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk "{ print $expr }") || t=0
     total=$((total + ${t:-0}))
   done
   echo $((total * 1000 / HZ))
@@ -378,7 +380,7 @@ sleep 1
 
 q_before_all=$(metric gatehouse_db_queries_total)
 d_queries=0 d_background=0 d_requests=0 d_proxied=0 d_misses=0
-declare -A RPS P50 P99 ERRS UPCPU PXCPU
+declare -A RPS P50 P99 ERRS UPCPU PXCPU PXSYS
 BACKLOG=""
 DRAIN=""
 for r in $(seq 1 "$REPEAT"); do
@@ -393,10 +395,14 @@ for r in $(seq 1 "$REPEAT"); do
     up0=$(cpu_ms "$UP_PID")
     px0=0
     [ -n "${PROXY_PID[$c]:-}" ] && px0=$(cpu_ms "${PROXY_PID[$c]}")
+    sy0=0
+    [ -n "${PROXY_PID[$c]:-}" ] && sy0=$(CPU_FIELD=sys cpu_ms "${PROXY_PID[$c]}")
     run_wrk "$c" "$DURATION" "$log"
     up1=$(cpu_ms "$UP_PID")
     px1=0
     [ -n "${PROXY_PID[$c]:-}" ] && px1=$(cpu_ms "${PROXY_PID[$c]}")
+    sy1=0
+    [ -n "${PROXY_PID[$c]:-}" ] && sy1=$(CPU_FIELD=sys cpu_ms "${PROXY_PID[$c]}")
     line=$(grep '^BENCH ' "$log") || die "no result line in $log"
     get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
     RPS[$c]+="$(get rps) "
@@ -405,6 +411,7 @@ for r in $(seq 1 "$REPEAT"); do
     n=$(get requests)
     UPCPU[$c]+="$(awk -v t="$((up1 - up0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }') "
     PXCPU[$c]+="$(awk -v t="$((px1 - px0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }') "
+    PXSYS[$c]+="$(awk -v t="$((sy1 - sy0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }') "
     errs=$(($(get connect_err) + $(get read_err) + $(get write_err) + $(get timeout_err) + $(get http_err)))
     ERRS[$c]=$((${ERRS[$c]:-0} + errs))
     if [ "$c" = d ]; then
@@ -499,7 +506,7 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   # One more 10 s run each of (c) and (d) with perf sampling Gatehouse: where its CPU goes,
   # by thread and by function (flat, self time).
   for c in c d; do
-    perf record -F 999 -p "$GH_PID" -o "$OUT/perf-$c.data" -- sleep 8 >/dev/null 2>&1 &
+    perf record -F 999 ${PERF_RECORD_ARGS:-} -p "$GH_PID" -o "$OUT/perf-$c.data" -- sleep 8 >/dev/null 2>&1 &
     perf_pid=$!
     run_wrk "$c" 10s "$OUT/perf-run-$c.txt"
     wait "$perf_pid" || true
@@ -533,12 +540,13 @@ ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
 say ""
 say "## Results (median of $REPEAT; range of req/s in brackets)"
 say ""
-say "| case | req/s | p50 ms | p99 ms | req/s range | proxy CPU µs/req | upstream CPU µs/req | errors |"
-say "|---|---:|---:|---:|---|---:|---:|---:|"
+say "| case | req/s | p50 ms | p99 ms | req/s range | proxy CPU µs/req | of which system | upstream CPU µs/req | errors |"
+say "|---|---:|---:|---:|---|---:|---:|---:|---:|"
 for c in "${CASES[@]}"; do
   px="-"
-  [ -n "${PROXY_PID[$c]:-}" ] && px=$(median <<<"${PXCPU[$c]}")
-  say "| ($c) ${NAME[$c]} | $(printf '%.0f' "${MRPS[$c]}") | $(ms "${MP50[$c]}") | $(ms "${MP99[$c]}") | $(spread <<<"${RPS[$c]}") | $px | $(median <<<"${UPCPU[$c]}") | ${ERRS[$c]} |"
+  sy="-"
+  [ -n "${PROXY_PID[$c]:-}" ] && px=$(median <<<"${PXCPU[$c]}") && sy=$(median <<<"${PXSYS[$c]}")
+  say "| ($c) ${NAME[$c]} | $(printf '%.0f' "${MRPS[$c]}") | $(ms "${MP50[$c]}") | $(ms "${MP99[$c]}") | $(spread <<<"${RPS[$c]}") | $px | $sy | $(median <<<"${UPCPU[$c]}") | ${ERRS[$c]} |"
 done
 d_over_b=$(ratio "${MRPS[d]}" "${MRPS[b]}")
 d_over_a=$(ratio "${MRPS[d]}" "${MRPS[a]}")

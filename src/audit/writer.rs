@@ -146,7 +146,11 @@ impl AuditLog {
         match &self.mode {
             Mode::Direct(store) => {
                 let row = item.into_row();
-                self.write_direct(store, row).await;
+                // Boxed (in a statement of its own, see `SessionService::lookup`): a database
+                // write is a large future, and this one (short-lived processes only) would
+                // otherwise size every proxied request's future.
+                let write = Box::pin(self.write_direct(store, row));
+                write.await;
             }
             Mode::Queued {
                 tx,

@@ -91,7 +91,11 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
         // Boxed: hyper keeps one allocation of this future's size per connection for its
         // whole life, and the portal's futures (database queries, hashing) are far larger than
         // the proxy's; a request under /_auth/ pays one allocation instead.
-        let r = Box::pin(auth_routes::handle(app, req, &ctx).instrument(span)).await;
+        //
+        // Made in a statement of its own: as a temporary of the awaiting statement the
+        // unboxed future would keep its storage in this one across the await.
+        let portal = Box::pin(auth_routes::handle(app, req, &ctx).instrument(span));
+        let r = portal.await;
         app.route_metrics
             .observe_own(r.status().as_u16(), started.elapsed());
         r
@@ -190,6 +194,8 @@ async fn pipeline<'a>(
 
     let host = authority(&req);
     let h = req.headers_mut();
+    // Room for what is added below at once, instead of the map growing several times.
+    h.reserve(16);
     let upgrade = headers::filter_upgrade(h, &s.upstream.allowed_upgrades);
     headers::remove_hop_by_hop(h, upgrade);
     headers::join_cookies(h);

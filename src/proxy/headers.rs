@@ -159,15 +159,16 @@ fn is_upgrade_requested(headers: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Hop-by-hop headers (RFC 9110 §7.6.1), as names: comparing names costs no parsing.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
 ];
 
 /// Whether a request asks to switch protocols (e.g. WebSocket).
@@ -177,27 +178,35 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers, including those named in `Connection`. With `keep_upgrade`, the
 /// `Upgrade` header stays and `Connection: upgrade` is set again.
+///
+/// One pass over the names present: most messages carry none of these, and then the map is
+/// not touched (this runs twice on every proxied request).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        if keep_upgrade && n == header::UPGRADE {
-            continue;
+    let mut doomed: SmallVec<[HeaderName; 4]> = SmallVec::new();
+    let mut has_connection = false;
+    for name in headers.keys() {
+        if *name == header::CONNECTION {
+            has_connection = true;
         }
-        headers.remove(n);
+        if HOP_BY_HOP.contains(name) || (!keep_upgrade && *name == header::UPGRADE) {
+            doomed.push(name.clone());
+        }
     }
-    for h in HOP_BY_HOP {
-        headers.remove(h);
+    if has_connection {
+        let named = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && *n == header::UPGRADE));
+        doomed.extend(named);
+    }
+    for n in &doomed {
+        headers.remove(n);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -219,15 +228,24 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// A header value being put together on the stack (heap only past 128 bytes).
-#[derive(Default)]
-struct Buf(SmallVec<[u8; 128]>);
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-impl std::fmt::Write for Buf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
+/// `X-Forwarded-For` and `Forwarded` as last made on this thread, with what they were made
+/// from: a connection sends many requests from one address to one host, so the values are
+/// made once and shared (a clone of a header value copies nothing).
+struct LastForwarded {
+    peer: std::net::IpAddr,
+    scheme: &'static str,
+    host: Option<HeaderValue>,
+    xff: HeaderValue,
+    forwarded: Option<HeaderValue>,
+}
+
+thread_local! {
+    static LAST_FORWARDED: std::cell::RefCell<Option<LastForwarded>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host`, a `Forwarded` that says the same (RFC 7239),
@@ -240,44 +258,108 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
     names: &HeaderNames,
 ) {
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(ctx.scheme));
+    headers.insert(&names.request_id, ctx.request_id.header_value());
+    let prior_xff = ctx.peer_trusted
+        && headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.trim().is_empty());
+    let keep_host = ctx.peer_trusted && headers.contains_key(&X_FORWARDED_HOST);
+    if !prior_xff && !keep_host {
+        // The common case: the client is the peer, and the host is the one it asked for.
+        let (xff, forwarded) = from_peer(ctx.peer.ip(), ctx.scheme, host);
+        match host {
+            Some(v) => headers.insert(&X_FORWARDED_HOST, v.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+        put_forwarded(headers, xff, forwarded);
+        return;
+    }
     let mut xff = Buf::default();
-    if ctx.peer_trusted
-        && let Some(prior) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && !prior.trim().is_empty()
-    {
-        let _ = write!(xff, "{prior}, ");
+    if prior_xff && let Some(prior) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        xff.push(prior);
+        xff.push(", ");
     }
     let _ = write!(xff, "{}", ctx.peer.ip());
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
-    let keep_host = ctx.peer_trusted && headers.contains_key("x-forwarded-host");
     if !keep_host {
         match host {
-            Some(v) => {
-                headers.insert("x-forwarded-host", v.clone());
-            }
-            None => {
-                headers.remove("x-forwarded-host");
-            }
-        }
+            Some(v) => headers.insert(&X_FORWARDED_HOST, v.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
     }
     // `xff` holds the peer's address and, from a trusted proxy, a header that was valid text.
     let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
     let forwarded = forwarded_value(
         xff_text,
         ctx.scheme,
-        headers
-            .get("x-forwarded-host")
-            .and_then(|v| v.to_str().ok()),
+        headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()),
     );
-    if let Ok(v) = HeaderValue::from_bytes(&forwarded.0) {
-        headers.insert(header::FORWARDED, v);
-    } else {
-        headers.remove(header::FORWARDED);
-    }
+    let forwarded = HeaderValue::from_bytes(&forwarded.0).ok();
     if let Ok(v) = HeaderValue::from_bytes(&xff.0) {
-        headers.insert("x-forwarded-for", v);
+        put_forwarded(headers, v, forwarded);
     }
-    headers.insert(names.request_id.clone(), ctx.request_id.header_value());
+}
+
+fn put_forwarded(headers: &mut HeaderMap, xff: HeaderValue, forwarded: Option<HeaderValue>) {
+    match forwarded {
+        Some(v) => headers.insert(header::FORWARDED, v),
+        None => headers.remove(header::FORWARDED),
+    };
+    headers.insert(&X_FORWARDED_FOR, xff);
+}
+
+/// `X-Forwarded-For` and `Forwarded` for a request straight from `peer`, made once per peer,
+/// scheme and host on this thread.
+fn from_peer(
+    peer: std::net::IpAddr,
+    scheme: &'static str,
+    host: Option<&HeaderValue>,
+) -> (HeaderValue, Option<HeaderValue>) {
+    LAST_FORWARDED.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(l) = last.as_ref()
+            && l.peer == peer
+            && std::ptr::eq(l.scheme, scheme)
+            && l.host.as_ref() == host
+        {
+            return (l.xff.clone(), l.forwarded.clone());
+        }
+        let mut xff = Buf::default();
+        let _ = write!(xff, "{peer}");
+        let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
+        let forwarded = forwarded_value(xff_text, scheme, host.and_then(|v| v.to_str().ok()));
+        let forwarded = HeaderValue::from_bytes(&forwarded.0).ok();
+        let xff =
+            HeaderValue::from_bytes(&xff.0).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        *last = Some(LastForwarded {
+            peer,
+            scheme,
+            // Copied: the request's value shares its connection's read buffer, which a
+            // thread-local would keep alive.
+            host: host.and_then(|h| HeaderValue::from_bytes(h.as_bytes()).ok()),
+            xff: xff.clone(),
+            forwarded: forwarded.clone(),
+        });
+        (xff, forwarded)
+    })
+}
+
+/// A header value being put together on the stack (heap only past 128 bytes).
+#[derive(Default)]
+struct Buf(SmallVec<[u8; 128]>);
+
+impl Buf {
+    fn push(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+}
+
+impl std::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s);
+        Ok(())
+    }
 }
 
 /// One `Forwarded` element per `X-Forwarded-For` hop, the last also with proto and host, so
@@ -286,7 +368,7 @@ fn forwarded_value(xff: &str, proto: &str, host: Option<&str>) -> Buf {
     let mut out = Buf::default();
     for hop in xff.split(',').map(str::trim) {
         if !out.0.is_empty() {
-            out.0.extend_from_slice(b", ");
+            out.push(", ");
         }
         let _ = match hop.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(ip)) => write!(out, "for={ip}"),
@@ -294,9 +376,12 @@ fn forwarded_value(xff: &str, proto: &str, host: Option<&str>) -> Buf {
             Err(_) => write!(out, "for=unknown"),
         };
     }
-    let _ = write!(out, ";proto={proto}");
+    out.push(";proto=");
+    out.push(proto);
     if let Some(h) = host.filter(|h| !h.contains(['"', '\\'])) {
-        let _ = write!(out, ";host=\"{h}\"");
+        out.push(";host=\"");
+        out.push(h);
+        out.push("\"");
     }
     out
 }

@@ -1,18 +1,19 @@
-//! The upstream client: hyper-util's pooled client over plain TCP or rustls. Bodies stream
-//! both ways; nothing is buffered whole. Upgrades (WebSocket) are spliced after the upstream
-//! answers `101`.
+//! The upstream client: HTTP/1.1 over plain TCP or rustls, on keep-alive connections from
+//! [`super::pool`]. Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket)
+//! are spliced after the upstream answers `101`.
 
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+
+use super::pool::{Pool, PooledBody, SendError};
 
 use crate::config::UpstreamSettings;
 use crate::web::Body;
@@ -40,11 +41,9 @@ pub enum UpstreamConfigError {
     Tls(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
-    scheme: Scheme,
-    authority: Authority,
+    pool: std::sync::Arc<Pool>,
     /// `authority` as the `Host` value, made once.
     authority_value: Option<HeaderValue>,
     /// Path prefix of the upstream URL, without a trailing slash ("" for "/").
@@ -116,12 +115,6 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(s.pool_max_idle_per_host)
-            .build(connector);
         let uri: Uri = s
             .url
             .as_str()
@@ -132,11 +125,20 @@ impl Upstream {
             .authority()
             .cloned()
             .ok_or_else(|| UpstreamConfigError::Tls("upstream URL has no host".into()))?;
+        let origin = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| UpstreamConfigError::Tls(e.to_string()))?;
         Ok(Upstream {
-            client,
-            scheme,
+            pool: Pool::new(
+                connector,
+                origin,
+                s.pool_max_idle_per_host,
+                POOL_IDLE_TIMEOUT,
+            ),
             authority_value: HeaderValue::from_str(authority.as_str()).ok(),
-            authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
             response_timeout: s.response_timeout,
             connect_timeout: s.connect_timeout,
@@ -166,12 +168,8 @@ impl Upstream {
                     .map_err(|e| UpstreamError::BadRequest(e.to_string()))?
             }
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        let uri = Uri::from_parts(parts).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
-        *req.uri_mut() = uri;
+        // Origin form: the connection already goes to the upstream's authority.
+        *req.uri_mut() = Uri::from(path_and_query);
         *req.version_mut() = Version::HTTP_11;
         let host_value = match (self.preserve_host, host) {
             (true, Some(h)) => Some(h.clone()),
@@ -189,6 +187,8 @@ impl Upstream {
                     "101 to a request without an upgrade",
                 ));
             }
+            // The connection becomes the tunnel; it never goes back to the pool.
+            resp.body_mut().detach();
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             let guard = guard.unwrap_or_else(|| Box::pin(std::future::pending()));
             tokio::spawn(async move {
@@ -214,15 +214,31 @@ impl Upstream {
     /// connection by `connect_timeout` on its own. (A deadline over their sum answered a silent
     /// upstream only after both had run out.) In steady state the connection is pooled, so the
     /// whole deadline is the upstream's, at the cost of one timer per request.
-    async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+    async fn send(&self, req: Request<Incoming>) -> Result<Response<PooledBody>, UpstreamError> {
+        match tokio::time::timeout(self.response_timeout, self.pool.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
-            Ok(r) => r.map_err(|e| classify(&e, self.connect_timeout)),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(SendError::Connect(e))) => Err(classify(&*e, self.connect_timeout)),
+            Ok(Err(SendError::Unsent(e) | SendError::Failed(e))) => {
+                Err(classify(&e, self.connect_timeout))
+            }
         }
     }
 }
 
-fn classify(e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> UpstreamError {
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("url", &self.settings.url)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long an unused upstream connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn classify(e: &(dyn std::error::Error + 'static), connect_timeout: Duration) -> UpstreamError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
@@ -236,7 +252,7 @@ fn classify(e: &hyper_util::client::legacy::Error, connect_timeout: Duration) ->
         source = s.source();
     }
     let mut msg = e.to_string();
-    if let Some(inner) = std::error::Error::source(e) {
+    if let Some(inner) = e.source() {
         msg = format!("{msg}: {inner}");
     }
     UpstreamError::Unreachable(msg)

@@ -286,10 +286,18 @@ impl SessionService {
                 if self.inner.unknown.contains_key(&hash) {
                     return Ok(None);
                 }
-                match self.load(&hash).await? {
+                // The database paths are boxed: their futures are large, and held inline
+                // they would be part of (and copied with) every request's future, which in
+                // steady state only takes the cached path.
+                // Each box is made in a statement of its own: as a temporary of the
+                // awaiting statement (`Box::pin(..).await`) the unboxed future would keep its
+                // storage here across the await.
+                let load = Box::pin(self.load(&hash));
+                match load.await? {
                     Some(s) => s,
                     None => {
-                        self.inner.unknown.insert(hash, ()).await;
+                        let remember = Box::pin(self.inner.unknown.insert(hash, ()));
+                        remember.await;
                         return Ok(None);
                     }
                 }
@@ -298,7 +306,8 @@ impl SessionService {
         let idle = chrono::Duration::from_std(self.inner.settings.idle_timeout)
             .unwrap_or(chrono::Duration::minutes(30));
         if now >= session.expires_at || now.0 - session.last_seen().0 > idle {
-            self.end_hash(&hash).await?;
+            let end = Box::pin(self.end_hash(&hash));
+            end.await?;
             return Ok(None);
         }
         let now_us = dt_to_micros(now);

@@ -3,13 +3,15 @@
 
 use http::{HeaderMap, Method, header};
 
+static X_REQUESTED_WITH: http::HeaderName = http::HeaderName::from_static("x-requested-with");
+
 /// A page load is a GET or HEAD whose `Accept` prefers `text/html` and that carries no
 /// `X-Requested-With` (which XHR libraries add).
 pub fn is_page_load(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    if headers.contains_key("x-requested-with") {
+    if headers.contains_key(&X_REQUESTED_WITH) {
         return false;
     }
     prefers_html(headers)
@@ -20,7 +22,7 @@ pub fn is_page_load(method: &Method, headers: &HeaderMap) -> bool {
 pub fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
     is_page_load(method, headers)
         || (method == Method::POST
-            && !headers.contains_key("x-requested-with")
+            && !headers.contains_key(&X_REQUESTED_WITH)
             && prefers_html(headers))
 }
 
@@ -33,12 +35,15 @@ pub fn prefers_html(headers: &HeaderMap) -> bool {
         let Ok(s) = value.to_str() else { continue };
         for range in s.split(',') {
             let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            // Compared ignoring case, without a lowered copy: this runs on every request.
+            let media = parts.next().unwrap_or("").trim();
             let q = parts
                 .filter_map(|p| p.trim().strip_prefix("q="))
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            if media == "text/html" || media == "application/xhtml+xml" {
+            if media.eq_ignore_ascii_case("text/html")
+                || media.eq_ignore_ascii_case("application/xhtml+xml")
+            {
                 html_q = Some(html_q.map_or(q, |h: f32| h.max(q)));
             } else if !media.is_empty() && media != "*/*" {
                 other_q = other_q.max(q);

@@ -28,3 +28,4 @@ mod passkeys;
 mod portal;
 mod proxy;
 mod transport;
+mod upstream_pool;
