@@ -16,6 +16,10 @@
 #   SKIP_BUILD=1                                  use the existing release binaries
 #   GATEHOUSE_BIN=..., UPSTREAM_BIN=...           other binaries (e.g. a saved build, to
 #                                                 compare before and after; implies SKIP_BUILD)
+#   RATES="5000 10000"  RATE_DURATION=8s          also, per case, fixed-rate runs with oha
+#                                                 (-q RATE --latency-correction, CONNECTIONS
+#                                                 connections): p99 below saturation; needs
+#                                                 oha (cargo install oha); empty skips them
 #   LAT_DURATION=5s                               per-case run at 1 connection, for latency
 #                                                 without queueing (0 skips it)
 #   GH_WORKERS=<THREADS>                          Gatehouse's server.workers (0: one shared
@@ -41,6 +45,8 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 REPEAT=${REPEAT:-3}
 LAT_DURATION=${LAT_DURATION:-5s}
+RATES=${RATES:-}
+RATE_DURATION=${RATE_DURATION:-8s}
 CORES=$(nproc)
 # PIN_PROXY and PIN_LOAD prefix the commands that start the proxies and the load side.
 PIN_PROXY=()
@@ -448,6 +454,27 @@ if [ "$LAT_DURATION" != 0 ]; then
   done
 fi
 
+# Latency below saturation: the same fixed rate for every case, latency-corrected (a request
+# is timed from when it was due, so a stall counts for every request it delayed).
+declare -A R99
+if [ -n "$RATES" ]; then
+  OHA=$(command -v oha || echo "${CARGO_HOME:-$HOME/.cargo}/bin/oha")
+  [ -x "$OHA" ] || die "RATES needs oha (cargo install oha)"
+  for r in $(seq 1 "$REPEAT"); do
+    for q in $RATES; do
+      for c in "${CASES[@]}"; do
+        log="$OUT/rate$q-$r-$c.json"
+        args=(-z "$RATE_DURATION" -q "$q" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json)
+        [ -n "${HDR[$c]:-}" ] && args+=(-H "${HDR[$c]}")
+        "${PIN_LOAD[@]}" "$OHA" "${args[@]}" "${URL[$c]}" >"$log" 2>"$log.err" || die "oha failed for case $c: $(cat "$log.err")"
+        p99=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(d["latencyPercentiles"]["p99"]*1e6))' "$log")
+        R99[$q,$c]+="$p99 "
+        [ "$c" = d ] && drain_audit >/dev/null
+      done
+    done
+  done
+fi
+
 # Heap allocations per request: uprobes on the C library's allocation functions (Rust's
 # system allocator calls them), counted by `perf stat` on the proxy process only, over one more
 # run per case. Needs perf and root (it defines the probes once; they stay defined).
@@ -577,6 +604,22 @@ if [ "$LAT_DURATION" != 0 ]; then
   for c in "${CASES[@]}"; do
     l99=$(median <<<"${L99[$c]}")
     say "| ($c) ${NAME[$c]} | $(ms "$(median <<<"${L50[$c]}")") | $(ms "$l99") | $(awk -v x="$l99" -v a="$a99" 'BEGIN { printf "%.2f", (x - a) / 1000 }') |"
+  done
+fi
+if [ -n "$RATES" ]; then
+  say ""
+  say "## Fixed rate (oha -q RATE -c $CONNECTIONS --latency-correction -z $RATE_DURATION, median p99 of $REPEAT)"
+  say ""
+  say "| rate | $(for c in "${CASES[@]}"; do printf '(%s) p99 ms | ' "$c"; done)(b) added | (e) added | (c) added | (d) added |"
+  say "|---|$(for c in "${CASES[@]}"; do printf -- '---:|'; done)---:|---:|---:|---:|"
+  for q in $RATES; do
+    row="| $q/s |"
+    for c in "${CASES[@]}"; do row+=" $(ms "$(median <<<"${R99[$q,$c]}")") |"; done
+    a99=$(median <<<"${R99[$q,a]}")
+    for c in b e c d; do
+      row+=" +$(awk -v x="$(median <<<"${R99[$q,$c]}")" -v a="$a99" 'BEGIN { printf "%.2f", (x - a) / 1000 }') |"
+    done
+    say "$row"
   done
 fi
 say ""
