@@ -38,10 +38,10 @@ WORKERS = int(os.environ.get("WORKERS", "1"))
 UP_PORT, GH_PORT = PORT_BASE + 1, PORT_BASE + 3
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -159,7 +159,9 @@ path = "/app/**"
             w.close()
             await asyncio.sleep(2)
             idle = rss_kib(gh.pid)
-            print(f"idle RSS: {idle / 1024:.1f} MiB ({idle} KiB)")
+            print(f"idle RSS: {idle / 1024:.1f} MiB ({idle} KiB; heap and stacks "
+                  f"{rss_kib(gh.pid, 'RssAnon') / 1024:.1f} MiB, the binary and other files "
+                  f"{rss_kib(gh.pid, 'RssFile') / 1024:.1f} MiB)")
             before = idle
             t0 = time.time()
             statuses = await use_sessions(tokens)
