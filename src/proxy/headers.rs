@@ -239,7 +239,7 @@ struct LastForwarded {
     peer: std::net::IpAddr,
     scheme: &'static str,
     host: Option<HeaderValue>,
-    xff: HeaderValue,
+    xff: Option<HeaderValue>,
     forwarded: Option<HeaderValue>,
 }
 
@@ -266,47 +266,51 @@ pub fn set_forwarded(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.trim().is_empty());
     let keep_host = ctx.peer_trusted && headers.contains_key(&X_FORWARDED_HOST);
-    if !prior_xff && !keep_host {
-        // The common case: the client is the peer, and the host is the one it asked for.
-        let (xff, forwarded) = from_peer(ctx.peer.ip(), ctx.scheme, host);
-        match host {
-            Some(v) => headers.insert(&X_FORWARDED_HOST, v.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
-        put_forwarded(headers, xff, forwarded);
-        return;
-    }
-    let mut xff = Buf::default();
-    if prior_xff && let Some(prior) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        xff.push(prior);
-        xff.push(", ");
-    }
-    let _ = write!(xff, "{}", ctx.peer.ip());
     if !keep_host {
         match host {
             Some(v) => headers.insert(&X_FORWARDED_HOST, v.clone()),
             None => headers.remove(&X_FORWARDED_HOST),
         };
     }
-    // `xff` holds the peer's address and, from a trusted proxy, a header that was valid text.
-    let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
-    let forwarded = forwarded_value(
-        xff_text,
-        ctx.scheme,
-        headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()),
-    );
-    let forwarded = HeaderValue::from_bytes(&forwarded.0).ok();
-    if let Ok(v) = HeaderValue::from_bytes(&xff.0) {
-        put_forwarded(headers, v, forwarded);
-    }
-}
-
-fn put_forwarded(headers: &mut HeaderMap, xff: HeaderValue, forwarded: Option<HeaderValue>) {
+    let (xff, forwarded) = if prior_xff || keep_host {
+        let mut xff = Buf::default();
+        if let Some(prior) = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| prior_xff)
+        {
+            xff.push(prior);
+            xff.push(", ");
+        }
+        let _ = write!(xff, "{}", ctx.peer.ip());
+        let host = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok());
+        forwarding_values(&xff, ctx.scheme, host)
+    } else {
+        // The common case: the client is the peer, and the host is the one it asked for.
+        from_peer(ctx.peer.ip(), ctx.scheme, host)
+    };
     match forwarded {
         Some(v) => headers.insert(header::FORWARDED, v),
         None => headers.remove(header::FORWARDED),
     };
-    headers.insert(&X_FORWARDED_FOR, xff);
+    // It holds the peer's address and, from a trusted proxy, a header that was valid text.
+    if let Some(xff) = xff {
+        headers.insert(&X_FORWARDED_FOR, xff);
+    }
+}
+
+/// `X-Forwarded-For` from its text, and the `Forwarded` that says the same.
+fn forwarding_values(
+    xff: &Buf,
+    scheme: &str,
+    host: Option<&str>,
+) -> (Option<HeaderValue>, Option<HeaderValue>) {
+    let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
+    let forwarded = forwarded_value(xff_text, scheme, host);
+    (
+        HeaderValue::from_bytes(&xff.0).ok(),
+        HeaderValue::from_bytes(&forwarded.0).ok(),
+    )
 }
 
 /// `X-Forwarded-For` and `Forwarded` for a request straight from `peer`, made once per peer,
@@ -315,23 +319,19 @@ fn from_peer(
     peer: std::net::IpAddr,
     scheme: &'static str,
     host: Option<&HeaderValue>,
-) -> (HeaderValue, Option<HeaderValue>) {
+) -> (Option<HeaderValue>, Option<HeaderValue>) {
     LAST_FORWARDED.with(|last| {
         let mut last = last.borrow_mut();
         if let Some(l) = last.as_ref()
             && l.peer == peer
-            && std::ptr::eq(l.scheme, scheme)
+            && l.scheme == scheme
             && l.host.as_ref() == host
         {
             return (l.xff.clone(), l.forwarded.clone());
         }
-        let mut xff = Buf::default();
-        let _ = write!(xff, "{peer}");
-        let xff_text = std::str::from_utf8(&xff.0).unwrap_or_default();
-        let forwarded = forwarded_value(xff_text, scheme, host.and_then(|v| v.to_str().ok()));
-        let forwarded = HeaderValue::from_bytes(&forwarded.0).ok();
-        let xff =
-            HeaderValue::from_bytes(&xff.0).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let mut text = Buf::default();
+        let _ = write!(text, "{peer}");
+        let (xff, forwarded) = forwarding_values(&text, scheme, host.and_then(|v| v.to_str().ok()));
         *last = Some(LastForwarded {
             peer,
             scheme,
@@ -459,6 +459,78 @@ mod tests {
         remove_hop_by_hop(&mut up, true);
         assert_eq!(up.get("upgrade").unwrap(), "websocket");
         assert_eq!(up.get("connection").unwrap(), "upgrade");
+    }
+
+    /// The values kept per thread for the last peer, scheme and host are never another
+    /// request's: each request gets the values made from its own.
+    #[test]
+    fn forwarding_values_follow_each_request() {
+        let names = names();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let forwarded = |peer: &str, tls: bool, host: Option<&str>, xff: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(x) = xff {
+                h.insert("x-forwarded-for", HeaderValue::from_str(x).unwrap());
+            }
+            let ctx = RequestCtx::new(peer.parse().unwrap(), tls, &h, &trusted, &names.request_id);
+            let host = host.map(|v| HeaderValue::from_str(v).unwrap());
+            set_forwarded(&mut h, &ctx, host.as_ref(), &names);
+            let get = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_string());
+            (
+                get("x-forwarded-for"),
+                get("forwarded"),
+                get("x-forwarded-host"),
+            )
+        };
+        let s = |v: &str| Some(v.to_string());
+        for _ in 0..2 {
+            assert_eq!(
+                forwarded("192.0.2.1:1", false, Some("a.example"), None),
+                (
+                    s("192.0.2.1"),
+                    s("for=192.0.2.1;proto=http;host=\"a.example\""),
+                    s("a.example")
+                )
+            );
+            assert_eq!(
+                forwarded("192.0.2.1:2", false, Some("b.example"), None),
+                (
+                    s("192.0.2.1"),
+                    s("for=192.0.2.1;proto=http;host=\"b.example\""),
+                    s("b.example")
+                )
+            );
+            assert_eq!(
+                forwarded("192.0.2.1:2", true, Some("b.example"), None),
+                (
+                    s("192.0.2.1"),
+                    s("for=192.0.2.1;proto=https;host=\"b.example\""),
+                    s("b.example")
+                )
+            );
+            assert_eq!(
+                forwarded("[2001:db8::1]:3", false, None, None),
+                (
+                    s("2001:db8::1"),
+                    s("for=\"[2001:db8::1]\";proto=http"),
+                    None
+                )
+            );
+            // From a trusted proxy, its chain is extended, and what an untrusted peer sends
+            // (removed before this runs; here still present) is not read.
+            assert_eq!(
+                forwarded("10.1.2.3:4", false, Some("a.example"), Some("192.0.2.9")),
+                (
+                    s("192.0.2.9, 10.1.2.3"),
+                    s("for=192.0.2.9, for=10.1.2.3;proto=http;host=\"a.example\""),
+                    s("a.example")
+                )
+            );
+            assert_eq!(
+                forwarded("192.0.2.1:1", false, Some("a.example"), Some("192.0.2.9")).0,
+                s("192.0.2.1")
+            );
+        }
     }
 
     #[test]

@@ -23,13 +23,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service as _;
 
-/// A request that could not be sent, and whether it can be tried on another connection.
+/// Why a request got no response.
 pub(super) enum SendError {
-    /// Nothing reached the upstream: the request comes back for another connection.
-    Unsent(hyper::Error),
-    /// The request may have reached the upstream; it is not sent twice.
-    Failed(hyper::Error),
+    /// No connection could be made.
     Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// The exchange failed (a request a reused connection never took has already gone to the
+    /// next connection; this one is not sent twice).
+    Http(hyper::Error),
 }
 
 struct Idle {
@@ -48,8 +48,7 @@ pub(super) struct Pool {
     connector: HttpsConnector<HttpConnector>,
     /// Where new connections go (scheme and authority of the upstream URL).
     origin: Uri,
-    /// Most recently used last, so the warmest connection is reused first and the coldest
-    /// ones age out at the front.
+    /// Most recently used last, so the warmest connection is reused first.
     idle: Mutex<IdleSet>,
     max_idle: usize,
     idle_timeout: Duration,
@@ -103,11 +102,7 @@ impl Pool {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => req = unsent,
-                    Some(unsent) => {
-                        drop(unsent);
-                        return Err(SendError::Unsent(e.into_error()));
-                    }
-                    None => return Err(SendError::Failed(e.into_error())),
+                    _ => return Err(SendError::Http(e.into_error())),
                 },
             }
         }
@@ -127,18 +122,13 @@ impl Pool {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // The coldest connection is at the front: drop it once it has idled too long.
-        if idle
-            .conns
-            .first()
-            .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout)
-        {
-            idle.conns.remove(0);
-        }
+        // Too old ones are dropped by checkout and by the sweeper.
         if idle.conns.len() < self.max_idle {
-            idle.conns.push(Idle { sender, since: now });
+            idle.conns.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
         }
         if !idle.swept && tokio::runtime::Handle::try_current().is_ok() {
             idle.swept = true;
@@ -155,7 +145,7 @@ impl Pool {
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(SendError::Failed)?;
+            .map_err(SendError::Http)?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");

@@ -219,9 +219,7 @@ impl Upstream {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(SendError::Connect(e))) => Err(classify(&*e, self.connect_timeout)),
-            Ok(Err(SendError::Unsent(e) | SendError::Failed(e))) => {
-                Err(classify(&e, self.connect_timeout))
-            }
+            Ok(Err(SendError::Http(e))) => Err(classify(&e, self.connect_timeout)),
         }
     }
 }

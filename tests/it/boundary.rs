@@ -240,6 +240,64 @@ async fn our_cookies_never_reach_the_app_and_h2c_is_never_bridged() {
     assert!(values(&got, "http2-settings").is_empty(), "{got:?}");
 }
 
+/// `Connection` may name headers to drop at this hop: the ones it names from the client go, the
+/// ones Gatehouse sets (identity, forwarding, request id) are set after and always arrive, in
+/// any spelling of the names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cannot_remove_the_headers_we_set() {
+    let s = TestServer::start(Backend::Sqlite, "").await.unwrap();
+    let alice = s.signed_in("alice").await;
+    let cookie = alice.cookie_header().unwrap();
+    for named in [
+        "keep-alive, X-Auth-User, x-auth-user-id, X-Forwarded-For, Forwarded, X-Request-Id, x-secret",
+        "X-AUTH-USER,X-FORWARDED-FOR , forwarded,x-request-id,X-Secret, Keep-Alive",
+        "close, x-auth-roles, x-forwarded-host, x-forwarded-proto, x-secret",
+    ] {
+        let (status, got) = echo(
+            s.addr,
+            false,
+            Method::GET,
+            "/app/x",
+            &[
+                ("cookie", cookie.as_str()),
+                ("connection", named),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("te", "trailers"),
+                ("proxy-connection", "keep-alive"),
+                ("upgrade", "websocket"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{named}");
+        for gone in [
+            "x-secret",
+            "keep-alive",
+            "te",
+            "proxy-connection",
+            "upgrade",
+            "connection",
+        ] {
+            assert!(
+                values(&got, gone).is_empty(),
+                "{named}: {gone} reached the app: {got:?}"
+            );
+        }
+        assert_eq!(values(&got, "x-auth-user"), vec!["alice"], "{named}");
+        assert_eq!(values(&got, "x-auth-user-id").len(), 1, "{named}");
+        assert_eq!(values(&got, "x-auth-roles").len(), 1, "{named}");
+        assert_eq!(
+            values(&got, "x-forwarded-for"),
+            vec!["127.0.0.1"],
+            "{named}"
+        );
+        assert_eq!(values(&got, "x-forwarded-proto"), vec!["http"], "{named}");
+        assert_eq!(values(&got, "x-forwarded-host").len(), 1, "{named}");
+        assert_eq!(values(&got, "forwarded").len(), 1, "{named}");
+        assert_eq!(values(&got, "x-request-id").len(), 1, "{named}");
+    }
+}
+
 #[test]
 fn h2c_cannot_be_allowed() {
     let err =

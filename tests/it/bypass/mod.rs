@@ -202,6 +202,17 @@ fn corpus() -> Vec<Probe> {
         v.push(Probe::new("GET", "/items/1").header(h, "/reports"));
     }
     v.push(Probe::new("GET", "/public/x").header("X-Forwarded-Prefix", "/admin"));
+    // The same, with `Connection` naming them (or our own headers) as hop-by-hop.
+    v.push(
+        Probe::new("GET", "/public/x")
+            .header("Connection", "keep-alive, X-Original-URL, X-Forwarded-For")
+            .header("X-Original-URL", "/admin/x"),
+    );
+    v.push(
+        Probe::new("POST", "/items/1")
+            .header("Connection", "X-HTTP-Method-Override, x-auth-user")
+            .header("X-HTTP-Method-Override", "DELETE"),
+    );
     // Upgrades: h2c must never be bridged.
     v.push(
         Probe::new("GET", "/public/x")
