@@ -49,15 +49,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_http() {
-  local i
-  for i in $(seq 1 600); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "instructions: nothing answers at $1" >&2
+die() {
+  echo "instructions: $*" >&2
   exit 1
 }
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
 TOKIO_WORKER_THREADS=1 "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
@@ -89,37 +86,20 @@ TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
 GH_PID=$!
 PIDS+=("$GH_PID")
 GH="http://127.0.0.1:$GH_PORT"
-wait_http "$GH/_auth/health"
+wait_http "$GH/_auth/health" 600
 
-JAR="$WORK/cookies.txt"
-CSRF=$(curl -s -c "$JAR" "$GH/_auth/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | sed -n 1p)
-curl -s -o /dev/null -b "$JAR" -c "$JAR" --data-urlencode "csrf_token=$CSRF" \
-  --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" "$GH/_auth/login"
-SESSION=$(awk '$6 == "gatehouse_session" { print $7 }' "$JAR")
-[ -n "$SESSION" ] || { echo "instructions: sign-in failed" >&2; exit 1; }
+SESSION=$(sign_in "$GH" bench "$PASSWORD" "$WORK/cookies.txt")
 
-# Waits until every queued activity row is written, so that (d)'s count includes the writer's
-# work for its own rows and nothing of them spills into the next measurement.
-drain() {
-  local m q w
-  for _ in $(seq 1 600); do
-    m=$(curl -s "$GH/_auth/metrics")
-    q=$(awk '$1 == "gatehouse_activity_queued_total" { print $2 }' <<<"$m")
-    w=$(awk '$1 == "gatehouse_activity_written_total" || $1 == "gatehouse_activity_dropped_total" { s += $2 } END { print s + 0 }' <<<"$m")
-    [ "$q" -le "$w" ] && return 0
-    sleep 0.2
-  done
-}
 
 measure() { # case url [header]
   local c=$1 url=$2 args=(-k -q -n "$N" -c "$CONC")
   [ -n "${3:-}" ] && args+=(-H "$3")
   ab -k -q -n 2000 -c "$CONC" ${3:+-H "$3"} "$url" >/dev/null 2>&1 # warm-up, not counted
-  drain
+  drain_audit "$GH" >/dev/null
   callgrind_control -z "$GH_PID" >/dev/null 2>&1
   callgrind_control -i on "$GH_PID" >/dev/null 2>&1
   ab "${args[@]}" "$url" >"$OUT/ab-$c.txt" 2>&1
-  drain
+  drain_audit "$GH" >/dev/null
   callgrind_control -i off "$GH_PID" >/dev/null 2>&1
   callgrind_control -d "case-$c" "$GH_PID" >/dev/null 2>&1
   local failed

@@ -144,14 +144,8 @@ for p in "$UP_PORT" "$NGINX_PORT" "$GH_PORT" "$AUTH_PORT" "$NGINX_AUTH_PORT"; do
   port_free "$p" || die "127.0.0.1:$p is in use; set PORT_BASE to another value"
 done
 
-wait_http() { # URL: until it answers at all, for up to 15 s
-  local i
-  for i in $(seq 1 150); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  die "nothing answers at $1"
-}
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
 # (a) the upstream
 TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "${PIN_LOAD[@]}" "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
@@ -277,16 +271,7 @@ PIDS+=("$GH_PID")
 GH="http://127.0.0.1:$GH_PORT"
 wait_http "$GH/_auth/health"
 
-# Sign in like a browser: the form gives a CSRF token and cookie, the POST a session cookie.
-JAR="$WORK/cookies.txt"
-CSRF=$(curl -s -c "$JAR" "$GH/_auth/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | sed -n 1p)
-[ -n "$CSRF" ] || die "no csrf_token on $GH/_auth/login"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' -b "$JAR" -c "$JAR" \
-  --data-urlencode "csrf_token=$CSRF" --data-urlencode "username=bench" \
-  --data-urlencode "password=$PASSWORD" --data-urlencode "next=$PRIVATE_PATH" "$GH/_auth/login")
-[ "$CODE" = 303 ] || die "sign-in answered $CODE, not 303"
-SESSION=$(awk '$6 == "gatehouse_session" { print $7 }' "$JAR")
-[ -n "$SESSION" ] || die "sign-in set no gatehouse_session cookie"
+SESSION=$(sign_in "$GH" bench "$PASSWORD" "$WORK/cookies.txt")
 COOKIE="Cookie: gatehouse_session=$SESSION"
 
 # --- the cases ----------------------------------------------------------------------------
@@ -326,21 +311,9 @@ metric() { # name → value from /_auth/metrics (0 when this version has no such
   curl -s "$GH/_auth/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
 }
 
-# Waits until the activity writer has written every queued row (at most 60 s); prints seconds.
-# Called after every (d) run, so that no other case is measured while Gatehouse is still
-# writing (d)'s rows; the time it takes is (d)'s deferred cost and is reported.
-drain_audit() {
-  local start m q w
-  start=$(date +%s.%N)
-  for _ in $(seq 1 600); do
-    m=$(curl -s "$GH/_auth/metrics")
-    q=$(awk '$1 == "gatehouse_activity_queued_total" { print $2 }' <<<"$m")
-    w=$(awk '$1 == "gatehouse_activity_written_total" || $1 == "gatehouse_activity_dropped_total" { s += $2 } END { print s + 0 }' <<<"$m")
-    [ "$q" -le "$w" ] && break
-    sleep 0.1
-  done
-  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
-}
+# After every (d) run the script waits for the activity writer (`drain_audit`), so that no other
+# case is measured while Gatehouse is still writing (d)'s rows; the time it takes is (d)'s
+# deferred cost and is reported.
 
 # CPU time (ms, user + system; with CPU_FIELD=sys system only) used so far by a process and its
 # children (nginx's workers).
@@ -381,7 +354,7 @@ say ""
 for c in "${CASES[@]}"; do
   run_wrk "$c" 2s "$OUT/warmup-$c.txt"
 done
-drain_audit >/dev/null
+drain_audit "$GH" >/dev/null
 sleep 1
 
 q_before_all=$(metric gatehouse_db_queries_total)
@@ -432,7 +405,7 @@ for r in $(seq 1 "$REPEAT"); do
       d_requests=$((d_requests + $(get requests)))
       backlog=$(($(metric gatehouse_activity_queued_total) - $(metric gatehouse_activity_written_total)))
       BACKLOG+="$backlog "
-      DRAIN+="$(drain_audit) "
+      DRAIN+="$(drain_audit "$GH") "
     fi
     printf '  round %s  %s  %-24s %9s req/s  p50 %6s us  p99 %6s us  proxy CPU %5s us/req  errors %s\n' \
       "$r" "$c" "${NAME[$c]}" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
@@ -469,7 +442,7 @@ if [ -n "$RATES" ]; then
         "${PIN_LOAD[@]}" "$OHA" "${args[@]}" "${URL[$c]}" >"$log" 2>"$log.err" || die "oha failed for case $c: $(cat "$log.err")"
         p99=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(d["latencyPercentiles"]["p99"]*1e6))' "$log")
         R99[$q,$c]+="$p99 "
-        [ "$c" = d ] && drain_audit >/dev/null
+        [ "$c" = d ] && drain_audit "$GH" >/dev/null
       done
     done
   done
@@ -501,7 +474,7 @@ if [ "${ALLOCS:-0}" = 1 ] && command -v perf >/dev/null; then
       perf stat -x, "${events[@]}" -p "$pids" -o "$OUT/allocs-d-drain.txt" &
       perf_pid=$!
       sleep 0.2
-      drain_audit >/dev/null
+      drain_audit "$GH" >/dev/null
       sleep 0.5
       kill -INT "$perf_pid" 2>/dev/null || true
       wait "$perf_pid" 2>/dev/null || true
@@ -526,7 +499,7 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     run_wrk "$c" 10s "$OUT/perf-stat-run-$c.txt"
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" 2>/dev/null || true
-    drain_audit >/dev/null
+    drain_audit "$GH" >/dev/null
     n=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$OUT/perf-stat-run-$c.txt")
     say "  ($c) $(awk -F, -v n="$n" '$3 ~ /sys_enter$|futex|context/ { name = $3; sub(/.*:/, "", name); printf "%s %.2f  ", name, $1 / n }' "$OUT/perf-stat-$c.txt")"
   done
@@ -537,7 +510,7 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     perf_pid=$!
     run_wrk "$c" 10s "$OUT/perf-run-$c.txt"
     wait "$perf_pid" || true
-    drain_audit >/dev/null
+    drain_audit "$GH" >/dev/null
     perf report -i "$OUT/perf-$c.data" --no-children --sort comm --stdio \
       >"$OUT/perf-$c-threads.txt" 2>/dev/null || true
     perf report -i "$OUT/perf-$c.data" --no-children --sort dso,symbol --percent-limit 0.3 --stdio \
@@ -548,7 +521,7 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   done
 fi
 
-drain_audit >/dev/null
+drain_audit "$GH" >/dev/null
 metrics_end=$(curl -s "$GH/_auth/metrics")
 printf '%s\n' "$metrics_end" >"$OUT/metrics-end.txt"
 mend() { awk -v k="$1" '$1 == k { print $2 }' <<<"$metrics_end"; }
