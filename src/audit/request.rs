@@ -70,28 +70,73 @@ impl RequestActivity {
         }
     }
 
-    /// The row, as the writer stores it.
-    pub(crate) fn into_row(self) -> NewActivity {
-        // Both were `&str` when recorded.
+    pub(crate) fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    pub(crate) fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    /// Writes the row's text columns into `t`, replacing what it held.
+    pub(crate) fn fill(&self, t: &mut RowText) {
+        use std::fmt::Write as _;
+        // Both were `&str` when recorded, so these borrow.
         let path = String::from_utf8_lossy(&self.path);
         let route = self.route.as_deref().map(String::from_utf8_lossy);
-        let metadata = serde_json::value::to_raw_value(&RequestMeta {
+        t.description.clear();
+        let _ = write!(t.description, "{} {path} → {}", self.method, self.status);
+        t.ip.clear();
+        let _ = write!(t.ip, "{}", self.client_ip);
+        t.metadata.clear();
+        let meta = RequestMeta {
             method: self.method.as_str(),
             path: &path,
             status: self.status,
             duration_ms: self.duration_us as f64 / 1000.0,
             route: route.as_deref(),
             request_id: self.request_id.as_str(),
-        })
-        .ok();
+        };
+        if serde_json::to_writer(&mut t.metadata, &meta).is_err() {
+            t.metadata.clear();
+        }
+        t.created_at = self.at.to_sqlite_text();
+    }
+
+    /// The row, as the pool-backed writer stores it.
+    pub(crate) fn into_row(self) -> NewActivity {
+        let mut t = RowText::default();
+        self.fill(&mut t);
+        let metadata = t
+            .metadata()
+            .and_then(|m| serde_json::value::RawValue::from_string(m.to_owned()).ok());
         NewActivity {
             user_id: Some(self.user_id),
             activity_type: super::ActivityKind::Request.as_str().to_string(),
-            description: Some(format!("{} {path} → {}", self.method, self.status)),
-            ip_address: Some(self.client_ip.to_string()),
+            description: Some(t.description),
+            ip_address: Some(t.ip),
             user_agent: self.user_agent.as_deref().map(str::to_string),
             metadata,
             created_at: self.at,
         }
+    }
+}
+
+/// The text columns of a request row, in buffers a writer reuses from row to row.
+#[derive(Debug, Default)]
+pub(crate) struct RowText {
+    pub description: String,
+    pub ip: String,
+    metadata: Vec<u8>,
+    /// `created_at` in the store's SQLite text form.
+    pub created_at: String,
+}
+
+impl RowText {
+    /// The metadata JSON, if it could be written.
+    pub fn metadata(&self) -> Option<&str> {
+        std::str::from_utf8(&self.metadata)
+            .ok()
+            .filter(|m| !m.is_empty())
     }
 }

@@ -5,9 +5,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{ActivityEvent, RequestActivity};
+use super::request::RowText;
+use super::{ActivityEvent, ActivityKind, RequestActivity};
 use crate::config::{AuditSettings, QueueFullPolicy};
-use crate::store::{ActivityFilter, ActivityRow, NewActivity, Store, StoreError, UserId};
+use crate::store::{
+    ActivityFilter, ActivityInserter, ActivityRef, ActivityRow, NewActivity, SqliteActivityWriter,
+    Store, StoreError, UserId,
+};
 
 /// Where activity goes. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -88,7 +92,7 @@ impl AuditLog {
         let full_batch = Arc::new(Notify::new());
         let batch_size = settings.batch_size.max(1);
         let task = tokio::spawn(run(
-            store.clone(),
+            Sink::new(&store),
             Inbox {
                 rx,
                 stop: stop_rx,
@@ -222,14 +226,13 @@ struct Inbox {
 }
 
 async fn run(
-    store: Store,
+    mut sink: Sink,
     inbox: Inbox,
     batch_size: usize,
     flush_interval: Duration,
     stats: Arc<Counters>,
 ) {
     let mut buf: Vec<Queued> = Vec::with_capacity(batch_size);
-    let mut rows: Vec<NewActivity> = Vec::with_capacity(batch_size);
     let Inbox {
         mut rx,
         mut stop,
@@ -268,37 +271,175 @@ async fn run(
                 break;
             }
         }
-        rows.extend(buf.drain(..).map(Queued::into_row));
-        write(&store, &mut rows, &stats).await;
+        sink.write(&mut buf, &stats).await;
     }
-    rows.extend(buf.drain(..).map(Queued::into_row));
-    write(&store, &mut rows, &stats).await;
+    sink.write(&mut buf, &stats).await;
 }
 
-async fn write(store: &Store, buf: &mut Vec<NewActivity>, stats: &Counters) {
-    if buf.is_empty() {
-        return;
-    }
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match store.insert_activity(buf).await {
-            Ok(()) => {
-                stats.written.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                buf.clear();
-                return;
+/// Where the writer's batches go.
+enum Sink {
+    /// Through the pool (PostgreSQL, or a SQLite store without a file).
+    Pool {
+        store: Store,
+        rows: Vec<NewActivity>,
+    },
+    /// A thread of its own with its own connection (a file-backed SQLite store).
+    Thread(std::sync::mpsc::Sender<Job>),
+}
+
+/// A batch for the writer's thread; it answers with the batch (emptied when written, for its
+/// allocation to be reused) and the outcome.
+struct Job {
+    batch: Vec<Queued>,
+    done: oneshot::Sender<(Vec<Queued>, Result<(), StoreError>)>,
+}
+
+impl Sink {
+    fn new(store: &Store) -> Sink {
+        let pool = || Sink::Pool {
+            store: store.clone(),
+            rows: Vec::new(),
+        };
+        let writer = match store.sqlite_activity_writer() {
+            None => return pool(),
+            Some(Ok(w)) => w,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "activity writer: no connection of its own; writing through the pool");
+                return pool();
             }
-            Err(e) if attempt < 5 => {
-                tracing::warn!(error = %e, rows = buf.len(), attempt, "activity batch failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("gatehouse-audit".into())
+            .spawn(move || write_thread(writer, rx));
+        match spawned {
+            Ok(_) => Sink::Thread(tx),
             Err(e) => {
-                stats.dropped.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                tracing::error!(error = %e, rows = buf.len(), "activity batch lost after retries");
-                buf.clear();
+                tracing::warn!(error = %e, "activity writer: no thread; writing through the pool");
+                pool()
             }
         }
     }
+
+    /// Writes `buf`, retrying a failed batch a few times; empties it either way (rows that
+    /// could not be written are counted as dropped and logged).
+    async fn write(&mut self, buf: &mut Vec<Queued>, stats: &Counters) {
+        if buf.is_empty() {
+            return;
+        }
+        let n = buf.len() as u64;
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            let result = match self {
+                Sink::Pool { store, rows } => {
+                    if rows.is_empty() {
+                        rows.extend(buf.drain(..).map(Queued::into_row));
+                    }
+                    let r = store.insert_activity(rows).await;
+                    if r.is_ok() {
+                        rows.clear();
+                    }
+                    r
+                }
+                Sink::Thread(tx) => {
+                    let (done, answer) = oneshot::channel();
+                    let job = Job {
+                        batch: std::mem::take(buf),
+                        done,
+                    };
+                    match tx.send(job) {
+                        Ok(()) => match answer.await {
+                            Ok((batch, r)) => {
+                                *buf = batch;
+                                r
+                            }
+                            Err(_) => {
+                                tracing::error!(
+                                    rows = n,
+                                    "activity writer thread ended; batch lost"
+                                );
+                                stats.dropped.fetch_add(n, Ordering::Relaxed);
+                                return;
+                            }
+                        },
+                        Err(std::sync::mpsc::SendError(job)) => {
+                            tracing::error!(rows = n, "activity writer thread is gone; batch lost");
+                            stats.dropped.fetch_add(n, Ordering::Relaxed);
+                            drop(job);
+                            return;
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {
+                    stats.written.fetch_add(n, Ordering::Relaxed);
+                    buf.clear();
+                    return;
+                }
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, rows = n, attempt, "activity batch failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                Err(e) => {
+                    stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(error = %e, rows = n, "activity batch lost after retries");
+                    buf.clear();
+                    if let Sink::Pool { rows, .. } = self {
+                        rows.clear();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_thread(mut writer: SqliteActivityWriter, jobs: std::sync::mpsc::Receiver<Job>) {
+    let mut text = RowText::default();
+    while let Ok(Job { mut batch, done }) = jobs.recv() {
+        let r = writer.write_batch(batch.len(), |ins| insert_all(ins, &batch, &mut text));
+        if r.is_ok() {
+            batch.clear();
+        }
+        let _ = done.send((batch, r));
+    }
+}
+
+fn insert_all(
+    ins: &mut ActivityInserter<'_>,
+    batch: &[Queued],
+    text: &mut RowText,
+) -> Result<(), StoreError> {
+    for item in batch {
+        match item {
+            Queued::Row(r) => {
+                text.created_at = r.created_at.to_sqlite_text();
+                ins.insert(ActivityRef {
+                    user_id: r.user_id.map(|u| u.0),
+                    activity_type: &r.activity_type,
+                    description: r.description.as_deref(),
+                    ip_address: r.ip_address.as_deref(),
+                    user_agent: r.user_agent.as_deref(),
+                    metadata: r.metadata.as_deref().map(serde_json::value::RawValue::get),
+                    created_at: &text.created_at,
+                })?;
+            }
+            Queued::Request(r) => {
+                r.fill(text);
+                ins.insert(ActivityRef {
+                    user_id: Some(r.user_id().0),
+                    activity_type: ActivityKind::Request.as_str(),
+                    description: Some(&text.description),
+                    ip_address: Some(&text.ip),
+                    user_agent: r.user_agent(),
+                    metadata: text.metadata(),
+                    created_at: &text.created_at,
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -369,5 +510,105 @@ mod tests {
         writer.shutdown().await;
         assert_eq!(log.stats().dropped, 0);
         assert_eq!(store.count_activity(Some("request")).await.unwrap(), 1000);
+    }
+
+    /// The writer's own connection (a file-backed SQLite store) stores a request row exactly
+    /// as the pool path does, across batch sizes that need statements of several lengths.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn own_connection_writes_what_the_pool_writes() {
+        use crate::audit::RequestFacts;
+        use crate::web::RequestCtx;
+        let (_dir, store) = store().await;
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::USER_AGENT, "bench/1 (x11)".parse().unwrap());
+        let ctx = RequestCtx::new(
+            "192.0.2.7:4000".parse().unwrap(),
+            false,
+            &h,
+            &[],
+            &http::HeaderName::from_static("x-request-id"),
+        );
+        let at = Ts(chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap());
+        let user = UserId(7);
+        store
+            .insert_activity(&[NewActivity {
+                user_id: None,
+                activity_type: "probe".into(),
+                description: None,
+                ip_address: None,
+                user_agent: None,
+                metadata: None,
+                created_at: at,
+            }])
+            .await
+            .unwrap();
+        let request = |i: u64| {
+            RequestActivity::new(
+                user,
+                at,
+                &ctx,
+                RequestFacts {
+                    method: &http::Method::PATCH,
+                    path: &format!("/app/caf\u{e9}/{i}"),
+                    route: Some("/app/**"),
+                    status: 204,
+                    elapsed: Duration::from_micros(1500 + i),
+                },
+            )
+        };
+        // Foreign keys are on for both paths: the rows need their user.
+        sqlx_user(&store, 7).await;
+        let mut s = settings(1000, QueueFullPolicy::Wait);
+        s.batch_size = 173; // 5 × 32 + 8 + 5 × 1
+        let (log, writer) = AuditLog::spawn(store.clone(), &s);
+        for i in 0..173 {
+            log.record_request(request(i)).await;
+        }
+        writer.shutdown().await;
+        assert_eq!(log.stats().written, 173);
+        store
+            .insert_activity(&[request(0).into_row()])
+            .await
+            .unwrap();
+        let rows = store
+            .list_activity(&ActivityFilter {
+                user_id: Some(user),
+                limit: 1000,
+                ..ActivityFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 174);
+        // Newest first: the pool's row, then the thread's row for the same request.
+        let strip = |r: &ActivityRow| {
+            let mut v = serde_json::to_value(r).unwrap();
+            v.as_object_mut().unwrap().remove("id");
+            v
+        };
+        let thread_row = rows.iter().find(|r| {
+            r.activity_description.as_deref() == Some("PATCH /app/caf\u{e9}/0 → 204")
+                && r.id != rows[0].id
+        });
+        assert_eq!(strip(&rows[0]), strip(thread_row.unwrap()));
+        let meta = rows[0].metadata.as_ref().unwrap();
+        assert_eq!(meta.0["duration_ms"], 1.5);
+        assert_eq!(rows[0].user_agent.as_deref(), Some("bench/1 (x11)"));
+        assert_eq!(rows[0].ip_address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(rows[0].created_at, at);
+    }
+
+    async fn sqlx_user(store: &Store, id: i64) {
+        let crate::store::Pool::Sqlite(p) = &store.pool else {
+            return;
+        };
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+             VALUES ($1, 'u7', 'u7@example.com', 'x', '2024-01-01T00:00:00.000000Z', \
+             '2024-01-01T00:00:00.000000Z')",
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .unwrap();
     }
 }

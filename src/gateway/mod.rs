@@ -184,7 +184,13 @@ async fn pipeline<'a>(
     out.route_index = decision
         .rule
         .and_then(|rule| s.routes.iter().position(|r| std::ptr::eq(r, rule)));
-    let token = cookies::get(req.headers(), &app.session_cookie);
+    // The app never needs our cookies, and must not be able to leak the session token: they
+    // are read and removed in one go.
+    let token = cookies::take(
+        req.headers_mut(),
+        Some(&app.session_cookie),
+        &app.own_cookies,
+    );
     let session = match &token {
         Some(token) => app.sessions.lookup(token).await?,
         None => None,
@@ -199,8 +205,6 @@ async fn pipeline<'a>(
     let upgrade = headers::filter_upgrade(h, &s.upstream.allowed_upgrades);
     headers::remove_hop_by_hop(h, upgrade);
     headers::join_cookies(h);
-    // The app never needs our cookies, and must not be able to leak the session token.
-    cookies::remove(h, &app.own_cookies);
     headers::set_forwarded(h, ctx, host.as_ref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);

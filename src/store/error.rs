@@ -18,6 +18,12 @@ pub enum StoreError {
     NotFound,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
+    /// From the activity writer's own SQLite connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A batch writer was given more or fewer rows than it was told to expect (a bug).
+    #[error("activity batch: row count does not match")]
+    BatchSize,
 }
 
 impl StoreError {

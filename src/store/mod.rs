@@ -10,6 +10,7 @@
 //! its hot path makes no database query in steady state is checked against that counter.
 
 mod activity;
+mod activity_sqlite;
 mod api_tokens;
 mod error;
 pub mod events;
@@ -39,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use activity_sqlite::{ActivityInserter, ActivityRef, SqliteActivityWriter};
 pub use api_tokens::{NewToken, TokenRow};
 pub use error::StoreError;
 pub use events::{Change, ChangeKind, ChangeRow};
@@ -79,6 +81,8 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// The database file of a file-backed SQLite store (not an in-memory one).
+    sqlite_file: Option<Arc<std::path::Path>>,
     counters: Arc<Counters>,
     /// Statements through this handle are counted as background work (batched writers), apart
     /// from the queries made while serving requests.
@@ -113,6 +117,7 @@ impl Store {
             url: masked.clone(),
             source,
         };
+        let mut sqlite_file = None;
         let pool = match Backend::of_url(url) {
             Some(Backend::Sqlite) => {
                 let opts = SqliteConnectOptions::from_str(url)
@@ -129,6 +134,9 @@ impl Store {
                         url: masked.clone(),
                         source: sqlx::Error::Io(e),
                     })?;
+                }
+                if !url.contains(":memory:") && !url.contains("mode=memory") {
+                    sqlite_file = Some(Arc::from(opts.get_filename()));
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
@@ -172,6 +180,7 @@ impl Store {
         };
         Ok(Store {
             pool,
+            sqlite_file,
             counters: Arc::default(),
             background: false,
         })
@@ -221,6 +230,13 @@ impl Store {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
+    }
+
+    /// A connection of its own for the activity writer, when this is a file-backed SQLite
+    /// store; `None` otherwise (the writer then uses the pool).
+    pub fn sqlite_activity_writer(&self) -> Option<Result<SqliteActivityWriter, StoreError>> {
+        let file = self.sqlite_file.as_ref()?;
+        Some(SqliteActivityWriter::open(file, self.for_background()))
     }
 
     /// The same pool, with its queries counted as background work.

@@ -74,26 +74,42 @@ pub mod time_like {
 /// through) from the `Cookie` header(s), keeping the rest. A header that is not UTF-8 is read
 /// lossily rather than passed on unread, so our cookie cannot hide behind one bad byte.
 pub fn remove<N: AsRef<str>>(headers: &mut HeaderMap, names: &[N]) {
+    take(headers, None, names);
+}
+
+/// [`get`] of `name`, then [`remove`] of `names`, in one reading of the header(s): what the
+/// proxy does with every request.
+pub fn take<N: AsRef<str>>(
+    headers: &mut HeaderMap,
+    name: Option<&str>,
+    names: &[N],
+) -> Option<String> {
     let mentions_ours = headers.get_all(header::COOKIE).iter().any(|v| {
         let bytes = v.as_bytes();
         std::str::from_utf8(bytes).is_err()
-            || names.iter().any(|n| {
-                let n = n.as_ref().as_bytes();
-                bytes
-                    .windows(n.len().max(1))
-                    .any(|w| w.eq_ignore_ascii_case(n))
-            })
+            || names
+                .iter()
+                .any(|n| contains_ignore_case(bytes, n.as_ref().as_bytes()))
     });
     if !mentions_ours {
-        return;
+        // `name` is one of `names` wherever this is used; otherwise read it apart.
+        return name
+            .filter(|n| !names.iter().any(|o| o.as_ref() == *n))
+            .and_then(|n| get(headers, n));
     }
+    let mut found = None;
     // The cookies kept, joined with "; " as they are found.
     let mut kept = String::new();
     for v in headers.get_all(header::COOKIE).iter() {
+        // As `get` does, the value is read only from a header that is text.
+        let readable = std::str::from_utf8(v.as_bytes()).is_ok();
         let text = String::from_utf8_lossy(v.as_bytes());
         for c in Cookie::split_parse(text.as_ref()).filter_map(Result::ok) {
-            let name = c.name().trim();
-            if !names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name)) {
+            if found.is_none() && readable && name == Some(c.name()) {
+                found = Some(c.value().to_string());
+            }
+            let cname = c.name().trim();
+            if !names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(cname)) {
                 if !kept.is_empty() {
                     kept.push_str("; ");
                 }
@@ -109,6 +125,22 @@ pub fn remove<N: AsRef<str>>(headers: &mut HeaderMap, names: &[N]) {
     {
         headers.insert(header::COOKIE, v);
     }
+    found
+}
+
+/// Whether `needle` occurs in `hay`, ignoring ASCII case. Only positions whose first byte
+/// matches are compared in full: a header is scanned once per name at about a byte a step.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let first = first.to_ascii_lowercase();
+    hay.iter().enumerate().any(|(i, b)| {
+        b.to_ascii_lowercase() == first
+            && hay
+                .get(i + 1..i + 1 + rest.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
 }
 
 #[cfg(test)]
@@ -132,6 +164,41 @@ mod tests {
         remove(&mut odd, &["gh"]);
         let left = String::from_utf8_lossy(odd.get(header::COOKIE).unwrap().as_bytes()).to_string();
         assert!(!left.contains("tok") && left.contains("y=2"), "{left}");
+        // One reading: the value of ours, and every spelling of ours gone.
+        let mut both = HeaderMap::new();
+        both.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; Gh=upper; gh=tok; __Host-GH=x"),
+        );
+        both.append(header::COOKIE, HeaderValue::from_static("gh=second; b=2"));
+        assert_eq!(
+            take(&mut both, Some("gh"), &["gh", "__Host-gh"]).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(both.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(both.get(header::COOKIE).unwrap(), "a=1; b=2");
+        let mut none = HeaderMap::new();
+        none.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        assert_eq!(take(&mut none, Some("gh"), &["gh"]), None);
+        assert_eq!(none.get(header::COOKIE).unwrap(), "a=1");
+        // Not read from a header that is not text, but still removed from it.
+        let mut bad = HeaderMap::new();
+        bad.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"gh=tok; z=\xff").unwrap(),
+        );
+        assert_eq!(take(&mut bad, Some("gh"), &["gh"]), None);
+        assert!(
+            !String::from_utf8_lossy(bad.get(header::COOKIE).unwrap().as_bytes()).contains("tok")
+        );
+        assert!(contains_ignore_case(
+            b"x; GateHouse_Session=1",
+            b"gatehouse_session"
+        ));
+        assert!(!contains_ignore_case(
+            b"gatehouse_sessio",
+            b"gatehouse_session"
+        ));
         let set_cookie = set("__Host-gh", "v", true, None).unwrap();
         let s = set_cookie.to_str().unwrap();
         for part in [
