@@ -81,40 +81,52 @@ impl RequestActivity {
     /// Writes the row's text columns into `t`, replacing what it held.
     pub(crate) fn fill(&self, t: &mut RowText) {
         use std::fmt::Write as _;
+        self.with_meta(|meta| {
+            t.description.clear();
+            self.describe(&mut t.description, meta.path);
+            t.metadata.clear();
+            if serde_json::to_writer(&mut t.metadata, meta).is_err() {
+                t.metadata.clear();
+            }
+        });
+        t.ip.clear();
+        let _ = write!(t.ip, "{}", self.client_ip);
+        t.created_at = self.at.to_sqlite_text();
+    }
+
+    /// The row's description, `METHOD path → status`, appended to `out`.
+    fn describe(&self, out: &mut String, path: &str) {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{} {path} → {}", self.method, self.status);
+    }
+
+    /// Calls `f` with the row's metadata, borrowed from the record.
+    fn with_meta<R>(&self, f: impl FnOnce(&RequestMeta<'_>) -> R) -> R {
         // Both were `&str` when recorded, so these borrow.
         let path = String::from_utf8_lossy(&self.path);
         let route = self.route.as_deref().map(String::from_utf8_lossy);
-        t.description.clear();
-        let _ = write!(t.description, "{} {path} → {}", self.method, self.status);
-        t.ip.clear();
-        let _ = write!(t.ip, "{}", self.client_ip);
-        t.metadata.clear();
-        let meta = RequestMeta {
+        f(&RequestMeta {
             method: self.method.as_str(),
             path: &path,
             status: self.status,
             duration_ms: self.duration_us as f64 / 1000.0,
             route: route.as_deref(),
             request_id: self.request_id.as_str(),
-        };
-        if serde_json::to_writer(&mut t.metadata, &meta).is_err() {
-            t.metadata.clear();
-        }
-        t.created_at = self.at.to_sqlite_text();
+        })
     }
 
     /// The row, as the pool-backed writer stores it.
     pub(crate) fn into_row(self) -> NewActivity {
-        let mut t = RowText::default();
-        self.fill(&mut t);
-        let metadata = t
-            .metadata()
-            .and_then(|m| serde_json::value::RawValue::from_string(m.to_owned()).ok());
+        let mut description = String::new();
+        let metadata = self.with_meta(|meta| {
+            self.describe(&mut description, meta.path);
+            serde_json::value::to_raw_value(meta).ok()
+        });
         NewActivity {
             user_id: Some(self.user_id),
             activity_type: super::ActivityKind::Request.as_str().to_string(),
-            description: Some(t.description),
-            ip_address: Some(t.ip),
+            description: Some(description),
+            ip_address: Some(self.client_ip.to_string()),
             user_agent: self.user_agent.as_deref().map(str::to_string),
             metadata,
             created_at: self.at,
