@@ -1,5 +1,40 @@
 # Shell helpers shared by the benchmark scripts (sourced, not run). Each script defines `die`.
 
+# Stops the processes the script started (PIDS) and keeps their logs (WORK/*.log) in OUT.
+stop_started() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+}
+
+# The EXIT trap of a script with nothing else to undo: stop_started, then drop WORK.
+bench_cleanup() {
+  stop_started
+  rm -rf "$WORK"
+}
+
+# Writes the proxy benchmarks' Gatehouse configuration: the public route /pub/** and the
+# signed-in route /app/**, in front of the bench upstream.
+write_gatehouse_toml() { # FILE PORT WORKERS UPSTREAM_PORT DATABASE_URL DATA_DIR
+  cat >"$1" <<EOF
+[server]
+listen = "127.0.0.1:$2"
+data_dir = "$6"
+workers = $3
+[upstream]
+url = "http://127.0.0.1:$4"
+[database]
+url = "$5"
+
+[[routes]]
+path = "/pub/**"
+access = "public"
+[[routes]]
+path = "/app/**"
+EOF
+}
+
 # Waits until URL answers at all, for up to TRIES tenths of a second (default 150).
 wait_http() { # URL [TRIES]
   local i

@@ -56,14 +56,9 @@ UPSTREAM="$ROOT/target/release/examples/bench_upstream"
 
 WORK=$(mktemp -d /tmp/gatehouse-flood.XXXXXX)
 PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -39,15 +39,6 @@ UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/release/examples/bench_upstream}
 
 WORK=$(mktemp -d /tmp/gatehouse-instr.XXXXXX)
 PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 die() {
   echo "instructions: $*" >&2
@@ -55,27 +46,14 @@ die() {
 }
 # shellcheck source=../lib.sh
 . "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
 
 TOKIO_WORKER_THREADS=1 "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 
-cat >"$WORK/gatehouse.toml" <<EOF
-[server]
-listen = "127.0.0.1:$GH_PORT"
-data_dir = "$WORK/gh-data"
-workers = 1
-[upstream]
-url = "http://127.0.0.1:$UP_PORT"
-[database]
-url = "sqlite://$WORK/gh-data/gatehouse.db"
-
-[[routes]]
-path = "/pub/**"
-access = "public"
-[[routes]]
-path = "/app/**"
-EOF
+write_gatehouse_toml "$WORK/gatehouse.toml" "$GH_PORT" 1 "$UP_PORT" "sqlite://$WORK/gh-data/gatehouse.db" "$WORK/gh-data"
 PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn \
   user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create.log" 2>&1

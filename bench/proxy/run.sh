@@ -119,19 +119,14 @@ UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/release/examples/bench_upstream}
 [ -x "$GATEHOUSE" ] && [ -x "$UPSTREAM" ] || die "release binaries missing; run without SKIP_BUILD"
 
 # --- processes, cleaned up on any exit ------------------------------------------------------
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
   # Keep the logs next to the results, then drop the temp dir (database included).
-  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+  stop_started
   [ -z "${PG_DROP:-}" ] || psql -q "$PG_URL" -c "DROP SCHEMA $PG_DROP CASCADE" >/dev/null 2>&1 || true
   cp "$WORK"/nginx/*.log "$OUT"/ 2>/dev/null || true
   rm -rf "$WORK"
@@ -143,9 +138,6 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$UP_PORT" "$NGINX_PORT" "$GH_PORT" "$AUTH_PORT" "$NGINX_AUTH_PORT"; do
   port_free "$p" || die "127.0.0.1:$p is in use; set PORT_BASE to another value"
 done
-
-# shellcheck source=../lib.sh
-. "$ROOT/bench/lib.sh"
 
 # (a) the upstream
 TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "${PIN_LOAD[@]}" "$UPSTREAM" "127.0.0.1:$UP_PORT" >"$WORK/upstream.log" 2>&1 &
@@ -243,22 +235,7 @@ if [ "${DB:-sqlite}" = postgres ]; then
   case "$PG_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
   DB_URL="$PG_URL${sep}options=-csearch_path%3D$PG_SCHEMA"
 fi
-cat >"$WORK/gatehouse.toml" <<EOF
-[server]
-listen = "127.0.0.1:$GH_PORT"
-data_dir = "$WORK/gh-data"
-workers = $GH_WORKERS
-[upstream]
-url = "http://127.0.0.1:$UP_PORT"
-[database]
-url = "$DB_URL"
-
-[[routes]]
-path = "/pub/**"
-access = "public"
-[[routes]]
-path = "/app/**"
-EOF
+write_gatehouse_toml "$WORK/gatehouse.toml" "$GH_PORT" "$GH_WORKERS" "$UP_PORT" "$DB_URL" "$WORK/gh-data"
 [ -z "${EXTRA_TOML:-}" ] || printf '\n%b\n' "$EXTRA_TOML" >>"$WORK/gatehouse.toml"
 PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn \

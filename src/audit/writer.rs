@@ -341,35 +341,15 @@ impl Sink {
                     }
                     r
                 }
-                Sink::Thread(tx) => {
-                    let (done, answer) = oneshot::channel();
-                    let job = Job {
-                        batch: std::mem::take(buf),
-                        done,
-                    };
-                    match tx.send(job) {
-                        Ok(()) => match answer.await {
-                            Ok((batch, r)) => {
-                                *buf = batch;
-                                r
-                            }
-                            Err(_) => {
-                                tracing::error!(
-                                    rows = n,
-                                    "activity writer thread ended; batch lost"
-                                );
-                                stats.dropped.fetch_add(n, Ordering::Relaxed);
-                                return;
-                            }
-                        },
-                        Err(std::sync::mpsc::SendError(job)) => {
-                            tracing::error!(rows = n, "activity writer thread is gone; batch lost");
-                            stats.dropped.fetch_add(n, Ordering::Relaxed);
-                            drop(job);
-                            return;
-                        }
+                Sink::Thread(tx) => match on_thread(tx, buf).await {
+                    Some(r) => r,
+                    None => {
+                        tracing::error!(rows = n, "activity writer thread is gone; batch lost");
+                        stats.dropped.fetch_add(n, Ordering::Relaxed);
+                        buf.clear();
+                        return;
                     }
-                }
+                },
             };
             match result {
                 Ok(()) => {
@@ -393,6 +373,23 @@ impl Sink {
             }
         }
     }
+}
+
+/// Has the writer's thread write `buf`, which comes back (emptied if written); `None` if the
+/// thread is gone with the batch.
+async fn on_thread(
+    tx: &std::sync::mpsc::Sender<Job>,
+    buf: &mut Vec<Queued>,
+) -> Option<Result<(), StoreError>> {
+    let (done, answer) = oneshot::channel();
+    let batch = std::mem::take(buf);
+    if let Err(std::sync::mpsc::SendError(job)) = tx.send(Job { batch, done }) {
+        *buf = job.batch;
+        return None;
+    }
+    let (batch, r) = answer.await.ok()?;
+    *buf = batch;
+    Some(r)
 }
 
 fn write_thread(mut writer: SqliteActivityWriter, jobs: std::sync::mpsc::Receiver<Job>) {
