@@ -387,3 +387,31 @@ async fn websocket_tunnels_end_with_their_session() {
     s.app().accounts.lock(user.id, until, None).await.unwrap();
     assert_closed(&mut ws).await;
 }
+
+/// On a signed-in route the session cookie is read and every spelling of our cookies removed in
+/// one reading of the `Cookie` headers: the request is signed in and the app still sees only its
+/// own cookies, whichever header (HTTP/1 repeats it, HTTP/2 splits it) ours arrive in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_requests_carry_none_of_our_cookies() {
+    let s = TestServer::start(Backend::Sqlite, "").await.unwrap();
+    let alice = s.signed_in("alice").await;
+    let ours = alice.cookie_header().unwrap();
+    for (h2, others) in [
+        (false, "a=1; GATEHOUSE_SESSION=t; b=2"),
+        (true, "a=1; __Host-Gatehouse_Csrf=d; gatehouse_2FA=p; b=2"),
+        (false, "a=1;gatehouse_oidc=o;__HOST-GATEHOUSE_SESSION=s;b=2"),
+        (true, "a=1; gatehouse_session =x; b=2"),
+    ] {
+        let (status, got) = echo(
+            s.addr,
+            h2,
+            Method::GET,
+            "/app/x",
+            &[("cookie", ours.as_str()), ("cookie", others)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{others}");
+        assert_eq!(values(&got, "x-auth-user"), vec!["alice"], "{others}");
+        assert_eq!(values(&got, "cookie"), vec!["a=1; b=2"], "h2={h2} {others}");
+    }
+}
