@@ -91,13 +91,28 @@ impl RequestActivity {
         });
         t.ip.clear();
         let _ = write!(t.ip, "{}", self.client_ip);
-        t.created_at = self.at.to_sqlite_text();
+        self.at.write_sqlite_text(&mut t.created_at);
     }
 
     /// The row's description, `METHOD path → status`, appended to `out`.
     fn describe(&self, out: &mut String, path: &str) {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{} {path} → {}", self.method, self.status);
+        out.push_str(self.method.as_str());
+        out.push(' ');
+        out.push_str(path);
+        out.push_str(" → ");
+        // Digit by digit: no formatting machinery per row.
+        let mut digits = [b'0'; 5];
+        let mut n = self.status;
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.push_str(&String::from_utf8_lossy(&digits[at..]));
     }
 
     /// Calls `f` with the row's metadata, borrowed from the record.

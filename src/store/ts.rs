@@ -21,6 +21,39 @@ impl Ts {
         self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
+    /// [`Ts::to_sqlite_text`] written into `out` (cleared first): the activity writer fills
+    /// one such column per row, and formatting machinery cost more than the row's insert
+    /// into its index. Years outside 0–9999 and leap seconds take the general path.
+    pub fn write_sqlite_text(self, out: &mut String) {
+        use chrono::{Datelike, Timelike};
+        out.clear();
+        let (d, t) = (self.0.date_naive(), self.0.time());
+        let (year, nanos) = (d.year(), t.nanosecond());
+        let Ok(year) = u32::try_from(year) else {
+            out.push_str(&self.to_sqlite_text());
+            return;
+        };
+        if year > 9999 || nanos >= 1_000_000_000 {
+            out.push_str(&self.to_sqlite_text());
+            return;
+        }
+        let mut buf = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, d.month());
+        put(8, 2, d.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        put(20, 6, nanos / 1000);
+        out.push_str(&String::from_utf8_lossy(&buf));
+    }
+
     /// Reads what SQLite may hold: our own format, other RFC 3339 text, or the
     /// `YYYY-MM-DD HH:MM:SS[.fff]` that `CURRENT_TIMESTAMP` and imported data use.
     pub fn parse_text(s: &str) -> Option<Ts> {
@@ -108,6 +141,34 @@ impl<'r> Decode<'r, Postgres> for Ts {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn sqlite_text_written_in_place_is_the_same_text() {
+        let mut out = String::from("left over");
+        let samples = [
+            Utc.with_ymd_and_hms(2026, 11, 27, 0, 28, 4).unwrap(),
+            Utc.with_ymd_and_hms(1999, 1, 9, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(7),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::nanoseconds(999_999_999),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-5, 3, 1, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 7, 30, 0).unwrap()
+                + chrono::Duration::microseconds(123_456),
+        ];
+        for t in samples {
+            Ts(t).write_sqlite_text(&mut out);
+            assert_eq!(out, Ts(t).to_sqlite_text());
+        }
+        // A leap second (chrono keeps it as nanoseconds past 1e9).
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_micro_opt(23, 59, 59, 1_500_000)
+            .unwrap()
+            .and_utc();
+        Ts(leap).write_sqlite_text(&mut out);
+        assert_eq!(out, Ts(leap).to_sqlite_text());
+    }
 
     #[test]
     fn sqlite_text_sorts_like_time() {
