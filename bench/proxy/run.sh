@@ -25,6 +25,10 @@
 #   GH_WORKERS=<THREADS>                          Gatehouse's server.workers (0: one shared
 #                                                 multi-threaded runtime)
 #   EXTRA_TOML='[audit]\non_full = "drop"'         appended to Gatehouse's config (experiments)
+#   BASE_BIN=/path/to/old/gatehouse              also run that build (the one before a change),
+#                                                 side by side as cases (C) and (D) in the same
+#                                                 rounds: on a machine whose speed drifts between
+#                                                 runs, before and after from one run
 #   PERF=1                                        also profile Gatehouse with `perf` during one
 #                                                 extra (c) and (d) run each
 #   DB=postgres  PG_URL=postgres://postgres@127.0.0.1:5432/test
@@ -251,6 +255,29 @@ wait_http "$GH/_auth/health"
 SESSION=$(sign_in "$GH" bench "$PASSWORD" "$WORK/cookies.txt")
 COOKIE="Cookie: gatehouse_session=$SESSION"
 
+# (C, D) with BASE_BIN: the base build, the same way, on its own port and database (PostgreSQL:
+# the same schema, so both builds share one server's cost).
+if [ -n "${BASE_BIN:-}" ]; then
+  [ -x "$BASE_BIN" ] || die "BASE_BIN $BASE_BIN is not an executable"
+  GHB_PORT=$((PORT_BASE + 6))
+  DB_URL_B=$DB_URL
+  [ "${DB:-sqlite}" = postgres ] || DB_URL_B="sqlite://$WORK/ghb-data/gatehouse.db"
+  write_gatehouse_toml "$WORK/gatehouse-base.toml" "$GHB_PORT" "$GH_WORKERS" "$UP_PORT" "$DB_URL_B" "$WORK/ghb-data"
+  [ -z "${EXTRA_TOML:-}" ] || printf '\n%b\n' "$EXTRA_TOML" >>"$WORK/gatehouse-base.toml"
+  if [ "${DB:-sqlite}" != postgres ]; then
+    printf '%s' "$PASSWORD" | "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn \
+      user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create-base.log" 2>&1 ||
+      die "user create (base) failed: $(cat "$WORK/user-create-base.log")"
+  fi
+  TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn serve \
+    >"$WORK/gatehouse-base.log" 2>&1 &
+  GHB_PID=$!
+  PIDS+=("$GHB_PID")
+  GHB="http://127.0.0.1:$GHB_PORT"
+  wait_http "$GHB/_auth/health"
+  SESSION_B=$(sign_in "$GHB" bench "$PASSWORD" "$WORK/cookies-base.txt")
+fi
+
 # --- the cases ----------------------------------------------------------------------------
 CASES=(a b e c d)
 declare -A NAME URL HDR PROXY_PID
@@ -269,6 +296,16 @@ HDR[d]="$COOKIE"
 PROXY_PID[b]=$NGINX_PID
 PROXY_PID[c]=$GH_PID
 PROXY_PID[d]=$GH_PID
+if [ -n "${BASE_BIN:-}" ]; then
+  CASES+=(C D)
+  NAME[C]="base build, public route"
+  URL[C]="$GHB$PUBLIC_PATH"
+  NAME[D]="base build, signed in"
+  URL[D]="$GHB$PRIVATE_PATH"
+  HDR[D]="Cookie: gatehouse_session=$SESSION_B"
+  PROXY_PID[C]=$GHB_PID
+  PROXY_PID[D]=$GHB_PID
+fi
 
 curl_case() { # case → "status body"
   local c=$1
@@ -384,6 +421,7 @@ for r in $(seq 1 "$REPEAT"); do
       BACKLOG+="$backlog "
       DRAIN+="$(drain_audit "$GH") "
     fi
+    [ "$c" = D ] && drain_audit "$GHB" >/dev/null
     printf '  round %s  %s  %-24s %9s req/s  p50 %6s us  p99 %6s us  proxy CPU %5s us/req  errors %s\n' \
       "$r" "$c" "${NAME[$c]}" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
       "$(awk -v t="$((px1 - px0))" -v n="$n" 'BEGIN { printf "%.1f", t * 1000 / n }')" "$errs" | tee -a "$SUMMARY"
@@ -420,6 +458,7 @@ if [ -n "$RATES" ]; then
         p99=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(d["latencyPercentiles"]["p99"]*1e6))' "$log")
         R99[$q,$c]+="$p99 "
         [ "$c" = d ] && drain_audit "$GH" >/dev/null
+        [ "$c" = D ] && drain_audit "$GHB" >/dev/null
       done
     done
   done
@@ -544,6 +583,11 @@ verdict() { awk -v x="$1" -v op="$2" -v y="$3" 'BEGIN { ok = (op == "<=") ? (x <
 say "proxy CPU µs/req: (b) $cpu_b  (e) $cpu_e  (c) $cpu_c  (d) $cpu_d   activity row and session, (d) - (c): $(awk -v d="$cpu_d" -v c="$cpu_c" 'BEGIN { printf "%.1f", d - c }') µs"
 say "CPU ratios: (d)/(b) = $cpu_db (target <= 1.5: $(verdict "$cpu_db" '<=' 1.5))   (c)/(b) = $cpu_cb (target <= 1.2: $(verdict "$cpu_cb" '<=' 1.2))   (e)/(b) = $(ratio "$cpu_e" "$cpu_b")"
 say "req/s: (d)/(e) auth_request = $d_over_e (target >= 1: $(verdict "$d_over_e" '>=' 1))"
+if [ -n "${BASE_BIN:-}" ]; then
+  cpu_C=$(median <<<"${PXCPU[C]}")
+  cpu_D=$(median <<<"${PXCPU[D]}")
+  say "against the base build ($BASE_BIN), same rounds: (c) $cpu_C -> $cpu_c µs ($(ratio "$cpu_c" "$cpu_C")x), (d) $cpu_D -> $cpu_d µs ($(ratio "$cpu_d" "$cpu_D")x); req/s (c) $(ratio "${MRPS[c]}" "${MRPS[C]}")x, (d) $(ratio "${MRPS[d]}" "${MRPS[D]}")x"
+fi
 if [ "$LAT_DURATION" != 0 ]; then
   say ""
   say "## Latency at 1 connection (wrk -t1 -c1 -d$LAT_DURATION, median of $REPEAT)"
