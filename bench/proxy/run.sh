@@ -256,19 +256,21 @@ SESSION=$(sign_in "$GH" bench "$PASSWORD" "$WORK/cookies.txt")
 COOKIE="Cookie: gatehouse_session=$SESSION"
 
 # (C, D) with BASE_BIN: the base build, the same way, on its own port and database (PostgreSQL:
-# the same schema, so both builds share one server's cost).
+# its own schema in the same server, since the two builds may not know the same migrations).
 if [ -n "${BASE_BIN:-}" ]; then
   [ -x "$BASE_BIN" ] || die "BASE_BIN $BASE_BIN is not an executable"
   GHB_PORT=$((PORT_BASE + 6))
-  DB_URL_B=$DB_URL
-  [ "${DB:-sqlite}" = postgres ] || DB_URL_B="sqlite://$WORK/ghb-data/gatehouse.db"
+  DB_URL_B="sqlite://$WORK/ghb-data/gatehouse.db"
+  if [ "${DB:-sqlite}" = postgres ]; then
+    psql -q "$PG_URL" -c "CREATE SCHEMA ${PG_SCHEMA}_base" >/dev/null || die "cannot create schema ${PG_SCHEMA}_base"
+    PG_DROP="$PG_DROP, ${PG_SCHEMA}_base"
+    DB_URL_B="$PG_URL${sep}options=-csearch_path%3D${PG_SCHEMA}_base"
+  fi
   write_gatehouse_toml "$WORK/gatehouse-base.toml" "$GHB_PORT" "$GH_WORKERS" "$UP_PORT" "$DB_URL_B" "$WORK/ghb-data"
   [ -z "${EXTRA_TOML:-}" ] || printf '\n%b\n' "$EXTRA_TOML" >>"$WORK/gatehouse-base.toml"
-  if [ "${DB:-sqlite}" != postgres ]; then
-    printf '%s' "$PASSWORD" | "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn \
-      user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create-base.log" 2>&1 ||
-      die "user create (base) failed: $(cat "$WORK/user-create-base.log")"
-  fi
+  printf '%s' "$PASSWORD" | "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn \
+    user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create-base.log" 2>&1 ||
+    die "user create (base) failed: $(cat "$WORK/user-create-base.log")"
   TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn serve \
     >"$WORK/gatehouse-base.log" 2>&1 &
   GHB_PID=$!
