@@ -4,9 +4,11 @@
 # share (inclusive, with its callees) can be read from the call graph. The kernel's part
 # (system calls) is not counted; `PERF=1 bench/proxy/run.sh` counts those.
 #
-#   bench/proxy/instructions.sh                          # release build of this checkout
+#   bench/proxy/instructions.sh                          # `dist` build of this checkout
+#   PROFILE=release bench/proxy/instructions.sh          # the faster-building profile
 #   GATEHOUSE_BIN=/tmp/old/gatehouse bench/proxy/instructions.sh
 #   N=20000 CONC=16 bench/proxy/instructions.sh
+#   GH_LOG='info,sqlx=warn' bench/proxy/instructions.sh   # the default log filter (default here: warn)
 #
 # Runs Gatehouse (server.workers = 1, one tokio thread) under `valgrind --tool=callgrind` in
 # front of examples/bench_upstream, signs in, warms up, then counts N keep-alive requests of
@@ -21,6 +23,7 @@ PORT_BASE=${PORT_BASE:-18180}
 UP_PORT=$((PORT_BASE + 1))
 GH_PORT=$((PORT_BASE + 3))
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PROFILE=${PROFILE:-dist}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/bench/results/instructions-$STAMP"
 mkdir -p "$OUT"
@@ -32,10 +35,10 @@ for tool in valgrind ab curl; do
   }
 done
 if [ -z "${GATEHOUSE_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet --bin gatehouse --example bench_upstream)
+  (cd "$ROOT" && cargo build --profile "$PROFILE" --quiet --bin gatehouse --example bench_upstream)
 fi
-GATEHOUSE=${GATEHOUSE_BIN:-$ROOT/target/release/gatehouse}
-UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/release/examples/bench_upstream}
+GATEHOUSE=${GATEHOUSE_BIN:-$ROOT/target/$PROFILE/gatehouse}
+UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/$PROFILE/examples/bench_upstream}
 
 WORK=$(mktemp -d /tmp/gatehouse-instr.XXXXXX)
 PIDS=()
@@ -60,7 +63,7 @@ printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log war
 
 TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out.%p" \
-  "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn serve >"$WORK/gatehouse.log" 2>&1 &
+  "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log "${GH_LOG:-warn}" serve >"$WORK/gatehouse.log" 2>&1 &
 GH_PID=$!
 PIDS+=("$GH_PID")
 GH="http://127.0.0.1:$GH_PORT"

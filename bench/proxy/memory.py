@@ -2,7 +2,7 @@
 """Gatehouse's memory: idle RSS, RSS per idle keep-alive connection, RSS with many cached
 sessions. See bench/README.md ("Memory").
 
-Starts the bench upstream and `gatehouse serve` (release build, SQLite in a temp dir, the same
+Starts the bench upstream and `gatehouse serve` (the `dist` build, SQLite in a temp dir, the same
 routes as bench/proxy/run.sh), then measures VmRSS of the gatehouse process:
 
 1. idle, after start and one request of each kind;
@@ -10,7 +10,7 @@ routes as bench/proxy/run.sh), then measures VmRSS of the gatehouse process:
    cache); the sessions are written straight into the database, with tokens made here;
 3. with CONNS (10000) client connections open, each having made one request and kept alive.
 
-Settings (environment): CONNS, SESSIONS, PORT_BASE (18180), GATEHOUSE_BIN, UPSTREAM_BIN,
+Settings (environment): CONNS, SESSIONS, PORT_BASE (18180), PROFILE (dist), GATEHOUSE_BIN, UPSTREAM_BIN,
 WORKERS (server.workers, default 1). Only 127.0.0.1 is used. Needs python3 (stdlib only).
 """
 
@@ -29,8 +29,11 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GATEHOUSE = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target/release/gatehouse"))
-UPSTREAM = os.environ.get("UPSTREAM_BIN", os.path.join(ROOT, "target/release/examples/bench_upstream"))
+PROFILE = os.environ.get("PROFILE", "dist")
+GATEHOUSE = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target", PROFILE, "gatehouse"))
+UPSTREAM = os.environ.get(
+    "UPSTREAM_BIN", os.path.join(ROOT, "target", PROFILE, "examples/bench_upstream")
+)
 CONNS = int(os.environ.get("CONNS", "10000"))
 SESSIONS = int(os.environ.get("SESSIONS", "100000"))
 PORT_BASE = int(os.environ.get("PORT_BASE", "18180"))

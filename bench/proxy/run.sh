@@ -13,7 +13,9 @@
 #   THREADS=<cores>                               Gatehouse tokio workers = nginx workers
 #   UPSTREAM_THREADS=<cores>                      tokio workers of the bench upstream
 #   PORT_BASE=18080                               ports PORT_BASE+1..+3 on 127.0.0.1
-#   SKIP_BUILD=1                                  use the existing release binaries
+#   PROFILE=dist                                  Cargo profile built and measured (`dist`: what
+#                                                 ships, whole-program LTO; `release` builds faster)
+#   SKIP_BUILD=1                                  use the existing binaries of PROFILE
 #   GATEHOUSE_BIN=..., UPSTREAM_BIN=...           other binaries (e.g. a saved build, to
 #                                                 compare before and after; implies SKIP_BUILD)
 #   RATES="5000 10000"  RATE_DURATION=8s          also, per case, fixed-rate runs with oha
@@ -42,6 +44,8 @@
 #                                                 last), wrk, upstream and auth service on the
 #                                                 others; THREADS=1 (nginx 1 worker, Gatehouse
 #                                                 workers = 1), upstream 1 thread, wrk 1 thread
+#   GH_LOG=warn                                   Gatehouse's log filter while serving (`info,sqlx=warn`
+#                                                 is the product's default: it adds the request span)
 set -euo pipefail
 
 LAYOUT=${LAYOUT:-shared}
@@ -89,6 +93,7 @@ PUBLIC_PATH=/pub/hello
 PRIVATE_PATH=/app/hello
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PROFILE=${PROFILE:-dist}
 HERE="$ROOT/bench/proxy"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/bench/results/proxy-$LAYOUT-$STAMP"
@@ -116,11 +121,11 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${GATEHOUSE_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet --bin gatehouse --example bench_upstream)
+  (cd "$ROOT" && cargo build --profile "$PROFILE" --quiet --bin gatehouse --example bench_upstream)
 fi
-GATEHOUSE=${GATEHOUSE_BIN:-$ROOT/target/release/gatehouse}
-UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/release/examples/bench_upstream}
-[ -x "$GATEHOUSE" ] && [ -x "$UPSTREAM" ] || die "release binaries missing; run without SKIP_BUILD"
+GATEHOUSE=${GATEHOUSE_BIN:-$ROOT/target/$PROFILE/gatehouse}
+UPSTREAM=${UPSTREAM_BIN:-$ROOT/target/$PROFILE/examples/bench_upstream}
+[ -x "$GATEHOUSE" ] && [ -x "$UPSTREAM" ] || die "binaries of profile $PROFILE missing; run without SKIP_BUILD"
 
 # --- processes, cleaned up on any exit ------------------------------------------------------
 # shellcheck source=../lib.sh
@@ -245,7 +250,7 @@ PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s' "$PASSWORD" | "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn \
   user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create.log" 2>&1 ||
   die "user create failed: $(cat "$WORK/user-create.log")"
-TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log warn serve \
+TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$GATEHOUSE" --config "$WORK/gatehouse.toml" --log "${GH_LOG:-warn}" serve \
   >"$WORK/gatehouse.log" 2>&1 &
 GH_PID=$!
 PIDS+=("$GH_PID")
@@ -271,7 +276,7 @@ if [ -n "${BASE_BIN:-}" ]; then
   printf '%s' "$PASSWORD" | "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn \
     user create --username bench --email bench@example.com --password-stdin >"$WORK/user-create-base.log" 2>&1 ||
     die "user create (base) failed: $(cat "$WORK/user-create-base.log")"
-  TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log warn serve \
+  TOKIO_WORKER_THREADS=$THREADS "${PIN_PROXY[@]}" "$BASE_BIN" --config "$WORK/gatehouse-base.toml" --log "${GH_LOG:-warn}" serve \
     >"$WORK/gatehouse-base.log" 2>&1 &
   GHB_PID=$!
   PIDS+=("$GHB_PID")

@@ -4,6 +4,7 @@
 //! the client address, shared or inline text); the description and the metadata JSON are built
 //! by the writer, off the request's task.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,14 +113,14 @@ impl RequestActivity {
                 break;
             }
         }
-        out.push_str(&String::from_utf8_lossy(&digits[at..]));
+        out.extend(digits[at..].iter().map(|&d| char::from(d)));
     }
 
     /// Calls `f` with the row's metadata, borrowed from the record.
     fn with_meta<R>(&self, f: impl FnOnce(&RequestMeta<'_>) -> R) -> R {
         // Both were `&str` when recorded, so these borrow.
-        let path = String::from_utf8_lossy(&self.path);
-        let route = self.route.as_deref().map(String::from_utf8_lossy);
+        let path = text(&self.path);
+        let route = self.route.as_deref().map(text);
         f(&RequestMeta {
             method: self.method.as_str(),
             path: &path,
@@ -165,5 +166,14 @@ impl RowText {
         std::str::from_utf8(&self.metadata)
             .ok()
             .filter(|m| !m.is_empty())
+    }
+}
+
+/// Text recorded from a `&str`, read back: `from_utf8` first, since the lossy reading checks
+/// byte by byte and costs several times as much on what is text anyway.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }

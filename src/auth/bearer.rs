@@ -21,10 +21,12 @@ pub fn hash_token(token: &str) -> String {
     // signed-in request more than the hash itself.
     let digest = Sha256::digest(token.as_bytes());
     let mut out = [0u8; 64];
-    match hex::encode_to_slice(digest, &mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        Err(_) => hex::encode(digest),
+    if hex::encode_to_slice(digest, &mut out).is_ok()
+        && let Ok(hex) = std::str::from_utf8(&out)
+    {
+        return hex.to_owned();
     }
+    hex::encode(digest)
 }
 
 /// Whether a string has the shape of one of our tokens (cheap pre-check before any lookup).

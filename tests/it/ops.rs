@@ -308,6 +308,22 @@ impl Child {
         }
     }
 
+    /// Waits for a raw stderr line that `pred` accepts (for the text format).
+    async fn wait_for_raw(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = self.raw.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line for {what}; stderr:\n{}",
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn signal_hup(&self) {
         let pid = self.child.id().expect("child running");
         let st = std::process::Command::new("kill")
@@ -515,4 +531,29 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
     }
     let mut serve = serve;
     serve.child.kill().await.unwrap();
+}
+
+/// Text logs that go to a pipe (journald, `docker logs`, a file) carry no terminal escape codes:
+/// colour is for a person at a terminal only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_pipe_have_no_escape_codes() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let upstream = harness::server::demo_upstream().await;
+    let path = db.dir.path().join("gatehouse.toml");
+    let text =
+        config(&db, upstream, ROUTES_BEFORE, "").replace("format = \"json\"", "format = \"text\"");
+    std::fs::write(&path, text).unwrap();
+    let serve = Child::spawn(&Cli::for_file(&path, db.dir.path()));
+    let serving = serve
+        .wait_for_raw("gatehouse is serving", |l| {
+            l.contains("gatehouse is serving")
+        })
+        .await;
+    assert!(serving.contains(" INFO "), "{serving}");
+    assert!(serving.contains("listen=127.0.0.1:"), "{serving}");
+    let all = serve.all();
+    assert!(
+        !all.contains('\u{1b}'),
+        "escape codes in piped logs:\n{all:?}"
+    );
 }
