@@ -271,9 +271,12 @@ async fn run(
                 break;
             }
         }
-        sink.write(&mut buf, &stats).await;
+        // Behind when another whole batch is already waiting: then the thread writes without
+        // offering its core between statements (see `ActivityInserter::insert`).
+        let behind = rx.len() >= batch_size;
+        sink.write(&mut buf, behind, &stats).await;
     }
-    sink.write(&mut buf, &stats).await;
+    sink.write(&mut buf, false, &stats).await;
 }
 
 /// Where the writer's batches go.
@@ -291,6 +294,8 @@ enum Sink {
 /// allocation to be reused) and the outcome.
 struct Job {
     batch: Vec<Queued>,
+    /// Another whole batch was already waiting when this one was taken.
+    behind: bool,
     done: oneshot::Sender<(Vec<Queued>, Result<(), StoreError>)>,
 }
 
@@ -323,7 +328,7 @@ impl Sink {
 
     /// Writes `buf`, retrying a failed batch a few times; empties it either way (rows that
     /// could not be written are counted as dropped and logged).
-    async fn write(&mut self, buf: &mut Vec<Queued>, stats: &Counters) {
+    async fn write(&mut self, buf: &mut Vec<Queued>, behind: bool, stats: &Counters) {
         if buf.is_empty() {
             return;
         }
@@ -341,7 +346,7 @@ impl Sink {
                     }
                     r
                 }
-                Sink::Thread(tx) => match on_thread(tx, buf).await {
+                Sink::Thread(tx) => match on_thread(tx, buf, behind).await {
                     Some(r) => r,
                     None => {
                         tracing::error!(rows = n, "activity writer thread is gone; batch lost");
@@ -380,10 +385,15 @@ impl Sink {
 async fn on_thread(
     tx: &std::sync::mpsc::Sender<Job>,
     buf: &mut Vec<Queued>,
+    behind: bool,
 ) -> Option<Result<(), StoreError>> {
     let (done, answer) = oneshot::channel();
     let batch = std::mem::take(buf);
-    if let Err(std::sync::mpsc::SendError(job)) = tx.send(Job { batch, done }) {
+    if let Err(std::sync::mpsc::SendError(job)) = tx.send(Job {
+        batch,
+        behind,
+        done,
+    }) {
         *buf = job.batch;
         return None;
     }
@@ -394,8 +404,15 @@ async fn on_thread(
 
 fn write_thread(mut writer: SqliteActivityWriter, jobs: std::sync::mpsc::Receiver<Job>) {
     let mut text = RowText::default();
-    while let Ok(Job { mut batch, done }) = jobs.recv() {
-        let r = writer.write_batch(batch.len(), |ins| insert_all(ins, &batch, &mut text));
+    while let Ok(Job {
+        mut batch,
+        behind,
+        done,
+    }) = jobs.recv()
+    {
+        let r = writer.write_batch(batch.len(), !behind, |ins| {
+            insert_all(ins, &batch, &mut text)
+        });
         if r.is_ok() {
             batch.clear();
         }

@@ -68,6 +68,8 @@ pub struct ActivityInserter<'t> {
     left: usize,
     /// The statement being filled, its row count, and rows bound so far.
     current: Option<(rusqlite::CachedStatement<'t>, usize, usize)>,
+    /// Offer the core after each statement (see `insert`).
+    yield_between: bool,
 }
 
 impl ActivityInserter<'_> {
@@ -110,8 +112,13 @@ impl ActivityInserter<'_> {
             // A batch is milliseconds of work. The scheduler lets a running thread finish its
             // time slice before a request thread that wakes up on the same core may run, lower
             // priority or not; offering the core after each statement bounds that wait by one
-            // statement's work (about 0.1 ms) instead of the batch's.
-            std::thread::yield_now();
+            // statement's work (about 0.1 ms) instead of the batch's. Not when the writer is
+            // behind: on a core that request threads keep busy, each offer costs the writer a
+            // whole time slice of theirs, and it fell behind for good (about 30,000 rows/s,
+            // a tenth of what it writes alone) until the full queue held the requests up.
+            if self.yield_between {
+                std::thread::yield_now();
+            }
         }
         Ok(())
     }
@@ -136,8 +143,14 @@ impl SqliteActivityWriter {
 
     /// Runs `fill` in one transaction; it inserts the batch's `rows` rows, no more and no
     /// fewer, through the inserter it is given. An error from `fill` or the commit, or a row
-    /// count other than `rows`, rolls the whole batch back.
-    pub fn write_batch<F>(&mut self, rows: usize, fill: F) -> Result<(), StoreError>
+    /// count other than `rows`, rolls the whole batch back. With `yield_between`, the thread
+    /// offers its core to other threads after each statement (for when the writer keeps up).
+    pub fn write_batch<F>(
+        &mut self,
+        rows: usize,
+        yield_between: bool,
+        fill: F,
+    ) -> Result<(), StoreError>
     where
         F: FnOnce(&mut ActivityInserter<'_>) -> Result<(), StoreError>,
     {
@@ -152,6 +165,7 @@ impl SqliteActivityWriter {
                 tx: &tx,
                 left: rows,
                 current: None,
+                yield_between,
             };
             fill(&mut ins)?;
             if ins.left > 0 || matches!(ins.current, Some((_, _, bound)) if bound > 0) {
