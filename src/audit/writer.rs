@@ -526,6 +526,31 @@ mod tests {
         assert_eq!(store.count_activity(Some("request")).await.unwrap(), 1000);
     }
 
+    // A current-thread runtime: every row is queued before the writer first runs, so it starts
+    // many batches behind (and writes them without offering its core) while still serving.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_writer_many_batches_behind_writes_every_row() {
+        let (_dir, store) = store().await;
+        let (log, writer) = AuditLog::spawn(store.clone(), &settings(4096, QueueFullPolicy::Wait));
+        // Unconstrained: with a cooperative budget, a send would yield now and then.
+        tokio::task::unconstrained(async {
+            for i in 0..2000 {
+                log.record(event(i)).await;
+            }
+        })
+        .await;
+        assert_eq!(log.stats().written, 0, "the writer has not run yet");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while log.stats().written < 2000 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", log.stats());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.count_activity(Some("request")).await.unwrap(), 2000);
+        writer.shutdown().await;
+        let st = log.stats();
+        assert_eq!((st.queued, st.written, st.dropped), (2000, 2000, 0));
+    }
+
     /// The writer's own connection (a file-backed SQLite store) stores a request row exactly
     /// as the pool path does, across batch sizes that need statements of several lengths.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
