@@ -4,7 +4,6 @@
 //! the client address, shared or inline text); the description and the metadata JSON are built
 //! by the writer, off the request's task.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +12,8 @@ use http::Method;
 use smallvec::SmallVec;
 
 use crate::store::{NewActivity, Ts, UserId};
-use crate::web::RequestCtx;
 use crate::web::request_ctx::RequestId;
+use crate::web::{RequestCtx, utf8_or_lossy};
 
 /// Text stored inline up to 64 bytes, which holds most paths and route patterns.
 type Inline = SmallVec<[u8; 64]>;
@@ -119,8 +118,8 @@ impl RequestActivity {
     /// Calls `f` with the row's metadata, borrowed from the record.
     fn with_meta<R>(&self, f: impl FnOnce(&RequestMeta<'_>) -> R) -> R {
         // Both were `&str` when recorded, so these borrow.
-        let path = text(&self.path);
-        let route = self.route.as_deref().map(text);
+        let path = utf8_or_lossy(&self.path);
+        let route = self.route.as_deref().map(utf8_or_lossy);
         f(&RequestMeta {
             method: self.method.as_str(),
             path: &path,
@@ -166,14 +165,5 @@ impl RowText {
         std::str::from_utf8(&self.metadata)
             .ok()
             .filter(|m| !m.is_empty())
-    }
-}
-
-/// Text recorded from a `&str`, read back: `from_utf8` first, since the lossy reading checks
-/// byte by byte and costs several times as much on what is text anyway.
-fn text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
     }
 }

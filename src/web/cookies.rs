@@ -103,13 +103,9 @@ pub fn take<N: AsRef<str>>(
     // The cookies kept, joined with "; " as they are found.
     let mut kept = String::new();
     for v in headers.get_all(header::COOKIE).iter() {
+        let text = super::utf8_or_lossy(v.as_bytes());
         // As `get` does, the value is read only from a header that is text.
-        // (`from_utf8` first: the lossy reading validates byte by byte, several times slower
-        // on the text that nearly every header is.)
-        let (readable, text) = match std::str::from_utf8(v.as_bytes()) {
-            Ok(s) => (true, Cow::Borrowed(s)),
-            Err(_) => (false, String::from_utf8_lossy(v.as_bytes())),
-        };
+        let readable = matches!(text, Cow::Borrowed(_));
         for c in Cookie::split_parse(text.as_ref()).filter_map(Result::ok) {
             if found.is_none() && readable && name == Some(c.name()) {
                 found = Some(c.value().to_string());

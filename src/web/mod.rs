@@ -16,3 +16,13 @@ pub mod respond;
 pub use body::{Body, BoxError};
 pub use error_page::ErrorPage;
 pub use request_ctx::RequestCtx;
+
+/// Bytes as text: borrowed when they are UTF-8 (then, and only then, the result is
+/// `Cow::Borrowed`), else read lossily. `from_utf8` first, because the lossy reading validates
+/// byte by byte and costs several times as much on the text that nearly every input is.
+pub fn utf8_or_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}

@@ -293,10 +293,11 @@ impl Child {
         self.raw.lock().unwrap().join("\n")
     }
 
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// Waits (up to 20 s) until `found` finds a log line.
+    async fn wait_until<T>(&self, what: &str, found: impl Fn(&Self) -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(v) = self.find(&pred).into_iter().next() {
+            if let Some(v) = found(self) {
                 return v;
             }
             assert!(
@@ -308,20 +309,17 @@ impl Child {
         }
     }
 
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, |c| c.find(&pred).into_iter().next())
+            .await
+    }
+
     /// Waits for a raw stderr line that `pred` accepts (for the text format).
     async fn wait_for_raw(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(l) = self.raw.lock().unwrap().iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line for {what}; stderr:\n{}",
-                self.all()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_until(what, |c| {
+            c.raw.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+        .await
     }
 
     fn signal_hup(&self) {
