@@ -401,6 +401,9 @@ async fn signed_in_requests_carry_none_of_our_cookies() {
         (true, "a=1; __Host-Gatehouse_Csrf=d; gatehouse_2FA=p; b=2"),
         (false, "a=1;gatehouse_oidc=o;__HOST-GATEHOUSE_SESSION=s;b=2"),
         (true, "a=1; gatehouse_session =x; b=2"),
+        (false, "a=1;\tgatehouse_session=\"q\"; b=2"),
+        (true, "a=1; __host-gatehouse_csrf=d;b=2; gatehouse_SESSION"),
+        (false, "gatehouse_2fa=; a=1; b=2"),
     ] {
         let (status, got) = echo(
             s.addr,
