@@ -19,6 +19,7 @@ pub mod demo;
 pub mod feed;
 pub mod gateway;
 pub mod import;
+pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod oidc;

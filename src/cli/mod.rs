@@ -47,7 +47,8 @@ pub struct Cli {
         long,
         global = true,
         env = "GATEHOUSE_LOG",
-        default_value = "info,sqlx=warn"
+        default_value = crate::logs::DEFAULT_FILTER,
+        value_parser = crate::logs::parse_filter
     )]
     pub log: String,
     #[command(subcommand)]
@@ -86,30 +87,18 @@ pub enum Command {
 /// Logs to stderr in `[log] format`. The config is read here only for that key; an invalid
 /// file is reported (with every problem) by the command itself, in the default format.
 pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let format = crate::config::load(cli.config.as_deref())
         .map(|s| s.log.format)
         .unwrap_or_default();
     // Colour only for a person at a terminal: journald, `docker logs` and files would keep the
-    // escape codes, and painting each field costs a request's span about 1,700 instructions.
+    // escape codes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false);
-    let _ = match format {
-        crate::config::LogFormat::Text => builder.try_init(),
-        // Each line carries the request's span (its request id) beside the event's fields.
-        crate::config::LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
+    crate::logs::init(
+        &cli.log,
+        matches!(format, crate::config::LogFormat::Json),
+        ansi,
+    );
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

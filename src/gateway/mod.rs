@@ -41,7 +41,6 @@ use std::time::Instant;
 
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use tracing::Instrument as _;
 
 pub use error::{GateError, Missing};
 pub use path::{CanonicalPath, PathPolicy, canonicalize, fold_case};
@@ -85,7 +84,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
         &s.headers.request_id,
     );
     // Every line logged while handling the request carries its id.
-    let span = tracing::info_span!("request", request_id = %ctx.request_id);
+    let id = ctx.request_id.clone();
     let path = req.uri().path();
     let mut resp = if path == "/_auth" || path.starts_with("/_auth/") {
         // Boxed: hyper keeps one allocation of this future's size per connection for its
@@ -94,13 +93,16 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
         //
         // Made in a statement of its own: as a temporary of the awaiting statement the
         // unboxed future would keep its storage in this one across the await.
-        let portal = Box::pin(auth_routes::handle(app, req, &ctx).instrument(span));
+        let portal = Box::pin(crate::logs::in_request(
+            id,
+            auth_routes::handle(app, req, &ctx),
+        ));
         let r = portal.await;
         app.route_metrics
             .observe_own(r.status().as_u16(), started.elapsed());
         r
     } else {
-        proxied(app, req, &ctx, started).instrument(span).await
+        crate::logs::in_request(id, proxied(app, req, &ctx, started)).await
     };
     resp.headers_mut()
         .insert(s.headers.request_id.clone(), ctx.request_id.header_value());

@@ -15,7 +15,7 @@ pub mod respond;
 
 pub use body::{Body, BoxError};
 pub use error_page::ErrorPage;
-pub use request_ctx::RequestCtx;
+pub use request_ctx::{RequestCtx, RequestId};
 
 /// Bytes as text: borrowed when they are UTF-8 (then, and only then, the result is
 /// `Cow::Borrowed`), else read lossily. `from_utf8` first, because the lossy reading validates

@@ -185,6 +185,46 @@ fn unreachable_database_masks_password() {
     assert!(!err.contains("s3cret-pw"), "{err}");
 }
 
+/// A log filter that does not parse is refused at the command line, from the flag or the
+/// environment, instead of running at a level the operator did not ask for.
+#[test]
+fn bad_log_filter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, env) in [
+        (Some("gatehouse=loud"), None),
+        (None, Some("gatehouse=loud")),
+        (Some("info,sqlx=[x"), None),
+    ] {
+        let mut cmd = gatehouse();
+        cmd.current_dir(dir.path()).env_remove("GATEHOUSE_LOG");
+        if let Some(f) = flag {
+            cmd.args(["--log", f]);
+        }
+        if let Some(e) = env {
+            cmd.env("GATEHOUSE_LOG", e);
+        }
+        let out = cmd.arg("check-config").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?} {env:?}: {err}");
+        assert!(err.contains("--log"), "{err}");
+        assert!(err.contains(flag.or(env).unwrap_or_default()), "{err}");
+    }
+    // Filters with spans and fields are still taken.
+    for good in ["gatehouse[request]=debug,warn", "info,sqlx=warn", "debug"] {
+        let out = gatehouse()
+            .current_dir(dir.path())
+            .args(["--log", good, "check-config"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{good:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn bad_config_names_key_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -408,6 +408,22 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
     assert!(access["user_id"].as_i64().is_some(), "{access}");
     assert_eq!(access["request_id"], request_id, "{access}");
     assert_eq!(access["span"]["request_id"], request_id, "{access}");
+    assert_eq!(access["span"]["name"], "request", "{access}");
+
+    // A line logged by Gatehouse's own pages carries the request id the same way: a
+    // forward-auth request from a peer that is not a trusted proxy is refused with a warning.
+    let r = br.get("/_auth/authz/forward-auth").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let refused_id = r.header("x-request-id").expect("request id").to_string();
+    let refused = serve
+        .wait_for("the forward-auth refusal", |v| {
+            message(v) == "forward-auth request refused" && v["span"]["request_id"] == refused_id
+        })
+        .await;
+    assert_eq!(refused["level"], "WARN", "{refused}");
+    // Lines logged outside any request carry no `span`.
+    let serving_line = serve.find(|v| message(v) == "gatehouse is serving");
+    assert!(serving_line[0].get("span").is_none(), "{}", serving_line[0]);
 
     // Change a route and a key that needs a restart; SIGHUP.
     std::fs::write(
@@ -531,10 +547,12 @@ async fn sighup_reloads_and_refuses_a_broken_file_json_logs() {
     serve.child.kill().await.unwrap();
 }
 
-/// Text logs that go to a pipe (journald, `docker logs`, a file) carry no terminal escape codes:
-/// colour is for a person at a terminal only.
+/// Text logs that go to a pipe (journald, `docker logs`, a file) carry no terminal escape codes
+/// (colour is for a person at a terminal only), and the lines logged while a request is handled
+/// carry its id after the level, as `request{request_id=…}:`, on the proxied path and on
+/// Gatehouse's own pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_logs_to_a_pipe_have_no_escape_codes() {
+async fn text_logs_are_plain_in_a_pipe_and_carry_the_request_id() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let upstream = harness::server::demo_upstream().await;
     let path = db.dir.path().join("gatehouse.toml");
@@ -548,7 +566,39 @@ async fn text_logs_to_a_pipe_have_no_escape_codes() {
         })
         .await;
     assert!(serving.contains(" INFO "), "{serving}");
-    assert!(serving.contains("listen=127.0.0.1:"), "{serving}");
+    assert!(!serving.contains("request{"), "{serving}");
+    let addr = serving
+        .split("listen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("listen address in the line");
+    assert!(addr.starts_with("127.0.0.1:"), "{serving}");
+    let mut br = Browser::new(&format!("http://{addr}"));
+    let r = br.get("/open/text").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let id = r.header("x-request-id").expect("request id").to_string();
+    let access = serve
+        .wait_for_raw("the access line", |l| l.contains("path=\"/open/text\""))
+        .await;
+    assert!(
+        access.contains(&format!(" INFO request{{request_id={id}}}: access ")),
+        "{access}"
+    );
+
+    let r = br.get("/_auth/authz/forward-auth").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let id = r.header("x-request-id").expect("request id").to_string();
+    let refused = serve
+        .wait_for_raw("the forward-auth refusal", |l| {
+            l.contains("forward-auth request refused")
+        })
+        .await;
+    assert!(
+        refused.contains(&format!(
+            " WARN request{{request_id={id}}}: forward-auth request refused"
+        )),
+        "{refused}"
+    );
     let all = serve.all();
     assert!(
         !all.contains('\u{1b}'),
