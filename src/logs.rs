@@ -50,11 +50,8 @@ pub fn parse_filter(s: &str) -> Result<String, String> {
 
 /// Logs to stderr from here on. `filter` has been through [`parse_filter`].
 pub fn init(filter: &str, json: bool, ansi: bool) {
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(tracing_subscriber::EnvFilter::builder().parse_lossy(filter))
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let _ = if json {
@@ -113,17 +110,15 @@ where
         };
         let level = paint(ansi, color.normal());
         write!(w, "{}{text}{} ", level.0, level.1)?;
-        let written = REQUEST_ID.try_with(|id| {
+        if let Some(id) = current_request_id() {
             write!(
                 w,
-                "{b}request{{{e}request_id={id}{b}}}{e}{d}:{e} ",
+                "{b}request{{{be}request_id={id}{b}}}{be}{d}:{de} ",
                 b = bold.0,
-                e = bold.1,
+                be = bold.1,
                 d = dimmed.0,
-            )
-        });
-        if let Ok(r) = written {
-            r?;
+                de = dimmed.1,
+            )?;
         }
         self.rest.format_event(ctx, w, event)
     }
