@@ -307,6 +307,15 @@ impl RouteRule {
 #[derive(Debug, Clone)]
 pub enum PathMatcher {
     Exact(String),
+    /// `/x/**` with a plain ASCII `/x`, the commonest shape, matched on every request without
+    /// a regex: `/x` itself and every path under `/x/` (what the glob matches, checked by a
+    /// property test against it).
+    Under {
+        /// `/x/` (`/` for `/**`).
+        dir: String,
+        /// `/x`.
+        bare: String,
+    },
     Glob {
         glob: GlobMatcher,
         /// `/x/**` also covers `/x` itself.
@@ -327,14 +336,32 @@ impl PathMatcher {
                  (requests are decoded before matching)"
             ));
         }
-        if !pattern.contains(['*', '?', '[', '{']) {
-            let exact = if case_sensitive {
-                pattern.to_string()
+        let fold = |p: &str| {
+            if case_sensitive {
+                p.to_string()
             } else {
-                crate::gateway::fold_case(pattern)
-            };
-            return Ok(PathMatcher::Exact(exact));
+                crate::gateway::fold_case(p)
+            }
+        };
+        if !pattern.contains(GLOB_CHARS) {
+            return Ok(PathMatcher::Exact(fold(pattern)));
         }
+        // ASCII only: there the glob's case-insensitive match and the path's folding agree
+        // letter for letter.
+        if let Some(bare) = pattern
+            .strip_suffix("/**")
+            .filter(|p| p.is_ascii() && !p.contains(GLOB_CHARS))
+        {
+            return Ok(PathMatcher::Under {
+                dir: fold(&format!("{bare}/")),
+                bare: fold(if bare.is_empty() { "/" } else { bare }),
+            });
+        }
+        Self::glob(pattern, case_sensitive)
+    }
+
+    /// The pattern as a glob, whatever its shape.
+    fn glob(pattern: &str, case_sensitive: bool) -> Result<PathMatcher, String> {
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .case_insensitive(!case_sensitive)
@@ -343,7 +370,7 @@ impl PathMatcher {
             .compile_matcher();
         let bare_prefix = pattern
             .strip_suffix("/**")
-            .filter(|p| !p.contains(['*', '?', '[', '{']))
+            .filter(|p| !p.contains(GLOB_CHARS))
             .map(|p| {
                 let p = if p.is_empty() { "/" } else { p };
                 if case_sensitive {
@@ -358,10 +385,70 @@ impl PathMatcher {
     pub fn is_match(&self, path: &str) -> bool {
         match self {
             PathMatcher::Exact(p) => p == path,
+            PathMatcher::Under { dir, bare } => path.starts_with(dir.as_str()) || path == bare,
             PathMatcher::Glob { glob, bare_prefix } => {
                 glob.is_match(path) || bare_prefix.as_deref() == Some(path)
             }
         }
+    }
+}
+
+/// What makes a route path a glob.
+const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
+
+#[cfg(test)]
+mod path_matcher_tests {
+    use proptest::prelude::*;
+
+    use super::PathMatcher;
+
+    /// Paths as the gateway matches them: segments of letters (either case), digits and a
+    /// few punctuation marks, folded to lower case unless case-sensitive.
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec("[aAbB0._-]{0,3}", 0..5)
+            .prop_map(|segs| format!("/{}", segs.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn under_matches_as_the_glob_does(
+            prefix in prop::collection::vec("[aAbB0._-]{1,3}", 0..3),
+            near in any::<bool>(),
+            tail in "[aAbB0._/-]{0,4}",
+            other in path(),
+            case_sensitive in any::<bool>(),
+        ) {
+            let bare: String = prefix.iter().map(|s| format!("/{s}")).collect();
+            let pattern = format!("{bare}/**");
+            // Half the paths start with the prefix (in any case), where the edges are.
+            let path = if near { format!("/{}{tail}", bare.trim_start_matches('/')) } else { other };
+            let fast = PathMatcher::new(&pattern, case_sensitive).unwrap();
+            prop_assert!(matches!(fast, PathMatcher::Under { .. }), "{pattern}");
+            let glob = PathMatcher::glob(&pattern, case_sensitive).unwrap();
+            let path = if case_sensitive { path } else { crate::gateway::fold_case(&path) };
+            prop_assert_eq!(fast.is_match(&path), glob.is_match(&path), "{} against {}", pattern, path);
+        }
+    }
+
+    #[test]
+    fn only_plain_ascii_prefixes_skip_the_glob() {
+        for (pattern, under) in [
+            ("/**", true),
+            ("/App/**", true),
+            ("/a/b-c.d/**", true),
+            ("/caf\u{e9}/**", false),
+            ("/a/*/**", false),
+            ("/a/**/b", false),
+            ("/a/*", false),
+        ] {
+            let m = PathMatcher::new(pattern, false).unwrap();
+            assert_eq!(matches!(m, PathMatcher::Under { .. }), under, "{pattern}");
+        }
+        let m = PathMatcher::new("/App/**", false).unwrap();
+        assert!(m.is_match("/app") && m.is_match("/app/") && m.is_match("/app/x/y"));
+        assert!(!m.is_match("/apps") && !m.is_match("/ap"));
+        let m = PathMatcher::new("/App/**", true).unwrap();
+        assert!(m.is_match("/App/x") && !m.is_match("/app/x"));
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```text
 //!  request ─▶ read the target as the app will (method, Host, canonical path; 400 if ambiguous)
 //!          ─▶ strip spoofed headers (X-Auth-*, method overrides, untrusted forwarding)
-//!          ─▶ match route (first wins) ─▶ load session (cache)
+//!          ─▶ match route (first wins) ─▶ load session (the connection's memo, cache)
 //!          ─▶ authorize every reading (HEAD as GET, overrides, trailing slash; strictest wins)
 //!          ─▶ rewrite headers (upgrades allowed, hop-by-hop, our cookies, forwarding, identity
 //!             and its signed assertion, see [`assertion`])
@@ -18,8 +18,8 @@
 //! turns a [`GateError`] into a response (a redirect or HTML page for browsers, JSON for
 //! programs) and logs.
 //!
-//! Every request runs in a `request` span holding its id, so each line logged while handling
-//! it carries the id. [`proxied`] then does one histogram observe for the route's duration
+//! Every request's future runs with its id in a task-local ([`crate::logs::in_request`]), so
+//! each line logged while handling it carries the id. [`proxied`] then does one histogram observe for the route's duration
 //! (handles resolved when the routes were loaded, see [`crate::metrics::RouteMetrics`]) and,
 //! with `[log] access = true`, writes the access line; `pipeline` observes the upstream's
 //! latency. The `App` a request gets is the configuration in force when it arrived
@@ -51,7 +51,7 @@ use crate::app::App;
 use crate::audit::{RequestActivity, RequestFacts};
 use crate::proxy::TunnelGuard;
 use crate::proxy::headers;
-use crate::session::Session;
+use crate::session::{Session, SessionMemo};
 use crate::web::{Body, RequestCtx, cookies, negotiate};
 
 /// Facts about the connection a request arrived on.
@@ -70,7 +70,13 @@ struct Outcome<'a> {
     route_index: Option<usize>,
 }
 
-pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+/// `memo` is the connection's: see [`SessionMemo`].
+pub async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+    memo: &SessionMemo,
+) -> Response<Body> {
     app.metrics
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -102,7 +108,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, conn: ConnInfo) -> Respon
             .observe_own(r.status().as_u16(), started.elapsed());
         r
     } else {
-        crate::logs::in_request(id, proxied(app, req, &ctx, started)).await
+        crate::logs::in_request(id, proxied(app, req, &ctx, memo, started)).await
     };
     resp.headers_mut()
         .insert(s.headers.request_id.clone(), ctx.request_id.header_value());
@@ -113,6 +119,7 @@ async fn proxied(
     app: &App,
     req: Request<Incoming>,
     ctx: &RequestCtx,
+    memo: &SessionMemo,
     started: Instant,
 ) -> Response<Body> {
     let method = req.method().clone();
@@ -120,7 +127,7 @@ async fn proxied(
     let target = req.uri().path_and_query().cloned();
     let page_load = negotiate::is_page_load(&method, req.headers());
     let mut outcome = Outcome::default();
-    let resp = match pipeline(app, req, ctx, &mut outcome).await {
+    let resp = match pipeline(app, req, ctx, memo, &mut outcome).await {
         Ok(r) => r,
         Err(e) => {
             if e.is_server_side() {
@@ -175,6 +182,7 @@ async fn pipeline<'a>(
     app: &'a App,
     mut req: Request<Incoming>,
     ctx: &RequestCtx,
+    memo: &SessionMemo,
     out: &mut Outcome<'a>,
 ) -> Result<Response<Body>, GateError> {
     let s = &app.settings;
@@ -194,7 +202,7 @@ async fn pipeline<'a>(
         &app.own_cookies,
     );
     let session = match &token {
-        Some(token) => app.sessions.lookup(token).await?,
+        Some(token) => app.sessions.lookup_on(token, memo).await?,
         None => None,
     };
     out.session = session.clone();

@@ -31,14 +31,17 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
 use crate::gateway::{self, ConnInfo};
+use crate::session::SessionMemo;
 
-/// What the deadlines look at, shared by the socket wrapper and the request service.
+/// A connection's state shared by the socket wrapper and the request service: what the
+/// deadlines look at, and the last session its requests presented.
 struct Activity {
     opened: Instant,
     /// Milliseconds since `opened` of the last byte read or written.
     last_io_ms: AtomicU64,
     in_flight: AtomicU32,
     served: AtomicBool,
+    session: SessionMemo,
 }
 
 impl Activity {
@@ -48,6 +51,7 @@ impl Activity {
             last_io_ms: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             served: AtomicBool::new(false),
+            session: SessionMemo::default(),
         }
     }
 
@@ -186,7 +190,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, c: ConnCtx, slot:
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         let guard = InFlight(activity);
         async move {
-            let resp = gateway::handle(&app, req, info).await;
+            let resp = gateway::handle(&app, req, info, &guard.0.session).await;
             drop(guard);
             Ok::<_, Infallible>(resp)
         }

@@ -17,6 +17,14 @@
 //! A load from the database races with an eviction: a request may read a session just before
 //! another process ends it, and cache it just after the feed evicted it. Every eviction bumps a
 //! generation counter; a load that sees the counter move while it ran drops what it cached.
+//!
+//! In front of the cache, each client connection keeps the last session it presented
+//! ([`SessionMemo`]): a browser sends one cookie on all its requests over a connection, so the
+//! next request with the same cookie skips hashing the token and the cache's bookkeeping. The
+//! memo is trusted only while the generation is the one read before the session was found, so
+//! any eviction anywhere (sign-out, revocation, a role or status change, the change feed)
+//! sends every connection back to the cache; the idle and absolute checks run on every request
+//! whichever way the session was found.
 
 pub mod api_tokens;
 mod identity;
@@ -30,6 +38,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
+use subtle::ConstantTimeEq;
 
 pub use api_tokens::{ApiTokens, TokenPrincipal};
 pub use identity::Identity;
@@ -109,6 +118,57 @@ pub struct SessionStats {
     pub misses: AtomicU64,
 }
 
+/// The last session one client connection presented; see the module docs. One per connection,
+/// given to [`SessionService::lookup_on`] with each of its requests.
+#[derive(Default)]
+pub struct SessionMemo(std::sync::Mutex<Option<Memo>>);
+
+struct Memo {
+    /// The [`SessionService`] that found it (a reload may build another, whose generations
+    /// count from zero again).
+    service: u64,
+    generation: u64,
+    /// Unix microseconds; a memo lives no longer than a cache entry.
+    stored_us: i64,
+    token: Box<str>,
+    session: Arc<Session>,
+}
+
+impl std::fmt::Debug for SessionMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMemo").finish_non_exhaustive()
+    }
+}
+
+impl SessionMemo {
+    fn get(
+        &self,
+        token: &str,
+        service: u64,
+        generation: u64,
+        oldest_us: i64,
+    ) -> Option<Arc<Session>> {
+        let slot = self.0.lock().ok()?;
+        let m = slot.as_ref()?;
+        // Compared in constant time: a connection must not learn, byte by byte, the token its
+        // previous request carried (a connection may carry several clients' requests, e.g.
+        // from a proxy in front).
+        let same =
+            m.token.len() == token.len() && bool::from(m.token.as_bytes().ct_eq(token.as_bytes()));
+        (same && m.service == service && m.generation == generation && m.stored_us >= oldest_us)
+            .then(|| m.session.clone())
+    }
+
+    fn set(&self, memo: Option<Memo>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = memo;
+        }
+    }
+}
+
+/// Tells one [`SessionService`] from another for [`SessionMemo`].
+static SERVICE_IDS: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Clone)]
 pub struct SessionService {
     inner: Arc<Inner>,
@@ -119,6 +179,9 @@ struct Inner {
     clock: SharedClock,
     settings: SessionSettings,
     cache: Cache<String, Arc<Session>>,
+    /// How long a cache entry (and so a [`SessionMemo`]) lives.
+    ttl: Duration,
+    id: u64,
     /// Well-formed tokens that matched no session, so a replayed dead cookie costs one query
     /// per minute rather than one per request.
     unknown: Cache<String, ()>,
@@ -170,6 +233,8 @@ impl SessionService {
                 clock,
                 settings,
                 cache,
+                ttl,
+                id: SERVICE_IDS.fetch_add(1, Ordering::Relaxed),
                 unknown,
                 toucher,
                 stats: SessionStats::default(),
@@ -271,11 +336,42 @@ impl SessionService {
     /// Resolves a cookie value to a live session. `Ok(None)` for anything that is not one
     /// (garbage, unknown, ended, expired, or a user who can no longer sign in).
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        self.lookup_at(token, self.now()).await
+    }
+
+    /// [`SessionService::lookup`] for a request on a client connection, through the
+    /// connection's memo of the last session it presented.
+    pub async fn lookup_on(
+        &self,
+        token: &str,
+        memo: &SessionMemo,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        // Read before the session is found: an eviction that runs while it is found moves the
+        // generation past this one, and the memo is not trusted again.
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let now = self.now();
+        let now_us = dt_to_micros(now);
+        let oldest_us = now_us.saturating_sub(self.inner.ttl.as_micros() as i64);
+        if let Some(session) = memo.get(token, self.inner.id, generation, oldest_us) {
+            self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return self.admit(session, now).await;
+        }
+        let found = self.lookup_at(token, now).await?;
+        memo.set(found.as_ref().map(|session| Memo {
+            service: self.inner.id,
+            generation,
+            stored_us: now_us,
+            token: token.into(),
+            session: session.clone(),
+        }));
+        Ok(found)
+    }
+
+    async fn lookup_at(&self, token: &str, now: Ts) -> Result<Option<Arc<Session>>, StoreError> {
         if !looks_like_token(token) {
             return Ok(None);
         }
         let hash = hash_token(token);
-        let now = self.now();
         let session = match self.inner.cache.get(&hash).await {
             Some(s) => {
                 self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -303,10 +399,21 @@ impl SessionService {
                 }
             }
         };
+        self.admit(session, now).await
+    }
+
+    /// The checks every request makes of the session it found, however it found it: the
+    /// absolute and idle timeouts (an expired session is ended), then the touch that keeps
+    /// `last_activity` current.
+    async fn admit(
+        &self,
+        session: Arc<Session>,
+        now: Ts,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         let idle = chrono::Duration::from_std(self.inner.settings.idle_timeout)
             .unwrap_or(chrono::Duration::minutes(30));
         if now >= session.expires_at || now.0 - session.last_seen().0 > idle {
-            let end = Box::pin(self.end_hash(&hash));
+            let end = Box::pin(self.end_hash(&session.token_hash));
             end.await?;
             return Ok(None);
         }
@@ -377,7 +484,9 @@ impl SessionService {
     }
 
     async fn end_hash(&self, hash: &str) -> Result<(), StoreError> {
+        // Gone from here (and from every memo) first, should the store fail below: fail closed.
         let cached = self.inner.cache.remove(hash).await;
+        self.evicted();
         let row_id = match cached {
             Some(s) => Some(s.id),
             None => self
@@ -390,9 +499,8 @@ impl SessionService {
         if let Some(id) = row_id {
             self.inner.store.end_session(id).await?;
         }
-        self.inner
-            .tunnels
-            .notify(tunnels::Revalidate::TokenHash(hash.to_string()));
+        // A request that read the row before it was ended may have cached it again meanwhile.
+        self.evict_token_hashes(&[hash.to_string()]).await;
         Ok(())
     }
 
@@ -400,10 +508,7 @@ impl SessionService {
     pub async fn end_by_id(&self, id: SessionId) -> Result<bool, StoreError> {
         match self.inner.store.end_session(id).await? {
             Some(hash) => {
-                self.inner.cache.invalidate(&hash).await;
-                self.inner
-                    .tunnels
-                    .notify(tunnels::Revalidate::TokenHash(hash));
+                self.evict_token_hashes(&[hash]).await;
                 Ok(true)
             }
             None => Ok(false),
@@ -430,6 +535,14 @@ impl SessionService {
                 .tunnels
                 .notify(tunnels::Revalidate::TokenHash(h.clone()));
         }
+        self.evicted();
+    }
+
+    /// Marks the end of an eviction. The bump before one makes a load that overlapped it drop
+    /// what it cached; this one, once the cache no longer holds what was evicted, makes every
+    /// [`SessionMemo`] recorded before (or while it ran) untrusted.
+    fn evicted(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops every cached session of a user, so the next request reloads their identity (after
@@ -444,6 +557,7 @@ impl SessionService {
             tracing::error!(error = %e, "cannot evict cached sessions; clearing the whole cache");
             self.inner.cache.invalidate_all();
         }
+        self.evicted();
         self.inner.tunnels.notify(tunnels::Revalidate::User(user));
     }
 
@@ -467,6 +581,7 @@ impl SessionService {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate_all();
         self.inner.unknown.invalidate_all();
+        self.evicted();
         self.inner.tunnels.notify(tunnels::Revalidate::All);
     }
 

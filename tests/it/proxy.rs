@@ -26,6 +26,7 @@ both_backends!(
     idle_and_absolute_expiry,
     activity_rows_match_authenticated_requests,
     steady_state_makes_no_database_queries,
+    one_connection_sees_every_session_change_at_once,
 );
 
 async fn who_gets_what(b: Backend) {
@@ -616,4 +617,152 @@ async fn dead_database_gives_503_never_a_pass() {
         stranger.get("/_auth/health").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+/// One client connection (HTTP/1.1 keep-alive), as a browser or a proxy in front holds it.
+struct OneConnection {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+    cookie_name: String,
+}
+
+impl OneConnection {
+    async fn open(s: &TestServer) -> OneConnection {
+        let io = hyper_util::rt::TokioIo::new(TcpStream::connect(s.addr).await.unwrap());
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        OneConnection {
+            send,
+            cookie_name: s.app().session_cookie_name(),
+        }
+    }
+
+    /// `GET /app/x` with this session cookie (or none); fails the test if the connection was
+    /// closed in between.
+    async fn get(&mut self, token: Option<&str>) -> crate::harness::server::Resp {
+        use http_body_util::BodyExt;
+        let mut req = http::Request::get("/app/x")
+            .header("host", "gatehouse.test")
+            .header("accept", "application/json");
+        if let Some(t) = token {
+            req = req.header("cookie", format!("{}={t}", self.cookie_name));
+        }
+        self.send
+            .ready()
+            .await
+            .expect("the connection is still open");
+        let resp = self
+            .send
+            .send_request(req.body(http_body_util::Empty::new()).unwrap())
+            .await
+            .expect("the same connection answers");
+        let (parts, body) = resp.into_parts();
+        crate::harness::server::Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    async fn user(&mut self, token: &str) -> Option<String> {
+        let r = self.get(Some(token)).await;
+        (r.status == StatusCode::OK).then(|| r.echoed("x-auth-user").join(","))
+    }
+}
+
+/// A connection remembers the last session it presented, so the next request with the same
+/// cookie skips the token's hash and the cache. Whatever changes a session must reach a request
+/// on that same connection at once: several sessions taking turns on one connection, sign-out
+/// elsewhere, an admin ending it, a role or lock change, the change feed's evictions, expiry.
+async fn one_connection_sees_every_session_change_at_once(b: Backend) {
+    use gatehouse::auth::bearer::hash_token;
+    let s = server(b).await;
+    let cookie = s.app().session_cookie_name();
+    let mut tokens = std::collections::HashMap::new();
+    let mut browsers = std::collections::HashMap::new();
+    for name in ["alice", "bob", "carol", "dave", "erin", "fred"] {
+        let b = s.signed_in(name).await;
+        tokens.insert(
+            name,
+            b.cookies.get(&cookie).cloned().expect("session cookie"),
+        );
+        browsers.insert(name, b);
+    }
+    let t = |n: &str| tokens[n].clone();
+    let app = s.app();
+    let store = &app.store;
+    let session_id = |token: String| async move {
+        store
+            .session_by_token_hash(&hash_token(&token))
+            .await
+            .unwrap()
+            .expect("live session")
+            .id
+    };
+    let mut c = OneConnection::open(&s).await;
+
+    // Sessions taking turns on one connection, with requests that carry none or a bad one.
+    for name in ["alice", "alice", "bob", "alice", "bob", "bob", "carol"] {
+        assert_eq!(c.user(&t(name)).await.as_deref(), Some(name));
+    }
+    assert_eq!(c.get(None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.user(&t("alice")).await.as_deref(), Some("alice"));
+    let mut forged = t("alice");
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(c.get(Some(&forged)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.user(&t("alice")).await.as_deref(), Some("alice"));
+
+    // Signed out on another connection.
+    browsers.get_mut("alice").unwrap().logout().await;
+    assert_eq!(c.user(&t("alice")).await, None, "signed out elsewhere");
+
+    // Ended by id (account page, admin API).
+    assert_eq!(c.user(&t("bob")).await.as_deref(), Some("bob"));
+    let id = session_id(t("bob")).await;
+    assert!(app.sessions.end_by_id(id).await.unwrap());
+    assert_eq!(c.user(&t("bob")).await, None, "ended by id");
+
+    // A role granted, then the account locked, as the admin service does them.
+    assert_eq!(c.user(&t("carol")).await.as_deref(), Some("carol"));
+    let carol = app.accounts.find("carol").await.unwrap();
+    app.accounts
+        .grant_role(carol.id, "editor", None, None)
+        .await
+        .unwrap();
+    app.sessions.evict_user(carol.id);
+    let r = c.get(Some(&t("carol"))).await;
+    assert_eq!(
+        r.echoed("x-auth-roles"),
+        vec!["editor"],
+        "role seen at once"
+    );
+    let until = Ts(app.now().0 + Chrono::hours(1));
+    app.accounts.lock(carol.id, until, None).await.unwrap();
+    app.sessions.evict_user(carol.id);
+    assert_eq!(c.user(&t("carol")).await, None, "locked");
+
+    // Ended in the database by another instance, then evicted by the change feed: by token
+    // hash, or everything after a gap in the feed.
+    assert_eq!(c.user(&t("dave")).await.as_deref(), Some("dave"));
+    let hash = store
+        .end_session(session_id(t("dave")).await)
+        .await
+        .unwrap();
+    app.sessions
+        .evict_token_hashes(&[hash.expect("ended")])
+        .await;
+    assert_eq!(c.user(&t("dave")).await, None, "evicted by token hash");
+    assert_eq!(c.user(&t("erin")).await.as_deref(), Some("erin"));
+    store
+        .end_session(session_id(t("erin")).await)
+        .await
+        .unwrap();
+    app.sessions.flush_all();
+    assert_eq!(c.user(&t("erin")).await, None, "cache flushed");
+
+    // Idle expiry is checked on every request, however the session was found.
+    assert_eq!(c.user(&t("fred")).await.as_deref(), Some("fred"));
+    assert_eq!(c.user(&t("fred")).await.as_deref(), Some("fred"));
+    s.clock.advance(Chrono::minutes(31));
+    assert_eq!(c.user(&t("fred")).await, None, "idle timeout");
 }
