@@ -336,25 +336,16 @@ impl PathMatcher {
                  (requests are decoded before matching)"
             ));
         }
-        let fold = |p: &str| {
-            if case_sensitive {
-                p.to_string()
-            } else {
-                crate::gateway::fold_case(p)
-            }
-        };
+        let fold = |p: &str| fold_pattern(p, case_sensitive);
         if !pattern.contains(GLOB_CHARS) {
             return Ok(PathMatcher::Exact(fold(pattern)));
         }
         // ASCII only: there the glob's case-insensitive match and the path's folding agree
         // letter for letter.
-        if let Some(bare) = pattern
-            .strip_suffix("/**")
-            .filter(|p| p.is_ascii() && !p.contains(GLOB_CHARS))
-        {
+        if let Some(prefix) = literal_prefix(pattern).filter(|p| p.is_ascii()) {
             return Ok(PathMatcher::Under {
-                dir: fold(&format!("{bare}/")),
-                bare: fold(if bare.is_empty() { "/" } else { bare }),
+                dir: fold(&format!("{prefix}/")),
+                bare: fold(or_root(prefix)),
             });
         }
         Self::glob(pattern, case_sensitive)
@@ -368,17 +359,7 @@ impl PathMatcher {
             .build()
             .map_err(|e| format!("bad glob {pattern:?}: {}", e.kind()))?
             .compile_matcher();
-        let bare_prefix = pattern
-            .strip_suffix("/**")
-            .filter(|p| !p.contains(GLOB_CHARS))
-            .map(|p| {
-                let p = if p.is_empty() { "/" } else { p };
-                if case_sensitive {
-                    p.to_string()
-                } else {
-                    crate::gateway::fold_case(p)
-                }
-            });
+        let bare_prefix = literal_prefix(pattern).map(|p| fold_pattern(or_root(p), case_sensitive));
         Ok(PathMatcher::Glob { glob, bare_prefix })
     }
 
@@ -395,6 +376,26 @@ impl PathMatcher {
 
 /// What makes a route path a glob.
 const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
+
+/// `/x` of a `/x/**` whose `/x` is plain (empty for `/**`).
+fn literal_prefix(pattern: &str) -> Option<&str> {
+    pattern
+        .strip_suffix("/**")
+        .filter(|p| !p.contains(GLOB_CHARS))
+}
+
+fn or_root(prefix: &str) -> &str {
+    if prefix.is_empty() { "/" } else { prefix }
+}
+
+/// A pattern's literal part in the canonical path's form: folded unless case-sensitive.
+fn fold_pattern(p: &str, case_sensitive: bool) -> String {
+    if case_sensitive {
+        p.to_string()
+    } else {
+        crate::gateway::fold_case(p)
+    }
+}
 
 #[cfg(test)]
 mod path_matcher_tests {

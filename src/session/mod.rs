@@ -16,7 +16,8 @@
 //!
 //! A load from the database races with an eviction: a request may read a session just before
 //! another process ends it, and cache it just after the feed evicted it. Every eviction bumps a
-//! generation counter; a load that sees the counter move while it ran drops what it cached.
+//! generation counter before and after it runs; a load that sees the counter move while it ran
+//! drops what it cached.
 //!
 //! In front of the cache, each client connection keeps the last session it presented
 //! ([`SessionMemo`]): a browser sends one cookie on all its requests over a connection, so the
@@ -486,7 +487,7 @@ impl SessionService {
     async fn end_hash(&self, hash: &str) -> Result<(), StoreError> {
         // Gone from here (and from every memo) first, should the store fail below: fail closed.
         let cached = self.inner.cache.remove(hash).await;
-        self.evicted();
+        self.bump_generation();
         let row_id = match cached {
             Some(s) => Some(s.id),
             None => self
@@ -528,27 +529,27 @@ impl SessionService {
 
     /// Drops cached sessions by token hash (after the store ended them).
     pub async fn evict_token_hashes(&self, hashes: &[String]) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_generation();
         for h in hashes {
             self.inner.cache.invalidate(h).await;
             self.inner
                 .tunnels
                 .notify(tunnels::Revalidate::TokenHash(h.clone()));
         }
-        self.evicted();
+        self.bump_generation();
     }
 
-    /// Marks the end of an eviction. The bump before one makes a load that overlapped it drop
-    /// what it cached; this one, once the cache no longer holds what was evicted, makes every
-    /// [`SessionMemo`] recorded before (or while it ran) untrusted.
-    fn evicted(&self) {
+    /// Called before and after every eviction. The bump before makes a load that overlapped
+    /// it drop what it cached; the bump after, once the cache no longer holds what was
+    /// evicted, makes every [`SessionMemo`] recorded before (or while it ran) untrusted.
+    fn bump_generation(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops every cached session of a user, so the next request reloads their identity (after
     /// a profile, role or status change).
     pub fn evict_user(&self, user: UserId) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_generation();
         if let Err(e) = self
             .inner
             .cache
@@ -557,7 +558,7 @@ impl SessionService {
             tracing::error!(error = %e, "cannot evict cached sessions; clearing the whole cache");
             self.inner.cache.invalidate_all();
         }
-        self.evicted();
+        self.bump_generation();
         self.inner.tunnels.notify(tunnels::Revalidate::User(user));
     }
 
@@ -578,10 +579,10 @@ impl SessionService {
     /// reloads from the database; for the change feed after a gap it cannot account for.
     /// Every tunnel checks its session again.
     pub fn flush_all(&self) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_generation();
         self.inner.cache.invalidate_all();
         self.inner.unknown.invalidate_all();
-        self.evicted();
+        self.bump_generation();
         self.inner.tunnels.notify(tunnels::Revalidate::All);
     }
 

@@ -128,6 +128,26 @@ fn corpus() -> Vec<Probe> {
         "/public/%2e%2e;/admin/x",
         "/REPORTS;jsessionid=1",
         "/reports%3f",
+        // The edges of a `/x/**` rule, matched by prefix: the bare directory, its trailing
+        // slash, a longer name, the prefix deeper in the path, the directory's name encoded.
+        "/admin",
+        "/ADMIN",
+        "/admin/",
+        "/Admin/",
+        "/admin/x/",
+        "/adminx/y",
+        "/admin-/x",
+        "/admin_/x",
+        "/admin.json/x",
+        "/ADMIN%2E/x",
+        "/public/admin/x",
+        "/admin/public/x",
+        "/public",
+        "/publicx/../admin/x",
+        "/export",
+        "/EXPORT/",
+        "/export/x/y",
+        "/%65xport/x",
     ] {
         v.push(get(t));
     }
@@ -145,6 +165,9 @@ fn corpus() -> Vec<Probe> {
         ("DELETE", "/items/1/"),
         ("DELETE", "/items/1;x"),
         ("DELETE", "/%69tems/1"),
+        ("DELETE", "/items"),
+        ("DELETE", "/ITEMS/"),
+        ("DELETE", "/Items/1/x"),
         ("POST", "/items/1?_method=DELETE"),
         ("POST", "/items/1?_method=delete"),
         ("POST", "/items/1?_METHOD=DELETE"),
