@@ -80,7 +80,6 @@ impl RequestActivity {
 
     /// Writes the row's text columns into `t`, replacing what it held.
     pub(crate) fn fill(&self, t: &mut RowText) {
-        use std::fmt::Write as _;
         self.with_meta(|meta| {
             t.description.clear();
             self.describe(&mut t.description, meta.path);
@@ -90,7 +89,7 @@ impl RequestActivity {
             }
         });
         t.ip.clear();
-        let _ = write!(t.ip, "{}", self.client_ip);
+        write_ip(&mut t.ip, self.client_ip);
         self.at.write_sqlite_text(&mut t.created_at);
     }
 
@@ -100,19 +99,7 @@ impl RequestActivity {
         out.push(' ');
         out.push_str(path);
         out.push_str(" → ");
-        // Digit by digit: no formatting machinery per row.
-        let mut digits = [b'0'; 5];
-        let mut n = self.status;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend(digits[at..].iter().map(|&d| char::from(d)));
+        out.push_str(itoa::Buffer::new().format(self.status));
     }
 
     /// Calls `f` with the row's metadata, borrowed from the record.
@@ -149,6 +136,26 @@ impl RequestActivity {
     }
 }
 
+/// Appends `ip` as `Display` writes it. An IPv4 address octet by octet: through the formatting
+/// machinery it cost about 950 instructions per row, a tenth of that this way.
+fn write_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// The text columns of a request row, in buffers a writer reuses from row to row.
 #[derive(Debug, Default)]
 pub(crate) struct RowText {
@@ -165,5 +172,43 @@ impl RowText {
         std::str::from_utf8(&self.metadata)
             .ok()
             .filter(|m| !m.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn write_ip_writes_what_display_writes(bits: u128, v4: bool) {
+            let ip = if v4 {
+                IpAddr::from(std::net::Ipv4Addr::from(bits as u32))
+            } else {
+                IpAddr::from(std::net::Ipv6Addr::from(bits))
+            };
+            let mut out = String::from("x");
+            write_ip(&mut out, ip);
+            prop_assert_eq!(out, format!("x{ip}"));
+        }
+    }
+
+    #[test]
+    fn write_ip_edges() {
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "::",
+            "::ffff:1.2.3.4",
+            "fe80::1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut out = String::new();
+            write_ip(&mut out, ip);
+            assert_eq!(out, text);
+        }
     }
 }

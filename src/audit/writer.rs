@@ -595,7 +595,7 @@ mod tests {
                 },
             )
         };
-        // Foreign keys are on for both paths: the rows need their user.
+        // Both paths link a row to its user only if the user exists.
         sqlx_user(&store, 7).await;
         let mut s = settings(1000, QueueFullPolicy::Wait);
         s.batch_size = 173; // 5 × 32 + 8 + 5 × 1

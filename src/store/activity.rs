@@ -53,8 +53,12 @@ pub struct ActivityFilter {
 /// large statement quadratic.
 const SQLITE_CHUNKS: [usize; 4] = [128, 32, 8, 1];
 
+/// As the writer's own connection does (`activity_sqlite::insert_sql`): a row whose user no
+/// longer exists is stored unlinked, not refused with the rest of its batch.
 const SQLITE_INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, \
-     activity_description, ip_address, user_agent, metadata, created_at) ";
+     activity_description, ip_address, user_agent, metadata, created_at) \
+     SELECT u.id, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (";
+const SQLITE_INSERT_END: &str = ") AS v LEFT JOIN users AS u ON u.id = v.column1";
 
 /// Bytes of row data per PostgreSQL statement. sqlx does not set `TCP_NODELAY` on its socket,
 /// and a statement message larger than what one write puts on the wire (the initial socket
@@ -106,10 +110,15 @@ where
 }
 
 /// PostgreSQL: a statement of fixed text (prepared once per connection), one array per column.
+/// Joined to `users` as on SQLite, so a row whose user no longer exists is stored unlinked;
+/// ordered by position, because the ids (and so the activity list's order) follow insertion.
 const PG_INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, \
      activity_description, ip_address, user_agent, metadata, created_at) \
-     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
-     $6::TEXT[]::JSONB[], $7::TIMESTAMPTZ[])";
+     SELECT u.id, t.kind, t.description, t.ip, t.agent, t.metadata, t.at \
+     FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+     $6::TEXT[]::JSONB[], $7::TIMESTAMPTZ[]) \
+     WITH ORDINALITY AS t(uid, kind, description, ip, agent, metadata, at, n) \
+     LEFT JOIN users AS u ON u.id = t.uid ORDER BY t.n";
 
 impl Store {
     /// Inserts a batch of activity rows in one transaction.
@@ -133,6 +142,7 @@ impl Store {
                             .push_bind(r.metadata.as_deref().map(Json))
                             .push_bind(r.created_at);
                     });
+                    qb.push(SQLITE_INSERT_END);
                     qb.build().execute(tx.conn()).await?;
                     rest = tail;
                 }

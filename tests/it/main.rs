@@ -10,6 +10,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod assertion;
+mod audit;
 mod auth_routes;
 mod boundary;
 mod browser;

@@ -25,24 +25,6 @@ where
     }
 }
 
-/// Runs `sql` on the test database from outside Gatehouse.
-async fn execute(db: &TestDb, sql: &str) {
-    use sqlx::Connection;
-    macro_rules! run {
-        ($conn:ty) => {{
-            let mut c = <$conn>::connect(&db.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }};
-    }
-    match db.backend {
-        Backend::Sqlite => run!(sqlx::SqliteConnection),
-        Backend::Postgres => run!(sqlx::PgConnection),
-    }
-}
-
 crate::both_backends!(health_and_readiness);
 
 async fn health_and_readiness(b: Backend) {
@@ -71,8 +53,7 @@ async fn health_and_readiness(b: Backend) {
     }
 
     // A schema newer than this build (a newer release migrated it): not ready, with the reason.
-    execute(
-        &s.db,
+    s.db.execute(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          SELECT 99999999999999, 'from the future', success, checksum, execution_time \
          FROM _sqlx_migrations WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)",
@@ -84,11 +65,8 @@ async fn health_and_readiness(b: Backend) {
     assert_eq!(v["reason"], "schema version mismatch", "{v}");
     assert_eq!(v["detail"]["applied"], 99999999999999_i64, "{v}");
     assert_eq!(br.get("/_auth/healthz").await.status, StatusCode::OK);
-    execute(
-        &s.db,
-        "DELETE FROM _sqlx_migrations WHERE version = 99999999999999",
-    )
-    .await;
+    s.db.execute("DELETE FROM _sqlx_migrations WHERE version = 99999999999999")
+        .await;
     assert_eq!(br.get("/_auth/readyz").await.status, StatusCode::OK);
 
     // The database gone: not ready; the process itself is still healthy.

@@ -75,6 +75,26 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Runs `sql` on the test database from outside Gatehouse, on a connection of its own.
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        macro_rules! run {
+            ($conn:ty) => {{
+                let mut c = <$conn>::connect(&self.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }};
+        }
+        match self.backend {
+            Backend::Sqlite => run!(sqlx::SqliteConnection),
+            Backend::Postgres => run!(sqlx::PgConnection),
+        }
+    }
+}
+
 fn rand_suffix() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now()
