@@ -73,9 +73,7 @@ impl TestDb {
             }
         }
     }
-}
 
-impl TestDb {
     /// Runs `sql` on the test database from outside Gatehouse, on a connection of its own.
     pub async fn execute(&self, sql: &str) {
         use sqlx::Connection;
