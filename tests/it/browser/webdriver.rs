@@ -224,15 +224,30 @@ impl WebDriver {
 
     /// Waits up to 10 s for the address bar to reach a path starting with `prefix`.
     pub async fn wait_path(&self, prefix: &str) {
+        self.wait_url(prefix, |u| u.path().starts_with(prefix))
+            .await;
+    }
+
+    /// Waits up to 10 s for the address bar's query to hold `pair` (`name=value`, as the
+    /// browser encodes it): after a form submitted by GET to the page it is on, the old page's
+    /// elements are still there until the new one has loaded, so finding one proves nothing.
+    pub async fn wait_query(&self, pair: &str) {
+        self.wait_url(pair, |u| {
+            u.query().is_some_and(|q| q.split('&').any(|p| p == pair))
+        })
+        .await;
+    }
+
+    async fn wait_url(&self, what: &str, reached: impl Fn(&url::Url) -> bool) {
         let mut last = String::new();
         for _ in 0..100 {
             last = self.url().await;
-            if url::Url::parse(&last).is_ok_and(|u| u.path().starts_with(prefix)) {
+            if url::Url::parse(&last).is_ok_and(|u| reached(&u)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("expected {prefix}, at {last}: {}", self.source().await);
+        panic!("expected {what}, at {last}: {}", self.source().await);
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns its
