@@ -53,12 +53,14 @@ pub struct ActivityFilter {
 /// large statement quadratic.
 const SQLITE_CHUNKS: [usize; 4] = [128, 32, 8, 1];
 
-/// As the writer's own connection does (`activity_sqlite::insert_sql`): a row whose user no
-/// longer exists is stored unlinked, not refused with the rest of its batch.
-const SQLITE_INSERT: &str = "INSERT INTO user_activity_log (user_id, activity_type, \
+/// What follows `INSERT` (or `INSERT OR …`) up to the `VALUES` list in both SQLite inserts,
+/// the pool's and the writer's own connection's (`activity_sqlite::insert_sql`), and what
+/// follows the list: the rows' user ids are joined to `users`, so a row whose user no longer
+/// exists is stored unlinked, not refused with the rest of its batch.
+pub(super) const SQLITE_INTO_JOINED: &str = "INTO user_activity_log (user_id, activity_type, \
      activity_description, ip_address, user_agent, metadata, created_at) \
      SELECT u.id, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (";
-const SQLITE_INSERT_END: &str = ") AS v LEFT JOIN users AS u ON u.id = v.column1";
+pub(super) const SQLITE_JOIN_USERS: &str = ") AS v LEFT JOIN users AS u ON u.id = v.column1";
 
 /// Bytes of row data per PostgreSQL statement. sqlx does not set `TCP_NODELAY` on its socket,
 /// and a statement message larger than what one write puts on the wire (the initial socket
@@ -129,7 +131,7 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(p) => {
                 let mut tx = Counted::new(p, self.counter()).begin().await?;
-                let mut qb = QueryBuilder::<Sqlite>::new(SQLITE_INSERT);
+                let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT {SQLITE_INTO_JOINED}"));
                 let mut rest = rows;
                 while let Some(&n) = SQLITE_CHUNKS.iter().find(|&&n| n <= rest.len()) {
                     let (chunk, tail) = rest.split_at(n);
@@ -142,7 +144,7 @@ impl Store {
                             .push_bind(r.metadata.as_deref().map(Json))
                             .push_bind(r.created_at);
                     });
-                    qb.push(SQLITE_INSERT_END);
+                    qb.push(SQLITE_JOIN_USERS);
                     qb.build().execute(tx.conn()).await?;
                     rest = tail;
                 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::activity::{SQLITE_INTO_JOINED, SQLITE_JOIN_USERS};
 use super::{Store, StoreError};
 
 /// Rows per statement, largest first: a batch is cut into statements of these sizes only, each
@@ -36,12 +37,7 @@ const COLUMNS: usize = 7;
 /// rows cannot break the key: the join reads `users` inside the batch's write transaction.
 /// Together, about 2,300 instructions less per row (`bench/README.md`, eighth round).
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR ROLLBACK INTO user_activity_log (user_id, activity_type, \
-         activity_description, ip_address, user_agent, metadata, created_at) \
-         SELECT u.id, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 \
-         FROM (VALUES ",
-    );
+    let mut sql = format!("INSERT OR ROLLBACK {SQLITE_INTO_JOINED}VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -49,7 +45,7 @@ fn insert_sql(rows: usize) -> String {
         sql.push_str("(?,?,?,?,?,?,?)");
     }
     // The left operand of a LEFT JOIN stays the outer loop: rows go in as they were bound.
-    sql.push_str(") AS v LEFT JOIN users AS u ON u.id = v.column1");
+    sql.push_str(SQLITE_JOIN_USERS);
     sql
 }
 
