@@ -11,7 +11,8 @@ routes as bench/proxy/run.sh), then measures VmRSS of the gatehouse process:
 3. with CONNS (10000) client connections open, each having made one request and kept alive.
 
 Settings (environment): CONNS, SESSIONS, PORT_BASE (18180), PROFILE (dist), GATEHOUSE_BIN, UPSTREAM_BIN,
-WORKERS (server.workers, default 1). Only 127.0.0.1 is used. Needs python3 (stdlib only).
+WORKERS (server.workers, default 1), SMAPS (1: also print where the idle RSS lies, mapping by
+mapping, from /proc/PID/smaps). Only 127.0.0.1 is used. Needs python3 (stdlib only).
 """
 
 import asyncio
@@ -47,6 +48,27 @@ def rss_kib(pid, field="VmRSS"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def smaps_report(pid, top=14):
+    """The idle RSS by mapping: the binary's sections (by permissions), the heap, thread stacks
+    and arenas (anonymous), shared libraries; the largest first."""
+    rows, cur = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                perms, name = head[1], (head[5] if len(head) > 5 else "[anon]")
+                cur = (os.path.basename(name), perms)
+                rows.setdefault(cur, [0, 0, 0])
+                rows[cur][2] += 1
+            elif head[0] == "Rss:":
+                rows[cur][0] += int(head[1])
+            elif head[0] == "Anonymous:":
+                rows[cur][1] += int(head[1])
+    print("  where the idle RSS lies (KiB: resident, of it anonymous; mappings):")
+    for (name, perms), (rss, anon, n) in sorted(rows.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {rss:7d} {anon:7d} {n:5d}  {perms} {name}")
 
 
 def wait_http(url):
@@ -165,6 +187,8 @@ path = "/app/**"
             print(f"idle RSS: {idle / 1024:.1f} MiB ({idle} KiB; heap and stacks "
                   f"{rss_kib(gh.pid, 'RssAnon') / 1024:.1f} MiB, the binary and other files "
                   f"{rss_kib(gh.pid, 'RssFile') / 1024:.1f} MiB)")
+            if os.environ.get("SMAPS") == "1":
+                smaps_report(gh.pid)
             before = idle
             t0 = time.time()
             statuses = await use_sessions(tokens)

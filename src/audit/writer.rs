@@ -142,46 +142,81 @@ impl AuditLog {
 
     /// Records a proxied request of a signed-in user: the request's task only queues the
     /// record, the writer builds the row.
-    pub async fn record_request(&self, r: RequestActivity) {
-        self.send(Queued::Request(r)).await;
+    ///
+    /// Not an `async fn`: with room in the queue, as in steady state, the record is queued
+    /// here and the future has nothing to do. Only a full queue under `on_full = "wait"`, or a
+    /// direct writer, leaves a wait, boxed, so that the 288-byte record and the channel's send
+    /// are not carried in every proxied request's future.
+    pub fn record_request(&self, r: RequestActivity) -> impl Future<Output = ()> + Send + '_ {
+        let wait = self
+            .try_queue(Queued::Request(r))
+            .map(|item| Box::pin(self.send(item)));
+        async move {
+            if let Some(wait) = wait {
+                wait.await;
+            }
+        }
     }
 
     async fn send(&self, item: Queued) {
+        let Some(item) = self.try_queue(item) else {
+            return;
+        };
         match &self.mode {
             Mode::Direct(store) => {
                 let row = item.into_row();
                 // Boxed (in a statement of its own, see `SessionService::lookup`): a database
                 // write is a large future, and this one (short-lived processes only) would
-                // otherwise size every proxied request's future.
+                // otherwise size every caller's future.
                 let write = Box::pin(self.write_direct(store, row));
                 write.await;
             }
-            Mode::Queued {
-                tx,
-                policy,
-                full_batch,
-                wake_at,
-            } => {
-                let sent = match policy {
-                    QueueFullPolicy::Wait => tx.send(item).await.is_ok(),
-                    QueueFullPolicy::Drop => tx.try_send(item).is_ok(),
-                };
-                if sent {
-                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                    if tx.max_capacity() - tx.capacity() >= *wake_at {
-                        full_batch.notify_one();
-                    }
-                } else {
-                    let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    // Log the first drop and then every 1000th, so a flood does not flood the log too.
-                    if n == 1 || n.is_multiple_of(1000) {
-                        tracing::warn!(
-                            dropped_total = n,
-                            "activity queue full or closed: row dropped"
-                        );
-                    }
-                }
+            Mode::Queued { tx, .. } => match tx.send(item).await {
+                Ok(()) => self.queued(),
+                Err(_) => self.dropped(),
+            },
+        }
+    }
+
+    /// Queues `item` if the queue has room, or counts it dropped under `on_full = "drop"` (or
+    /// when the writer is gone). Gives `item` back when it must be waited for: a direct
+    /// writer, or a full queue under `on_full = "wait"`.
+    fn try_queue(&self, item: Queued) -> Option<Queued> {
+        let Mode::Queued { tx, policy, .. } = &self.mode else {
+            return Some(item);
+        };
+        match tx.try_send(item) {
+            Ok(()) => self.queued(),
+            Err(mpsc::error::TrySendError::Full(item)) if *policy == QueueFullPolicy::Wait => {
+                return Some(item);
             }
+            Err(_) => self.dropped(),
+        }
+        None
+    }
+
+    fn queued(&self) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if let Mode::Queued {
+            tx,
+            full_batch,
+            wake_at,
+            ..
+        } = &self.mode
+            && tx.max_capacity() - tx.capacity() >= *wake_at
+        {
+            full_batch.notify_one();
+        }
+    }
+
+    fn dropped(&self) {
+        let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        // Log the first drop and then every 1000th, so a flood does not flood the log too.
+        if n == 1 || n.is_multiple_of(1000) {
+            tracing::warn!(
+                dropped_total = n,
+                "activity queue full or closed: row dropped"
+            );
         }
     }
 
@@ -494,8 +529,12 @@ mod tests {
         let (_dir, store) = store().await;
         let (log, writer) = AuditLog::spawn(store.clone(), &settings(10, QueueFullPolicy::Drop));
         for i in 0..100 {
-            // `record` with the drop policy never awaits the queue.
-            log.record(event(i)).await;
+            // With the drop policy neither kind of record ever awaits the queue.
+            if i % 2 == 0 {
+                log.record(event(i)).await;
+            } else {
+                log.record_request(request_record(i as u64)).await;
+            }
         }
         writer.shutdown().await;
         let st = log.stats();
@@ -514,7 +553,11 @@ mod tests {
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..250 {
-                    log.record(event(t * 1000 + i)).await;
+                    if i % 2 == 0 {
+                        log.record(event(t * 1000 + i)).await;
+                    } else {
+                        log.record_request(request_record(i as u64)).await;
+                    }
                 }
             }));
         }
@@ -549,6 +592,39 @@ mod tests {
         writer.shutdown().await;
         let st = log.stats();
         assert_eq!((st.queued, st.written, st.dropped), (2000, 2000, 0));
+    }
+
+    fn request_record(i: u64) -> RequestActivity {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::USER_AGENT, "bench/1".parse().unwrap());
+        let ctx = crate::web::RequestCtx::new(
+            "192.0.2.7:4000".parse().unwrap(),
+            false,
+            &h,
+            &[],
+            &http::HeaderName::from_static("x-request-id"),
+        );
+        RequestActivity::new(
+            UserId(1),
+            Ts(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
+            &ctx,
+            crate::audit::RequestFacts {
+                method: &http::Method::GET,
+                path: &format!("/app/{i}"),
+                route: Some("/app/**"),
+                status: 200,
+                elapsed: Duration::from_micros(100),
+            },
+        )
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_direct_log_has_written_a_request_record_when_it_returns() {
+        let (_dir, store) = store().await;
+        let log = AuditLog::direct(store.clone());
+        log.record_request(request_record(0)).await;
+        assert_eq!(store.count_activity(Some("request")).await.unwrap(), 1);
+        assert_eq!(log.stats().written, 1);
     }
 
     /// The writer's own connection (a file-backed SQLite store) stores a request row exactly

@@ -158,7 +158,7 @@ impl Assertions {
 
     /// The assertion for `session` at `now`: the token kept with this session object while it
     /// has a minute left, else a new one.
-    pub async fn header(&self, session: &Arc<Session>, now: Ts) -> Option<HeaderValue> {
+    pub fn header(&self, session: &Arc<Session>, now: Ts) -> Option<HeaderValue> {
         let now_s = now.0.timestamp();
         if let Some(token) = session.assertion.get(now_s + REFRESH_MARGIN.num_seconds()) {
             return Some(token);

@@ -190,7 +190,7 @@ async fn allowed(app: &App, session: Option<&Arc<Session>>) -> Response<Body> {
     match session {
         Some(sess) => {
             headers::inject_identity(h, &sess.identity, app.now(), names);
-            if let Some(v) = app.assertions.header(sess, app.now()).await {
+            if let Some(v) = app.assertions.header(sess, app.now()) {
                 h.insert(names.assertion.clone(), v);
             }
         }

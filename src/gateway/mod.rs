@@ -73,7 +73,7 @@ struct Outcome<'a> {
 /// `memo` is the connection's: see [`SessionMemo`].
 pub async fn handle(
     app: &App,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
     conn: ConnInfo,
     memo: &SessionMemo,
 ) -> Response<Body> {
@@ -101,7 +101,7 @@ pub async fn handle(
         // unboxed future would keep its storage in this one across the await.
         let portal = Box::pin(crate::logs::in_request(
             id,
-            auth_routes::handle(app, req, &ctx),
+            auth_routes::handle(app, *req, &ctx),
         ));
         let r = portal.await;
         app.route_metrics
@@ -117,7 +117,7 @@ pub async fn handle(
 
 async fn proxied(
     app: &App,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
     ctx: &RequestCtx,
     memo: &SessionMemo,
     started: Instant,
@@ -180,7 +180,7 @@ async fn proxied(
 
 async fn pipeline<'a>(
     app: &'a App,
-    mut req: Request<Incoming>,
+    mut req: Box<Request<Incoming>>,
     ctx: &RequestCtx,
     memo: &SessionMemo,
     out: &mut Outcome<'a>,
@@ -218,7 +218,7 @@ async fn pipeline<'a>(
     headers::set_forwarded(h, ctx, host.as_ref(), &s.headers);
     if let Some(sess) = &session {
         headers::inject_identity(h, &sess.identity, app.now(), &s.headers);
-        if let Some(v) = app.assertions.header(sess, app.now()).await {
+        if let Some(v) = app.assertions.header(sess, app.now()) {
             h.insert(s.headers.assertion.clone(), v);
         }
     }

@@ -75,7 +75,7 @@ impl Pool {
     /// connection a failure is final.
     pub(super) async fn send(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Box<Request<Incoming>>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
             let (mut sender, reused) = match self.checkout() {
@@ -95,13 +95,13 @@ impl Pool {
                     continue;
                 }
             }
-            match sender.try_send_request(req).await {
+            match sender.try_send_request(*req).await {
                 Ok(resp) => {
                     let back = Some((sender, Arc::downgrade(self)));
                     return Ok(resp.map(|inner| PooledBody { inner, back }));
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => req = unsent,
+                    Some(unsent) if reused => *req = unsent,
                     _ => return Err(SendError::Http(e.into_error())),
                 },
             }

@@ -154,11 +154,11 @@ impl Upstream {
     /// `guard` is awaited beside a bridged upgrade; when it completes, both sides are closed.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Box<Request<Incoming>>,
         host: Option<&HeaderValue>,
         guard: Option<TunnelGuard>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let client_upgrade = hyper::upgrade::on(&mut req);
+        let client_upgrade = hyper::upgrade::on(&mut *req);
         // Without a base path the request's own path and query are reused as they are.
         let path_and_query = match (req.uri().path_and_query(), self.base_path.is_empty()) {
             (Some(pq), true) => pq.clone(),
@@ -214,7 +214,10 @@ impl Upstream {
     /// connection by `connect_timeout` on its own. (A deadline over their sum answered a silent
     /// upstream only after both had run out.) In steady state the connection is pooled, so the
     /// whole deadline is the upstream's, at the cost of one timer per request.
-    async fn send(&self, req: Request<Incoming>) -> Result<Response<PooledBody>, UpstreamError> {
+    async fn send(
+        &self,
+        req: Box<Request<Incoming>>,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
         match tokio::time::timeout(self.response_timeout, self.pool.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
             Ok(Ok(resp)) => Ok(resp),

@@ -357,7 +357,11 @@ impl SessionService {
             self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
             return self.admit(session, now).await;
         }
-        let found = self.lookup_at(token, now).await?;
+        // Boxed, in a statement of its own: the cache's lookup is a large future (moka's `get`
+        // alone is over 700 bytes) that the steady state, a memo hit, never runs; inline it
+        // would size every proxied request's future, which hyper keeps per connection.
+        let lookup = Box::pin(self.lookup_at(token, now));
+        let found = lookup.await?;
         memo.set(found.as_ref().map(|session| Memo {
             service: self.inner.id,
             generation,
